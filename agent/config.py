@@ -1,0 +1,360 @@
+"""``sites.toml``: the fleet, its support contract and where tickets go.
+
+Loaded once, validated whole: every problem is reported as one line naming its key
+(``sites[2].ssh.port: ...``) and nothing runs. Secrets are never in the file, only the names of
+the environment variables that hold them; those are read when a site is worked on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
+)
+
+from inventory import safety
+from inventory.errors import HostileValueError
+
+ENV_VAR = "WPFLEET_CONFIG"
+DEFAULT_FILE = "sites.toml"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_DAY = re.compile(r"(\d{2})-(\d{2})")
+_HOURS = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_SITE_NAME = r"^[a-z0-9][a-z0-9-]*$"
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` holds one line per bad key."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _remote_path(value: str) -> str:
+    try:
+        return safety.remote_path(value.rstrip("/") or "/")
+    except HostileValueError as exc:
+        raise ValueError(f"{exc}: must be an absolute path of plain characters") from None
+
+
+class AgentConfig(_Strict):
+    state_dir: Path = Path("state")
+    concurrency: int = Field(16, ge=1, le=512)
+    timezone: str = "Asia/Tehran"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Contract(_Strict):
+    """The support agreement's terms for one site."""
+
+    support_start: date
+    support_until: date
+    major_window_start: str = "03-01"
+    major_window_days: int = Field(30, ge=1, le=366)
+    support_days: list[str] = Field(default_factory=lambda: ["Sat", "Sun", "Mon", "Tue", "Wed"])
+    support_hours: str = "08:00-16:30"
+    holidays: list[str] = Field(default_factory=list)
+    response_minutes: int = Field(60, ge=1, le=10080)
+    hold: list[str] = Field(default_factory=list)
+
+    @field_validator("major_window_start")
+    @classmethod
+    def _month_day(cls, value: str) -> str:
+        match = _MONTH_DAY.fullmatch(value)
+        if not match or not _valid_month_day(int(match[1]), int(match[2])):
+            raise ValueError(f"{value!r} is not a month-day like '03-01'")
+        return value
+
+    @field_validator("support_days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if d not in WEEKDAYS]
+        if bad or not value:
+            raise ValueError(f"days must be among {', '.join(WEEKDAYS)}; got {bad or 'none'}")
+        return value
+
+    @field_validator("support_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        match = _HOURS.fullmatch(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a range like '08:00-16:30'")
+        try:
+            start, end = time(int(match[1]), int(match[2])), time(int(match[3]), int(match[4]))
+        except ValueError:
+            raise ValueError(f"{value!r} has an impossible time") from None
+        if start >= end:
+            raise ValueError(f"{value!r} ends before it starts")
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if _COUNTRY.fullmatch(item):
+                continue
+            try:
+                date.fromisoformat(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is neither an ISO date nor a country code") from None
+        return value
+
+    @field_validator("hold")
+    @classmethod
+    def _hold(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                safety.slug(item)
+            except HostileValueError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> Contract:
+        if self.support_until < self.support_start:
+            raise ValueError("support_until is before support_start")
+        return self
+
+    @property
+    def hours(self) -> tuple[time, time]:
+        match = _HOURS.fullmatch(self.support_hours)
+        assert match is not None
+        return time(int(match[1]), int(match[2])), time(int(match[3]), int(match[4]))
+
+    @property
+    def window_month_day(self) -> tuple[int, int]:
+        match = _MONTH_DAY.fullmatch(self.major_window_start)
+        assert match is not None
+        return int(match[1]), int(match[2])
+
+
+def _valid_month_day(month: int, day: int) -> bool:
+    try:
+        date(2024, month, day)  # a leap year, so 02-29 is allowed
+    except ValueError:
+        return False
+    return True
+
+
+class SSHConfig(_Strict):
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]*$")
+    port: int = Field(22, ge=1, le=65535)
+    user: str = Field(pattern=r"^[a-z_][a-z0-9_.-]*$")
+    key: Path
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    connect_timeout: float = Field(15.0, gt=0, le=300)
+    command_timeout: float = Field(600.0, gt=0, le=86400)
+
+
+class RestConfig(_Strict):
+    user: str = Field(min_length=1)
+    password_env: EnvName
+    url: AnyHttpUrl | None = None
+    timeout: float = Field(20.0, gt=0, le=300)
+
+    def password(self) -> str | None:
+        return os.environ.get(self.password_env)
+
+
+class TicketsConfig(_Strict):
+    sink: Literal["webhook", "email", "file"] = "file"
+    url: AnyHttpUrl | None = None
+    secret_env: EnvName | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_user_env: EnvName | None = None
+    smtp_password_env: EnvName | None = None
+    mail_from: str | None = None
+    mail_to: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sink_needs(self) -> TicketsConfig:
+        if self.sink == "webhook" and self.url is None:
+            raise ValueError("sink 'webhook' needs url")
+        if self.sink == "email" and not (self.smtp_host and self.mail_from and self.mail_to):
+            raise ValueError("sink 'email' needs smtp_host, mail_from and mail_to")
+        return self
+
+
+class SiteConfig(_Strict):
+    name: str = Field(pattern=_SITE_NAME, max_length=63)
+    url: AnyHttpUrl
+    path: str
+    wp_cli: str = "wp"
+    backup_dir: str | None = None
+    ssh: SSHConfig | None = None
+    rest: RestConfig | None = None
+    contract: Contract
+
+    @field_validator("path", "backup_dir")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _remote_path(value)
+
+    @field_validator("wp_cli")
+    @classmethod
+    def _wp_cli(cls, value: str) -> str:
+        from inventory.wpcli import parse_command
+
+        try:
+            parse_command(value)
+        except (ValueError, HostileValueError) as exc:
+            raise ValueError(f"not a plain command: {exc}") from None
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        """A site with no [sites.ssh] lives on the agent's own host."""
+        return self.ssh is None
+
+    @property
+    def rest_url(self) -> str:
+        return str(self.rest.url if self.rest and self.rest.url else self.url)
+
+
+class FleetConfig(_Strict):
+    """The whole file, with paths made absolute and contracts merged per site."""
+
+    agent: AgentConfig = AgentConfig()
+    tickets: TicketsConfig = TicketsConfig()
+    sites: list[SiteConfig] = Field(default_factory=list)
+    source: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> FleetConfig:
+        seen: set[str] = set()
+        for site in self.sites:
+            if site.name in seen:
+                raise ValueError(f"duplicate site name {site.name!r}")
+            seen.add(site.name)
+        return self
+
+    def site(self, name: str) -> SiteConfig:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(name)
+
+    def select(self, names: list[str] | None) -> list[SiteConfig]:
+        """The sites named (all when none); an unknown name is a ``ConfigError``."""
+        if not names:
+            return list(self.sites)
+        unknown = [n for n in names if n not in {s.name for s in self.sites}]
+        if unknown:
+            raise ConfigError([f"--site: no site named {n!r}" for n in unknown])
+        return [self.site(n) for n in dict.fromkeys(names)]
+
+
+def locate(explicit: str | None) -> Path:
+    """``--config``, else ``$WPFLEET_CONFIG``, else ``./sites.toml``."""
+    return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_FILE)
+
+
+def load(path: Path) -> FleetConfig:
+    """Read and validate a config file; raises ``ConfigError`` listing every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such config file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    return parse(raw, base=path.resolve().parent, source=path)
+
+
+def parse(raw: dict[str, Any], *, base: Path, source: Path | None = None) -> FleetConfig:
+    """Validate a parsed TOML document; relative paths are taken relative to ``base``."""
+    document = _merge_contracts(raw)
+    try:
+        config = FleetConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError([_problem(e) for e in exc.errors()]) from None
+    return _absolute(config, base, source)
+
+
+def _merge_contracts(raw: dict[str, Any]) -> dict[str, Any]:
+    """Each site's contract: the [contract] defaults overridden by its [sites.contract]."""
+    document = dict(raw)
+    defaults = raw.get("contract", {})
+    sites = raw.get("sites", [])
+    if isinstance(defaults, dict) and isinstance(sites, list):
+        merged_sites = []
+        for site in sites:
+            if isinstance(site, dict):
+                own = site.get("contract", {})
+                site = {**site, "contract": {**defaults, **own} if isinstance(own, dict) else own}
+            merged_sites.append(site)
+        document["sites"] = merged_sites
+    document.pop("contract", None)
+    if not isinstance(defaults, dict):
+        document["contract"] = defaults  # reported as an unexpected value below
+    return document
+
+
+def _problem(error: Any) -> str:
+    loc = ""
+    for part in error["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{loc or 'config'}: {message}"
+
+
+def _absolute(config: FleetConfig, base: Path, source: Path | None) -> FleetConfig:
+    def local(path: Path) -> Path:
+        path = Path(os.path.expanduser(path))
+        return path if path.is_absolute() else base / path
+
+    sites = [
+        site.model_copy(update={"ssh": site.ssh.model_copy(update={
+            "key": local(site.ssh.key), "known_hosts": local(site.ssh.known_hosts)})})
+        if site.ssh else site
+        for site in config.sites
+    ]
+    agent = config.agent.model_copy(update={"state_dir": local(config.agent.state_dir)})
+    return config.model_copy(update={"agent": agent, "sites": sites, "source": source})
+
+
+def missing_secrets(config: FleetConfig) -> list[str]:
+    """Environment variables the config names that are not set, one problem line each."""
+    problems = []
+    for index, site in enumerate(config.sites):
+        if site.rest and site.rest.password() is None:
+            problems.append(f"sites[{index}].rest.password_env: environment variable {site.rest.password_env} is not set")
+    tickets = config.tickets
+    for key in ("secret_env", "smtp_user_env", "smtp_password_env"):
+        name = getattr(tickets, key)
+        if name and name not in os.environ:
+            problems.append(f"tickets.{key}: environment variable {name} is not set")
+    return problems

@@ -1,0 +1,105 @@
+"""Fleet orchestration: one outcome per site, one site's failure never stopping the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import TypeVar
+
+from agent.config import FleetConfig, SiteConfig
+from inventory.collect import collect, failed
+from inventory.errors import InventoryError
+from inventory.models import SiteInventory
+from inventory.rest import RestClient
+from inventory.transport import LocalTransport, SSHTransport, Transport
+from inventory.wpcli import WPCLI, parse_command
+
+log = logging.getLogger(__name__)
+Outcome = TypeVar("Outcome")
+
+
+def transport_for(site: SiteConfig) -> Transport:
+    """SSH for a remote site; the agent's own host when the site has no [sites.ssh]."""
+    if site.ssh is None:
+        return LocalTransport()
+    ssh = site.ssh
+    return SSHTransport(
+        host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key, known_hosts=ssh.known_hosts,
+        connect_timeout=ssh.connect_timeout, command_timeout=ssh.command_timeout,
+    )
+
+
+def wpcli_for(site: SiteConfig, transport: Transport) -> WPCLI:
+    return WPCLI(transport=transport, path=site.path, command=parse_command(site.wp_cli))
+
+
+def rest_for(site: SiteConfig) -> RestClient | None:
+    """The site's REST client, or None when it has no [sites.rest]."""
+    if site.rest is None:
+        return None
+    password = site.rest.password()
+    if password is None:
+        raise InventoryError(f"environment variable {site.rest.password_env} is not set")
+    return RestClient(base_url=site.rest_url, user=site.rest.user, password=password, timeout=site.rest.timeout)
+
+
+@dataclass
+class Progress:
+    """Reports each finished site on stderr as ``[done/total] site: status``."""
+
+    total: int
+    done: int = 0
+
+    def step(self, site: str, status: str) -> None:
+        self.done += 1
+        log.info("[%d/%d] %s: %s", self.done, self.total, site, status)
+
+
+def for_each_site(
+    sites: Iterable[SiteConfig], work: Callable[[SiteConfig], Outcome],
+    on_failure: Callable[[SiteConfig, Exception], Outcome], *, concurrency: int,
+    on_done: Callable[[SiteConfig, Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run ``work`` on every site, at most ``concurrency`` at once; results in site order.
+
+    An exception from one site becomes that site's ``on_failure`` outcome; it does not stop the
+    others. Does not retry.
+    """
+    ordered = list(sites)
+    results: dict[int, Outcome] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ordered) or 1))) as pool:
+        futures = {pool.submit(work, site): index for index, site in enumerate(ordered)}
+        for future in as_completed(futures):
+            index = futures[future]
+            site = ordered[index]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - every failure is this site's outcome
+                log.debug("site %s failed", site.name, exc_info=True)
+                outcome = on_failure(site, exc)
+            results[index] = outcome
+            if on_done is not None:
+                on_done(site, outcome)
+    return [results[i] for i in range(len(ordered))]
+
+
+def inventory_site(site: SiteConfig) -> SiteInventory:
+    """Read one site over one login; a site that cannot be read comes back ``ok: false``."""
+    try:
+        rest = rest_for(site)
+        with transport_for(site) as transport:
+            return collect(site.name, wpcli_for(site, transport), rest)
+    except InventoryError as exc:
+        return failed(site.name, exc)
+
+
+def inventory_fleet(
+    config: FleetConfig, sites: list[SiteConfig],
+    on_done: Callable[[SiteConfig, SiteInventory], None] | None = None,
+) -> list[SiteInventory]:
+    return for_each_site(
+        sites, inventory_site, lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
+        concurrency=config.agent.concurrency, on_done=on_done,
+    )

@@ -1,0 +1,67 @@
+"""The agent's own state: one SQLite file under ``state_dir``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_site ON snapshots (site, id);
+"""
+
+
+class State:
+    """Snapshots of what each site runs; more tables join as the agent learns more."""
+
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "wpfleet.db"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def save_snapshot(self, site: str, taken_at: datetime, ok: bool, data: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?)",
+            (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":"))),
+        )
+
+    def last_snapshot(self, site: str, *, ok_only: bool = True) -> tuple[datetime, dict[str, Any]] | None:
+        row = self._db.execute(
+            "SELECT taken_at, data FROM snapshots WHERE site = ? AND ok >= ? ORDER BY id DESC LIMIT 1",
+            (site, 1 if ok_only else 0),
+        ).fetchone()
+        if row is None:
+            return None
+        return datetime.fromisoformat(row[0]), json.loads(row[1])
+
+    def snapshot_count(self, site: str | None = None) -> int:
+        if site is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM snapshots WHERE site = ?", (site,)).fetchone()[0])

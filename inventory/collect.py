@@ -1,0 +1,157 @@
+"""Reading a whole site: what WP-CLI says, cross-checked by what REST says.
+
+Per site this costs one SSH login and at most five WP-CLI processes: ``cli info``, ``core
+version``, ``core check-update``, ``plugin list`` and ``theme list``; a sixth (``plugin|theme
+update --minor --dry-run``) runs only when a major release is pending, to learn the newest
+minor. Nothing here changes the site.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from inventory import safety, versions
+from inventory.errors import HostileValueError, InventoryError
+from inventory.models import (
+    CLIInfo, CoreOfferRow, CoreState, Extension, ExtensionRow, Offer, RestIndex, RestPlugin,
+    RestView, SiteInventory,
+)
+from inventory.rest import RestClient
+from inventory.wpcli import WPCLI
+
+Row = TypeVar("Row", bound=BaseModel)
+EXTENSION_FIELDS = "--fields=name,status,version,update,update_version"
+
+
+class SiteReadError(InventoryError):
+    """The site answered, but not with something the agent can trust."""
+
+
+def rows(document: Any, model: type[Row], what: str, rejected: list[str]) -> list[Row]:
+    """Validate each row; a hostile or malformed row is dropped and reported in ``rejected``."""
+    if isinstance(document, dict):
+        document = list(document.values())
+    if not isinstance(document, list):
+        raise SiteReadError(f"{what}: expected a list, got {type(document).__name__}")
+    valid: list[Row] = []
+    for raw in document:
+        try:
+            valid.append(model.model_validate(raw))
+        except ValidationError as exc:
+            rejected.append(f"{what}: {exc.errors()[0]['msg']}")
+    return valid
+
+
+def read_core(wp: WPCLI, rejected: list[str]) -> CoreState:
+    current = wp.text("core", "version").splitlines()[-1].strip()
+    try:
+        safety.version(current)
+    except HostileValueError as exc:
+        raise SiteReadError(f"core version: {exc}") from exc
+    offers = rows(wp.json("core", "check-update"), CoreOfferRow, "core offers", rejected)
+    typed = [
+        Offer(version=o.version, type=kind) for o in offers
+        if (kind := versions.core_update_type(current, o.version)) is not None
+    ]
+    typed.sort(key=lambda o: versions.parse(o.version) or versions.parse("0"), reverse=True)
+    return CoreState(version=current, update=typed[0] if typed else None, updates=typed)
+
+
+def read_extensions(wp: WPCLI, kind: str, rejected: list[str]) -> list[Extension]:
+    """Plugins or themes, each with its newest release and the newest non-major one."""
+    listed = rows(wp.json(kind, "list", EXTENSION_FIELDS), ExtensionRow, f"{kind}s", rejected)
+    result = [_extension(row) for row in listed]
+    majors = [e.name for e in result if e.update_type == "major"]
+    if majors:
+        minors = _newest_minors(wp, kind, majors, rejected)
+        for ext in result:
+            if ext.name in minors:
+                ext.minor_update_version = minors[ext.name]
+                ext.minor_update_type = versions.extension_update_type(ext.version, minors[ext.name])
+    return result
+
+
+def _extension(row: ExtensionRow) -> Extension:
+    newest = row.update_version if row.update not in ("none", False) and row.update_version else None
+    kind = versions.extension_update_type(row.version, newest) if newest else None
+    return Extension(
+        name=row.name, version=row.version, status=row.status,
+        update_version=newest if kind else None, update_type=kind,
+    )
+
+
+def _newest_minors(wp: WPCLI, kind: str, names: list[str], rejected: list[str]) -> dict[str, str]:
+    """WP-CLI's own answer to "the best minor release": ``update --minor --dry-run``."""
+    document = wp.json(kind, "update", *names, "--minor", "--dry-run")
+    found = rows(document, ExtensionRow, f"{kind} minor updates", rejected)
+    return {row.name: row.update_version for row in found if row.update_version}
+
+
+def read_php(wp: WPCLI, rejected: list[str]) -> tuple[str | None, str | None]:
+    info = wp.json("cli", "info")
+    found = rows([info], CLIInfo, "cli info", rejected)
+    if not found:
+        return None, None
+    return found[0].php_version or None, found[0].wp_cli_version or None
+
+
+def read_rest(rest: RestClient, plugins: list[Extension], rejected: list[str]) -> RestView:
+    """The REST view, and where it disagrees with WP-CLI's."""
+    index = _model(rest.index(), RestIndex, "REST index")
+    listed = rows(rest.plugins(), RestPlugin, "REST plugins", rejected)
+    view = RestView(
+        name=index.name, url=index.url, home=index.home, namespaces=index.namespaces,
+        plugins=[{"name": p.slug, "status": p.status, "version": p.version} for p in listed],
+    )
+    view.disagreements = _disagreements(plugins, listed)
+    return view
+
+
+def _model(document: Any, model: type[Row], what: str) -> Row:
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise SiteReadError(f"{what}: {exc.errors()[0]['msg']}") from exc
+
+
+def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
+    by_cli = {e.name: e for e in cli if e.status not in ("must-use", "dropin")}
+    by_rest = {p.slug: p for p in rest}
+    notes = [f"{name}: only WP-CLI lists it" for name in sorted(by_cli.keys() - by_rest.keys())]
+    notes += [f"{name}: only REST lists it" for name in sorted(by_rest.keys() - by_cli.keys())]
+    for name in sorted(by_cli.keys() & by_rest.keys()):
+        ours, theirs = by_cli[name], by_rest[name]
+        if ours.version != theirs.version:
+            notes.append(f"{name}: version {ours.version} (WP-CLI) vs {theirs.version} (REST)")
+        if ours.status.replace("active-network", "network-active") != theirs.status:
+            notes.append(f"{name}: status {ours.status} (WP-CLI) vs {theirs.status} (REST)")
+    return notes
+
+
+def collect(site: str, wp: WPCLI, rest: RestClient | None = None) -> SiteInventory:
+    """Read one site; raises ``InventoryError`` for a site that cannot be read at all."""
+    rejected: list[str] = []
+    php, wp_cli_version = read_php(wp, rejected)
+    core = read_core(wp, rejected)
+    plugins = read_extensions(wp, "plugin", rejected)
+    themes = read_extensions(wp, "theme", rejected)
+    inventory = SiteInventory(
+        site=site, ok=True, core=core, plugins=plugins, themes=themes, php=php,
+        wp_cli_version=wp_cli_version, sources=["wp-cli"],
+    )
+    if rest is not None:
+        inventory.rest = read_rest(rest, plugins, rejected)
+        inventory.sources.append("rest")
+    if rejected:
+        inventory.ok = False
+        inventory.rejected = rejected
+        inventory.error = "refused values sent by the site: " + "; ".join(rejected)
+    return inventory
+
+
+def failed(site: str, error: BaseException | str) -> SiteInventory:
+    """The inventory of a site that could not be read."""
+    return SiteInventory(site=site, ok=False, error=str(error))
+

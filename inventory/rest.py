@@ -1,0 +1,123 @@
+"""The WordPress REST API as a second view of a site.
+
+Application-password Basic auth over a ``requests.Session``; TLS is always verified. GETs are
+retried with backoff on connection errors and 429/502/503/504. A site whose ``/wp-json/`` is not
+routed (plain permalinks, some servers) is read through ``?rest_route=`` instead. Bodies are read
+up to a bound, and anything that is not JSON is an error, never parsed by guesswork.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from inventory.errors import RestError
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+INDEX_FIELDS = "name,url,home,namespaces,authentication"
+
+
+def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
+    """A session that retries idempotent requests only."""
+    session = requests.Session()
+    retry = Retry(
+        total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff,
+        status_forcelist=(429, 502, 503, 504), allowed_methods=frozenset({"GET", "HEAD"}),
+        raise_on_status=False, respect_retry_after_header=True,
+    )
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = "wpfleet"
+    return session
+
+
+@dataclass
+class RestClient:
+    """REST reads for one site; ``route`` is like ``/wp/v2/plugins``."""
+
+    base_url: str
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 20.0
+    session: requests.Session = field(default_factory=make_session)
+    max_bytes: int = MAX_BODY_BYTES
+    _use_query_route: bool = field(default=False, init=False)
+
+    def url(self, route: str, params: dict[str, str] | None = None) -> str:
+        base = self.base_url.rstrip("/")
+        query = dict(params or {})
+        if self._use_query_route:
+            return f"{base}/?{urlencode({'rest_route': route, **query})}"
+        suffix = f"?{urlencode(query)}" if query else ""
+        return f"{base}/wp-json{route}{suffix}"
+
+    def get(self, route: str, params: dict[str, str] | None = None) -> Any:
+        """GET a route and return its JSON, falling back to ``?rest_route=`` once on a 404."""
+        try:
+            return self._get(route, params)
+        except RestError as exc:
+            if self._use_query_route or not _unrouted(exc):
+                raise
+            self._use_query_route = True
+            return self._get(route, params)
+
+    def index(self) -> Any:
+        return self.get("/", {"_fields": INDEX_FIELDS})
+
+    def plugins(self) -> Any:
+        return self.get("/wp/v2/plugins", {"context": "view"})
+
+    def me(self) -> Any:
+        return self.get("/wp/v2/users/me", {"context": "edit"})
+
+    def _get(self, route: str, params: dict[str, str] | None) -> Any:
+        url = self.url(route, params)
+        auth = (self.user, self.password) if self.user and self.password else None
+        try:
+            response = self.session.get(url, auth=auth, timeout=self.timeout, stream=True, allow_redirects=True)
+        except requests.exceptions.SSLError as exc:
+            raise RestError(f"TLS verification failed for {self.base_url}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise RestError(f"REST request to {self.base_url} failed: {type(exc).__name__}") from exc
+        with response:
+            body = _read_bounded(response, self.max_bytes)
+        return _decode(response, body)
+
+
+def _read_bounded(response: requests.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > limit:
+            raise RestError(f"REST response larger than {limit} bytes", status=response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(response: requests.Response, body: bytes) -> Any:
+    status = response.status_code
+    content_type = response.headers.get("Content-Type", "")
+    try:
+        document = json.loads(body) if "json" in content_type else None
+    except ValueError:
+        document = None
+    if document is None:
+        raise RestError(f"REST answered HTTP {status} with {content_type or 'no content type'}, not JSON", status=status)
+    if status >= 400:
+        code = document.get("code") if isinstance(document, dict) else None
+        message = document.get("message") if isinstance(document, dict) else None
+        raise RestError(f"REST HTTP {status} {code or ''}: {message or 'error'}".replace("  ", " "), status=status, code=code)
+    return document
+
+
+def _unrouted(exc: RestError) -> bool:
+    """A 404 that is not a WordPress REST error means ``/wp-json/`` is not routed here."""
+    return exc.status == 404 and exc.code is None

@@ -1,0 +1,121 @@
+"""WP-CLI over a transport: command building and the parsing of WP-CLI's real outputs.
+
+Every call passes ``--path`` and ``--no-color``, runs with the rerun prompt and self-update check
+switched off, and is built from validated words only. ``wp eval`` is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inventory import safety
+from inventory.errors import RemoteCommandError, WPCLIFatalError
+from inventory.transport import CommandResult, Transport
+
+FATAL_EXIT = 255
+WPCLI_ENV = {"WP_CLI_ERROR_RERUN": "no", "WP_CLI_DISABLE_AUTO_CHECK_UPDATE": "1"}
+_ERROR_LINE = re.compile(r"^Error: ?(.*)$", re.MULTILINE)
+
+
+def parse_command(text: str) -> list[str]:
+    """The configured WP-CLI command (``wp`` or ``php /opt/wp-cli.phar``) as validated words."""
+    words = shlex.split(text)
+    if not words:
+        raise ValueError("empty WP-CLI command")
+    return [safety.word(w) for w in words]
+
+
+def error_message(result: CommandResult) -> str:
+    """The most useful one-line reason a WP-CLI call failed."""
+    match = _ERROR_LINE.search(result.stderr)
+    if match and match.group(1).strip():
+        return match.group(1).strip()
+    for stream in (result.stderr, result.stdout):
+        lines = [line.strip() for line in stream.splitlines() if line.strip()]
+        if lines:
+            return lines[0]
+    return f"exit code {result.exit_code}"
+
+
+def parse_json(stdout: str) -> Any:
+    """The JSON document in WP-CLI's stdout, skipping PHP notices printed before it.
+
+    An empty stdout is an empty list: ``plugin update --format=json`` prints nothing when there
+    is nothing to do.
+    """
+    text = stdout.strip()
+    if not text:
+        return []
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    lines = stdout.splitlines()
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(("[", "{")):
+            for candidate in ("\n".join(lines[index:]), line):
+                try:
+                    return json.loads(candidate)
+                except json.JSONDecodeError:
+                    continue
+    raise ValueError(f"no JSON in WP-CLI output: {_preview(stdout)}")
+
+
+def _preview(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+@dataclass
+class WPCLI:
+    """WP-CLI for one WordPress root on one transport."""
+
+    transport: Transport
+    path: str
+    command: Sequence[str] = ("wp",)
+
+    def argv(self, *args: str, skip_plugins: bool = False) -> list[str]:
+        """The full argument list for ``wp <args>``."""
+        words = [*self.command, f"--path={safety.remote_path(self.path)}", "--no-color"]
+        if skip_plugins:
+            words += ["--skip-plugins", "--skip-themes"]
+        return words + [safety.word(a) for a in args]
+
+    def run(self, *args: str, skip_plugins: bool = False, timeout: float | None = None) -> CommandResult:
+        """Run a WP-CLI command; returns its result whatever the exit code."""
+        return self.transport.run(self.argv(*args, skip_plugins=skip_plugins), env=WPCLI_ENV, timeout=timeout)
+
+    def check(self, *args: str, skip_plugins: bool = False, timeout: float | None = None) -> CommandResult:
+        """Run a WP-CLI command and raise ``RemoteCommandError`` unless it exits 0."""
+        result = self.run(*args, skip_plugins=skip_plugins, timeout=timeout)
+        if result.exit_code == FATAL_EXIT:
+            raise WPCLIFatalError(
+                f"PHP fatal error: {error_message(result)}", command=result.command,
+                exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+            )
+        if not result.ok:
+            raise RemoteCommandError(
+                error_message(result), command=result.command, exit_code=result.exit_code,
+                stdout=result.stdout, stderr=result.stderr,
+            )
+        return result
+
+    def json(self, *args: str, skip_plugins: bool = False) -> Any:
+        """Run a ``--format=json`` command and return its parsed document."""
+        result = self.check(*args, "--format=json", skip_plugins=skip_plugins)
+        try:
+            return parse_json(result.stdout)
+        except ValueError as exc:
+            raise RemoteCommandError(
+                str(exc), command=result.command, exit_code=result.exit_code,
+                stdout=result.stdout, stderr=result.stderr,
+            ) from exc
+
+    def text(self, *args: str, skip_plugins: bool = False) -> str:
+        """Run a command that prints one plain value, and return it stripped."""
+        return self.check(*args, skip_plugins=skip_plugins).stdout.strip()

@@ -1,0 +1,1 @@
+"""What wpfleet does to a site: backup, update, health check, rollback, check-up."""
