@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from inventory import safety
@@ -242,19 +248,10 @@ class SiteConfig(_Strict):
 class FleetConfig(_Strict):
     """The whole file, with paths made absolute and contracts merged per site."""
 
-    agent: AgentConfig = AgentConfig()
-    tickets: TicketsConfig = TicketsConfig()
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    tickets: TicketsConfig = Field(default_factory=TicketsConfig)
     sites: list[SiteConfig] = Field(default_factory=list)
     source: Path | None = None
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> FleetConfig:
-        seen: set[str] = set()
-        for site in self.sites:
-            if site.name in seen:
-                raise ValueError(f"duplicate site name {site.name!r}")
-            seen.add(site.name)
-        return self
 
     def site(self, name: str) -> SiteConfig:
         for site in self.sites:
@@ -295,11 +292,23 @@ def load(path: Path) -> FleetConfig:
 def parse(raw: dict[str, Any], *, base: Path, source: Path | None = None) -> FleetConfig:
     """Validate a parsed TOML document; relative paths are taken relative to ``base``."""
     document = _merge_contracts(raw)
+    found = _duplicate_names(document)
     try:
         config = FleetConfig.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError([_problem(e) for e in exc.errors()]) from None
+        found += [_problem(e) for e in exc.errors()]
+    if found:
+        raise ConfigError(found)
     return _absolute(config, base, source)
+
+
+def _duplicate_names(document: dict[str, Any]) -> list[str]:
+    sites = document.get("sites")
+    names = [s.get("name") for s in sites if isinstance(s, dict)] if isinstance(sites, list) else []
+    return [
+        f"sites[{index}].name: duplicate site name {name!r}"
+        for index, name in enumerate(names) if name is not None and name in names[:index]
+    ]
 
 
 def _merge_contracts(raw: dict[str, Any]) -> dict[str, Any]:

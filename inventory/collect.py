@@ -15,11 +15,20 @@ from pydantic import BaseModel, ValidationError
 from inventory import safety, versions
 from inventory.errors import HostileValueError, InventoryError
 from inventory.models import (
-    CLIInfo, CoreOfferRow, CoreState, Extension, ExtensionRow, Offer, RestIndex, RestPlugin,
-    RestView, SiteInventory,
+    CLIInfo,
+    CoreOfferRow,
+    CoreState,
+    Extension,
+    ExtensionRow,
+    Offer,
+    RestIndex,
+    RestPlugin,
+    RestView,
+    SiteInventory,
 )
 from inventory.rest import RestClient
-from inventory.wpcli import WPCLI
+from inventory.transport import CommandResult
+from inventory.wpcli import WPCLI, json_of, text_of
 
 Row = TypeVar("Row", bound=BaseModel)
 EXTENSION_FIELDS = "--fields=name,status,version,update,update_version"
@@ -44,24 +53,33 @@ def rows(document: Any, model: type[Row], what: str, rejected: list[str]) -> lis
     return valid
 
 
-def read_core(wp: WPCLI, rejected: list[str]) -> CoreState:
-    current = wp.text("core", "version").splitlines()[-1].strip()
+BASE_CALLS = (
+    ("cli", "info", "--format=json"),
+    ("core", "version"),
+    ("core", "check-update", "--format=json"),
+    ("plugin", "list", EXTENSION_FIELDS, "--format=json"),
+    ("theme", "list", EXTENSION_FIELDS, "--format=json"),
+)
+
+
+def read_core(version: CommandResult, offers_call: CommandResult, rejected: list[str]) -> CoreState:
+    current = text_of(version)
     try:
         safety.version(current)
     except HostileValueError as exc:
         raise SiteReadError(f"core version: {exc}") from exc
-    offers = rows(wp.json("core", "check-update"), CoreOfferRow, "core offers", rejected)
+    offers = rows(json_of(offers_call), CoreOfferRow, "core offers", rejected)
     typed = [
         Offer(version=o.version, type=kind) for o in offers
         if (kind := versions.core_update_type(current, o.version)) is not None
     ]
-    typed.sort(key=lambda o: versions.parse(o.version) or versions.parse("0"), reverse=True)
+    typed.sort(key=lambda o: versions.sort_key(o.version), reverse=True)
     return CoreState(version=current, update=typed[0] if typed else None, updates=typed)
 
 
-def read_extensions(wp: WPCLI, kind: str, rejected: list[str]) -> list[Extension]:
+def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list[str]) -> list[Extension]:
     """Plugins or themes, each with its newest release and the newest non-major one."""
-    listed = rows(wp.json(kind, "list", EXTENSION_FIELDS), ExtensionRow, f"{kind}s", rejected)
+    listed = rows(json_of(listing), ExtensionRow, f"{kind}s", rejected)
     result = [_extension(row) for row in listed]
     majors = [e.name for e in result if e.update_type == "major"]
     if majors:
@@ -89,8 +107,8 @@ def _newest_minors(wp: WPCLI, kind: str, names: list[str], rejected: list[str]) 
     return {row.name: row.update_version for row in found if row.update_version}
 
 
-def read_php(wp: WPCLI, rejected: list[str]) -> tuple[str | None, str | None]:
-    info = wp.json("cli", "info")
+def read_php(info_call: CommandResult, rejected: list[str]) -> tuple[str | None, str | None]:
+    info = json_of(info_call)
     found = rows([info], CLIInfo, "cli info", rejected)
     if not found:
         return None, None
@@ -133,21 +151,28 @@ def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
 def collect(site: str, wp: WPCLI, rest: RestClient | None = None) -> SiteInventory:
     """Read one site; raises ``InventoryError`` for a site that cannot be read at all."""
     rejected: list[str] = []
-    php, wp_cli_version = read_php(wp, rejected)
-    core = read_core(wp, rejected)
-    plugins = read_extensions(wp, "plugin", rejected)
-    themes = read_extensions(wp, "theme", rejected)
+    info, version, offers, plugin_list, theme_list = wp.run_many(BASE_CALLS)
+    php, wp_cli_version = read_php(info, rejected)
+    core = read_core(version, offers, rejected)
+    plugins = read_extensions(wp, "plugin", plugin_list, rejected)
+    themes = read_extensions(wp, "theme", theme_list, rejected)
     inventory = SiteInventory(
         site=site, ok=True, core=core, plugins=plugins, themes=themes, php=php,
         wp_cli_version=wp_cli_version, sources=["wp-cli"],
     )
+    problems = []
     if rest is not None:
-        inventory.rest = read_rest(rest, plugins, rejected)
-        inventory.sources.append("rest")
+        try:
+            inventory.rest = read_rest(rest, plugins, rejected)
+            inventory.sources.append("rest")
+        except InventoryError as exc:
+            problems.append(f"REST view failed: {exc}")
     if rejected:
-        inventory.ok = False
         inventory.rejected = rejected
-        inventory.error = "refused values sent by the site: " + "; ".join(rejected)
+        problems.append("refused values sent by the site: " + "; ".join(rejected))
+    if problems:
+        inventory.ok = False
+        inventory.error = "; ".join(problems)
     return inventory
 
 

@@ -21,6 +21,7 @@ from inventory.errors import RestError
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 INDEX_FIELDS = "name,url,home,namespaces,authentication"
+NOT_JSON = "not_json"
 
 
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
@@ -110,7 +111,10 @@ def _decode(response: requests.Response, body: bytes) -> Any:
     except ValueError:
         document = None
     if document is None:
-        raise RestError(f"REST answered HTTP {status} with {content_type or 'no content type'}, not JSON", status=status)
+        raise RestError(
+            f"REST answered HTTP {status} with {content_type or 'no content type'}, not JSON",
+            status=status, code=NOT_JSON,
+        )
     if status >= 400:
         code = document.get("code") if isinstance(document, dict) else None
         message = document.get("message") if isinstance(document, dict) else None
@@ -119,5 +123,5 @@ def _decode(response: requests.Response, body: bytes) -> Any:
 
 
 def _unrouted(exc: RestError) -> bool:
-    """A 404 that is not a WordPress REST error means ``/wp-json/`` is not routed here."""
-    return exc.status == 404 and exc.code is None
+    """``/wp-json/`` is not routed: a bare 404, or a page that is not JSON (the front page)."""
+    return (exc.status == 404 and exc.code is None) or (exc.code == NOT_JSON and (exc.status or 0) < 500)

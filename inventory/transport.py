@@ -8,8 +8,8 @@ commands on the agent's own host, for sites that live there. Neither retries a c
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +18,13 @@ from types import TracebackType
 
 import paramiko
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 
 from inventory import safety
 from inventory.errors import HostKeyError, TransportError
 
 DEFAULT_COMMAND_TIMEOUT = 300.0
+FRAME = b"wpfleet-frame "
+_POLL = 0.005
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,32 @@ class Transport(ABC):
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None
     ) -> CommandResult:
         """Run one command built from already validated arguments; never raises on exit codes."""
-        env_words = [f"{safety.env_name(k)}={safety.word(v)}" for k, v in (env or {}).items()]
-        full = ["env", *env_words, *argv] if env_words else list(argv)
         self.commands_run += 1
-        return self._execute(full, timeout or self.command_timeout)
+        return self._execute(self._with_env(argv, env), timeout or self.command_timeout)
+
+    def run_many(
+        self, commands: Sequence[Sequence[str]], *, env: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> list[CommandResult]:
+        """Run several commands in order, each whatever the previous one's exit code.
+
+        A remote transport sends them in one go (one shell, one round trip); the results are
+        exactly those of running them one by one.
+        """
+        full = [self._with_env(argv, env) for argv in commands]
+        self.commands_run += len(full)
+        return self._execute_many(full, timeout or self.command_timeout)
+
+    def _with_env(self, argv: Sequence[str], env: Mapping[str, str] | None) -> list[str]:
+        env_words = [f"{safety.env_name(k)}={safety.word(v)}" for k, v in (env or {}).items()]
+        return ["env", *env_words, *argv] if env_words else list(argv)
 
     @abstractmethod
     def _execute(self, argv: list[str], timeout: float) -> CommandResult: ...
 
-    def close(self) -> None:
+    def _execute_many(self, commands: list[list[str]], timeout: float) -> list[CommandResult]:
+        return [self._execute(argv, timeout) for argv in commands]
+
+    def close(self) -> None:  # noqa: B027 - a transport without a connection has nothing to release
         """Release the connection, if any."""
 
     def __enter__(self) -> Transport:
@@ -124,7 +142,7 @@ class SSHTransport(Transport):
             if "known_hosts" in str(exc):
                 raise HostKeyError(f"host key of {self.host}:{self.port} is unknown: refused") from exc
             raise TransportError(f"ssh to {self.user}@{self.host}:{self.port} failed: {exc}") from exc
-        except (OSError, socket.timeout, EOFError) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TransportError(f"ssh to {self.host}:{self.port} failed: {reason}") from exc
         self.logins += 1
@@ -133,22 +151,31 @@ class SSHTransport(Transport):
 
     def _execute(self, argv: list[str], timeout: float) -> CommandResult:
         command = safety.join(argv)
-        connection = self._connect()
-        try:
-            result = connection.run(
-                command, hide=True, warn=True, timeout=timeout, in_stream=False, pty=False
-            )
-        except CommandTimedOut as exc:
+        code, out, err = self._exec(command, timeout)
+        return CommandResult(command, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def _execute_many(self, commands: list[list[str]], timeout: float) -> list[CommandResult]:
+        lines = [safety.join(argv) for argv in commands]
+        code, out, err = self._exec(batch_script(lines), timeout)
+        results = parse_frames(lines, out)
+        if len(results) < len(lines):
             self.close()
-            raise TransportError(f"command timed out after {timeout:g}s: {command}") from exc
+            reason = err.decode("utf-8", "replace").strip() or f"exit code {code}"
+            raise TransportError(f"ssh batch on {self.host} ended after {len(results)} of {len(lines)} commands: {reason}")
+        return results
+
+    def _exec(self, command: str, timeout: float) -> tuple[int, bytes, bytes]:
+        """Run one shell command line on a fresh channel of the open login."""
+        transport = self._connect().client.get_transport()
+        try:
+            if transport is None or not transport.is_active():
+                raise paramiko.SSHException("not connected")
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.exec_command(command)
+            return _drain(channel, timeout, command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise TransportError(f"ssh connection to {self.host} lost: {exc}") from exc
-        exit_code = result.exited if result.exited is not None else -1
-        if exit_code == -1:
-            self.close()
-            raise TransportError(f"ssh connection to {self.host} lost while running: {command}")
-        return CommandResult(command, exit_code, result.stdout, result.stderr)
+            raise TransportError(f"ssh connection to {self.host} lost: {exc or type(exc).__name__}") from exc
 
     def close(self) -> None:
         if self._connection is not None:
@@ -159,3 +186,65 @@ class SSHTransport(Transport):
 def expand(path: str | os.PathLike[str]) -> Path:
     """A local path with ``~`` expanded."""
     return Path(os.path.expanduser(os.fspath(path)))
+
+
+def batch_script(lines: list[str]) -> str:
+    """A POSIX sh script running each command with its own stdout, stderr and exit code framed."""
+    parts = [
+        'd=$(mktemp -d 2>/dev/null) || { echo "wpfleet: mktemp failed" >&2; exit 97; }',
+        "trap 'rm -rf \"$d\"' EXIT",
+    ]
+    for line in lines:
+        parts.append(
+            f'{{ {line} ; }} >"$d/o" 2>"$d/e" </dev/null; c=$?; '
+            "printf 'wpfleet-frame %s %s %s\\n' \"$c\" $(wc -c <\"$d/o\") $(wc -c <\"$d/e\"); "
+            'cat "$d/o" "$d/e"'
+        )
+    return "\n".join(parts) + "\n"
+
+
+def parse_frames(lines: list[str], data: bytes) -> list[CommandResult]:
+    """The results framed by ``batch_script``; a cut-off tail yields fewer results."""
+    results: list[CommandResult] = []
+    position = 0
+    for line in lines:
+        start = data.find(FRAME, position)
+        end = data.find(b"\n", start)
+        if start < 0 or end < 0:
+            break
+        try:
+            code, out_len, err_len = (int(x) for x in data[start + len(FRAME):end].split())
+        except ValueError:
+            break
+        body = end + 1
+        if body + out_len + err_len > len(data):
+            break
+        out = data[body:body + out_len].decode("utf-8", "replace")
+        err = data[body + out_len:body + out_len + err_len].decode("utf-8", "replace")
+        results.append(CommandResult(line, code, out, err))
+        position = body + out_len + err_len
+    return results
+
+
+def _drain(channel: paramiko.Channel, timeout: float, command: str) -> tuple[int, bytes, bytes]:
+    """Read stdout and stderr together until the command exits, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    out, err = bytearray(), bytearray()
+    with channel:
+        while True:
+            busy = False
+            if channel.recv_ready():
+                out += channel.recv(65536)
+                busy = True
+            if channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+                busy = True
+            if not busy:
+                if channel.exit_status_ready() and (channel.eof_received or channel.closed):
+                    break
+                if channel.closed and not channel.exit_status_ready():
+                    raise TransportError(f"ssh channel closed before the command finished: {command}")
+                if time.monotonic() > deadline:
+                    raise TransportError(f"command timed out after {timeout:g}s: {command}")
+                time.sleep(_POLL)
+        return channel.recv_exit_status(), bytes(out), bytes(err)

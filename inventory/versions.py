@@ -23,6 +23,11 @@ def parse(text: str) -> Version | None:
         return None
 
 
+def sort_key(text: str) -> Version:
+    """For ordering releases; what does not parse sorts first."""
+    return parse(text) or Version("0")
+
+
 def is_newer(new: str, current: str) -> bool:
     """Whether ``new`` is a later release than ``current``; unparsable offers count as newer."""
     new_v, current_v = parse(new), parse(_strip_src(current))

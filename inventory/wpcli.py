@@ -90,32 +90,50 @@ class WPCLI:
         """Run a WP-CLI command; returns its result whatever the exit code."""
         return self.transport.run(self.argv(*args, skip_plugins=skip_plugins), env=WPCLI_ENV, timeout=timeout)
 
+    def run_many(self, calls: Sequence[Sequence[str]], *, skip_plugins: bool = False) -> list[CommandResult]:
+        """Several WP-CLI commands in one round trip; results in order, whatever their exit codes."""
+        return self.transport.run_many([self.argv(*c, skip_plugins=skip_plugins) for c in calls], env=WPCLI_ENV)
+
     def check(self, *args: str, skip_plugins: bool = False, timeout: float | None = None) -> CommandResult:
         """Run a WP-CLI command and raise ``RemoteCommandError`` unless it exits 0."""
-        result = self.run(*args, skip_plugins=skip_plugins, timeout=timeout)
-        if result.exit_code == FATAL_EXIT:
-            raise WPCLIFatalError(
-                f"PHP fatal error: {error_message(result)}", command=result.command,
-                exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
-            )
-        if not result.ok:
-            raise RemoteCommandError(
-                error_message(result), command=result.command, exit_code=result.exit_code,
-                stdout=result.stdout, stderr=result.stderr,
-            )
-        return result
+        return checked(self.run(*args, skip_plugins=skip_plugins, timeout=timeout))
 
     def json(self, *args: str, skip_plugins: bool = False) -> Any:
         """Run a ``--format=json`` command and return its parsed document."""
-        result = self.check(*args, "--format=json", skip_plugins=skip_plugins)
-        try:
-            return parse_json(result.stdout)
-        except ValueError as exc:
-            raise RemoteCommandError(
-                str(exc), command=result.command, exit_code=result.exit_code,
-                stdout=result.stdout, stderr=result.stderr,
-            ) from exc
+        return json_of(self.run(*args, "--format=json", skip_plugins=skip_plugins))
 
     def text(self, *args: str, skip_plugins: bool = False) -> str:
         """Run a command that prints one plain value, and return it stripped."""
-        return self.check(*args, skip_plugins=skip_plugins).stdout.strip()
+        return text_of(self.run(*args, skip_plugins=skip_plugins))
+
+
+def checked(result: CommandResult) -> CommandResult:
+    """The result of a call that exited 0; ``WPCLIFatalError`` or ``RemoteCommandError`` otherwise."""
+    if result.exit_code == FATAL_EXIT:
+        raise WPCLIFatalError(
+            f"PHP fatal error: {error_message(result)}", command=result.command,
+            exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+        )
+    if not result.ok:
+        raise RemoteCommandError(
+            error_message(result), command=result.command, exit_code=result.exit_code,
+            stdout=result.stdout, stderr=result.stderr,
+        )
+    return result
+
+
+def json_of(result: CommandResult) -> Any:
+    """The JSON document of a successful ``--format=json`` call."""
+    checked(result)
+    try:
+        return parse_json(result.stdout)
+    except ValueError as exc:
+        raise RemoteCommandError(
+            str(exc), command=result.command, exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+        ) from exc
+
+
+def text_of(result: CommandResult) -> str:
+    """The last line printed by a successful plain-value call (notices may precede it)."""
+    lines = checked(result).stdout.strip().splitlines()
+    return lines[-1].strip() if lines else ""

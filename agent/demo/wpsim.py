@@ -163,9 +163,10 @@ class Site:
 
     def _json(self) -> dict[str, Any]:
         try:
-            return json.loads(self.jsondb.read_text())
+            data: dict[str, Any] = json.loads(self.jsondb.read_text())
         except (OSError, ValueError):
             return {}
+        return data
 
     def has_db(self) -> bool:
         return self.sqlite.exists() or self.jsondb.exists()
@@ -296,9 +297,10 @@ def wporg() -> dict[str, Any] | None:
     if not path:
         return None
     try:
-        return json.loads(Path(path).read_text())
+        data: dict[str, Any] = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    return data
 
 
 def releases(kind: str, name: str) -> dict[str, dict[str, Any]]:
@@ -532,7 +534,7 @@ def main(argv: list[str]) -> int:
             return 0
         path = args.get("path") or os.getcwd()
         site = Site(Path(path))
-        handlers = {"core": cmd_core, "plugin": lambda s, a: cmd_extension(s, a, "plugin"),
+        handlers: dict[str, Any] = {"core": cmd_core, "plugin": lambda s, a: cmd_extension(s, a, "plugin"),
                     "theme": lambda s, a: cmd_extension(s, a, "theme")}
         handler = handlers.get(group)
         if handler is None:

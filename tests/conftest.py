@@ -1,0 +1,105 @@
+"""Shared fixtures: the pinned clock and zone, a real sshd, stand-in fleets, a real WordPress."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent import demo
+from agent.demo import realwp
+from tests import sshd as sshd_mod
+
+os.environ["TZ"] = "UTC"
+time.tzset()
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a real part is missing here; in CI a missing part is a failure, never a skip."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd_mod.SSHServer]:
+    require(sshd_mod.available(), "OpenSSH server (sshd) is not installed")
+    server = sshd_mod.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+@dataclass
+class Fleet:
+    """A fleet of stand-in sites on disk and its sites.toml."""
+
+    folder: Path
+    wp: Path
+    wporg: Path
+    calls: Path
+    blocks: list[str]
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "sites.toml"
+
+    def add(self, spec: demo.DemoSite, *, ssh: sshd_mod.SSHServer | None = None, known_hosts: Path | None = None,
+            rest: str = "", path: Path | None = None) -> Path:
+        root = demo.build_site(self.folder / "sites" / spec.name, spec)
+        block = (f'[[sites]]\nname = "{spec.name}"\nurl = "https://{spec.name}.example/"\n'
+                 f'path = "{path or root}"\nwp_cli = "{self.wp}"\nbackup_dir = "{self.folder / "backups" / spec.name}"\n')
+        if ssh is not None:
+            block += (f'[sites.ssh]\nhost = "127.0.0.1"\nport = {ssh.port}\nuser = "{ssh.user}"\n'
+                      f'key = "{ssh.client_key}"\nknown_hosts = "{known_hosts or ssh.known_hosts}"\n')
+        block += rest
+        self.blocks.append(block)
+        self.write()
+        return root
+
+    def write(self, extra: str = "") -> None:
+        self.config.write_text(
+            f'[agent]\nstate_dir = "{self.folder / "state"}"\nconcurrency = 8\ntimezone = "Asia/Tehran"\n\n'
+            + demo.CONTRACT + extra + "\n" + "\n".join(self.blocks))
+
+    def wp_calls(self, root: Path) -> list[str]:
+        if not self.calls.exists():
+            return []
+        return [line for line in self.calls.read_text().splitlines() if f"--path={root}" in line]
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Fleet:
+    wporg = tmp_path / "wordpress.org.json"
+    wporg.write_text(__import__("json").dumps(demo.DEMO_WPORG))
+    calls = tmp_path / "wp-calls.log"
+    wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls)
+    made = Fleet(tmp_path, wp, wporg, calls, [])
+    made.write()
+    return made
+
+
+@pytest.fixture(scope="session")
+def real_wordpress_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], realwp.RealWordPress]]:
+    started: list[realwp.RealWordPress] = []
+
+    def make(version: str = "6.5") -> realwp.RealWordPress:
+        require(realwp.php_ready(), "PHP 8.2 with pdo_sqlite, dom and mbstring is not installed")
+        try:
+            site = realwp.install(tmp_path_factory.mktemp(f"wp{version}") / "wordpress", version)
+        except realwp.RealWordPressUnavailable as exc:
+            require(False, str(exc))
+            raise
+        site.start()
+        started.append(site)
+        return site
+
+    yield make
+    for site in started:
+        site.stop()

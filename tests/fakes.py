@@ -1,0 +1,30 @@
+"""A scripted transport: it answers only the commands a test scripted, and fails loudly otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inventory.transport import CommandResult, Transport
+
+
+class UnexpectedCommand(AssertionError):
+    pass
+
+
+@dataclass
+class ScriptedTransport(Transport):
+    """Maps a command's WP-CLI words (after --path/--no-color) to (exit, stdout, stderr)."""
+
+    script: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    seen: list[list[str]] = field(default_factory=list)
+
+    def _execute(self, argv: list[str], timeout: float) -> CommandResult:
+        self.seen.append(argv)
+        words = [a for a in argv if not a.startswith(("--path=", "--no-color"))]
+        if words and words[0] == "env":
+            words = [w for w in words[1:] if "=" not in w or w.startswith("--")]
+        key = " ".join(words[1:])
+        if key not in self.script:
+            raise UnexpectedCommand(f"nobody scripted: {key!r}")
+        code, out, err = self.script[key]
+        return CommandResult(" ".join(argv), code, out, err)

@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+
+from agent import config
+from agent.cli import main
+from agent.demo import CONTRACT
+
+SITE = '''[[sites]]
+name = "acme"
+url = "https://acme.example/"
+path = "/var/www/acme"
+[sites.ssh]
+host = "acme.example"
+user = "deploy"
+key = "keys/id_ed25519"
+known_hosts = "keys/known_hosts"
+[sites.rest]
+user = "fleet"
+password_env = "ACME_WP_APP_PASSWORD"
+'''
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sites.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    return caught.value.problems
+
+
+def test_valid_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, CONTRACT + SITE))
+    site = loaded.site("acme")
+    assert site.ssh is not None and site.ssh.key == tmp_path / "keys" / "id_ed25519"
+    assert loaded.agent.state_dir == tmp_path / "state"
+    assert site.contract.response_minutes == 60 and site.ssh.port == 22
+
+
+def test_site_contract_overrides_defaults(tmp_path: Path) -> None:
+    text = CONTRACT + SITE + '[sites.contract]\nhold = ["core", "woocommerce"]\nresponse_minutes = 30\n'
+    site = config.load(write(tmp_path, text)).site("acme")
+    assert site.contract.hold == ["core", "woocommerce"]
+    assert site.contract.response_minutes == 30
+    assert site.contract.support_hours == "08:00-16:30"
+
+
+def test_problems_name_their_keys(tmp_path: Path) -> None:
+    bad = SITE.replace('user = "deploy"', 'user = "deploy"\nport = 70000')
+    second = SITE.replace('name = "acme"', 'name = "Bad Name"').replace('path = "/var/www/acme"', 'path = "/var/$(id)"')
+    found = problems(tmp_path, CONTRACT + bad + second)
+    assert any(p.startswith("sites[0].ssh.port:") for p in found)
+    assert any(p.startswith("sites[1].name:") for p in found)
+    assert any(p.startswith("sites[1].path:") for p in found)
+
+
+def test_unknown_keys_and_bad_contract_values(tmp_path: Path) -> None:
+    text = CONTRACT.replace('support_hours = "08:00-16:30"', 'support_hours = "16:30-08:00"') + SITE.replace('path = "/var/www/acme"', 'path = "/var/www/acme"\ncolour = "red"')
+    found = problems(tmp_path, text)
+    assert "sites[0].colour: unknown key" in found
+    assert any(p.startswith("sites[0].contract.support_hours:") for p in found)
+
+
+def test_duplicate_names_and_webhook_without_url(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[tickets]\nsink = "webhook"\n' + CONTRACT + SITE + SITE)
+    assert any("duplicate site name" in p for p in found)
+    assert any(p.startswith("tickets:") and "url" in p for p in found)
+
+
+def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[agent\n")
+    assert len(found) == 1 and "invalid TOML" in found[0]
+
+
+def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, CONTRACT + SITE)
+    monkeypatch.delenv("ACME_WP_APP_PASSWORD", raising=False)
+    assert main(["--config", str(path), "check-config"]) == 2
+    assert "sites[0].rest.password_env: environment variable ACME_WP_APP_PASSWORD is not set" in capsys.readouterr().err
+    monkeypatch.setenv("ACME_WP_APP_PASSWORD", "abcd efgh")
+    assert main(["--config", str(path), "check-config"]) == 0
+    assert main(["--config", str(tmp_path / "missing.toml"), "check-config"]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    path.write_text(CONTRACT + SITE.replace("22", "x").replace('user = "deploy"', 'user = "deploy"\nport = "x"'))
+    assert main(["--config", str(path), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "sites[0].ssh.port:" in err and "Traceback" not in err
+
+
+def test_config_found_through_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, CONTRACT + SITE.split("[sites.rest]")[0])
+    monkeypatch.setenv("WPFLEET_CONFIG", str(path))
+    assert main(["check-config"]) == 0
+
+
+def test_secrets_are_only_env_names(tmp_path: Path) -> None:
+    text = CONTRACT + SITE.replace('password_env = "ACME_WP_APP_PASSWORD"', 'password = "hunter2"')
+    found = problems(tmp_path, text)
+    assert "sites[0].rest.password: unknown key" in found

@@ -1,0 +1,101 @@
+"""A fleet inventoried over a real OpenSSH server with the WP-CLI stand-in."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.demo import DemoSite, write_plugin
+from agent.state import State
+from tests import sshd as sshd_mod
+from tests.conftest import Fleet
+
+pytestmark = pytest.mark.integration
+
+
+def run_json(fleet: Fleet, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, list[dict]]:
+    code = main(["--config", str(fleet.config), "inventory", "--json", *extra])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out)
+
+
+def test_fleet_inventory_over_ssh(fleet: Fleet, sshd: sshd_mod.SSHServer, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    other_key = sshd_mod.keygen(tmp_path / "impostor")
+    changed = tmp_path / "known_hosts_changed"
+    changed.write_text(sshd.known_hosts_line(other_key))
+    unknown = tmp_path / "known_hosts_empty"
+    unknown.write_text("")
+
+    acme = fleet.add(DemoSite("acme", "6.5.3", {"contact-form-7": ("5.9.3", True), "classic-editor": ("1.6.4", False)}), ssh=sshd)
+    fleet.add(DemoSite("bakery", "6.4.3", {"akismet": ("5.3.0", True)}), ssh=sshd)
+    fleet.add(DemoSite("moved"), ssh=sshd, known_hosts=changed)
+    fleet.add(DemoSite("stranger"), ssh=sshd, known_hosts=unknown)
+    gone = fleet.add(DemoSite("gone"), ssh=sshd)
+    broken = fleet.add(DemoSite("broken", plugins={"akismet": ("5.3.0", True)}), ssh=sshd)
+    fleet.add(DemoSite("local", "6.6.2"))
+    shutil.rmtree(gone)
+    write_plugin(broken, "fatal-plugin", "1.0", "wpsim_boom(); // wpsim:fatal\n")
+    (broken / "wp-content" / "database" / "wpsim.json").write_text(json.dumps({
+        "active_plugins": ["akismet/akismet.php", "fatal-plugin/fatal-plugin.php"],
+        "stylesheet": "twentytwentyfour", "template": "twentytwentyfour"}))
+    logins_before = sshd.logins()
+
+    code, result = run_json(fleet, capsys)
+
+    assert code == 1
+    by_site = {r["site"]: r for r in result}
+    assert [r["site"] for r in result] == ["acme", "bakery", "moved", "stranger", "gone", "broken", "local"]
+    ok = by_site["acme"]
+    assert ok["ok"] and ok["error"] is None and ok["sources"] == ["wp-cli"]
+    assert ok["core"] == {"version": "6.5.3", "update": {"version": "6.6.2", "type": "major"},
+                          "updates": [{"version": "6.6.2", "type": "major"}, {"version": "6.5.5", "type": "minor"}]}
+    cf7 = next(p for p in ok["plugins"] if p["name"] == "contact-form-7")
+    assert {k: cf7[k] for k in ("version", "status", "update_version", "update_type")} == {
+        "version": "5.9.3", "status": "active", "update_version": "5.9.8", "update_type": "patch"}
+    assert ok["themes"][0]["name"] == "twentytwentyfour" and ok["themes"][0]["update_type"] == "minor"
+    assert ok["php"]
+    akismet = by_site["bakery"]["plugins"][0]
+    assert (akismet["update_version"], akismet["update_type"], akismet["minor_update_version"]) == ("6.0.0", "major", "5.4.0")
+    assert "changed" in by_site["moved"]["error"]
+    assert "unknown" in by_site["stranger"]["error"]
+    assert "does not seem to be a WordPress installation" in by_site["gone"]["error"]
+    assert "PHP fatal error" in by_site["broken"]["error"]
+    assert by_site["local"]["ok"] and by_site["local"]["core"]["update"] is None
+    for failed in ("moved", "stranger", "gone", "broken"):
+        assert by_site[failed]["ok"] is False
+
+    # economy: one login per reachable SSH site, at most five WP-CLI processes for a site with no major
+    assert sshd.logins() - logins_before == 4
+    assert len(fleet.wp_calls(acme)) <= 5
+    assert all("--path=" in c and "--no-color" in c for c in fleet.wp_calls(acme))
+    assert "akismet --minor --dry-run" in " ".join(fleet.wp_calls(fleet.folder / "sites" / "bakery"))
+
+    state = State(fleet.folder / "state")
+    assert state.snapshot_count() == 7
+    snapshot = state.last_snapshot("acme")
+    assert snapshot is not None and snapshot[1]["core"]["version"] == "6.5.3"
+    assert state.last_snapshot("moved") is None  # a failed read is stored, but never as the last good one
+    state.close()
+
+
+def test_site_selection_and_table_output(fleet: Fleet, sshd: sshd_mod.SSHServer, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(DemoSite("acme", "6.5.3", {"contact-form-7": ("5.9.3", True)}), ssh=sshd)
+    fleet.add(DemoSite("bakery"), ssh=sshd)
+    code = main(["--config", str(fleet.config), "inventory", "--site", "bakery"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.out.startswith("bakery  ok  WordPress 6.5.3")
+    assert "acme" not in captured.out
+    assert "[1/1] bakery: ok" in captured.err
+    assert main(["--config", str(fleet.config), "inventory", "--site", "nosuch"]) == 2
+
+
+def test_ssh_refused_is_reported(fleet: Fleet, sshd: sshd_mod.SSHServer, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(DemoSite("acme"), ssh=sshd)
+    fleet.write()
+    fleet.config.write_text(fleet.config.read_text().replace(f"port = {sshd.port}", f"port = {sshd_mod.free_port()}"))
+    code, result = run_json(fleet, capsys)
+    assert code == 1 and result[0]["ok"] is False and "ssh to 127.0.0.1" in result[0]["error"]

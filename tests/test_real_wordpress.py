@@ -1,0 +1,81 @@
+"""A real WordPress 6.5 (PHP 8.2, SQLite, php -S) inventoried over REST and over SSH."""
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from agent.cli import main
+from agent.demo import realwp
+from tests import sshd as sshd_mod
+from tests.conftest import Fleet
+
+pytestmark = pytest.mark.integration
+
+
+def header(path: Path, name: str) -> str:
+    match = re.search(rf"^[ \t/*#@]*{name}:\s*(.+)$", path.read_text(), re.MULTILINE)
+    assert match
+    return match.group(1).strip()
+
+
+def test_real_wordpress_views_agree_with_its_files(
+    real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet, sshd: sshd_mod.SSHServer,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    site = real_wordpress_factory("6.5")
+    auth = (site.user, site.app_password)
+    # activate Hello Dolly through REST itself, so both views must see the change in the database
+    activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/hello", json={"status": "active"}, auth=auth, timeout=30)
+    assert activated.status_code == 200, activated.text
+    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
+    rest = f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\nurl = "{site.url}"\n'
+    fleet.blocks.append(
+        f'[[sites]]\nname = "real"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n'
+        f'[sites.ssh]\nhost = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+        f'key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n' + rest)
+    fleet.write()
+
+    code = main(["--config", str(fleet.config), "inventory", "--json"])
+    result = json.loads(capsys.readouterr().out)[0]
+
+    assert code == 0, result["error"]
+    assert result["sources"] == ["wp-cli", "rest"]
+    version_php = (site.root / "wp-includes" / "version.php").read_text()
+    assert result["core"]["version"] == re.search(r"\$wp_version = '([^']+)'", version_php).group(1)  # type: ignore[union-attr]
+    assert result["core"]["version"].startswith("6.5")
+    plugins = {p["name"]: p for p in result["plugins"]}
+    assert plugins["hello"]["version"] == header(site.root / "wp-content/plugins/hello.php", "Version")
+    assert plugins["hello"]["status"] == "active"
+    sqlite = site.root / "wp-content/plugins/sqlite-database-integration-main/load.php"
+    assert plugins["sqlite-database-integration-main"]["version"] == header(sqlite, "Version")
+    assert plugins["db.php"]["status"] == "dropin"
+    theme = next(t for t in result["themes"] if t["status"] == "active")
+    assert theme["version"] == header(site.root / f"wp-content/themes/{theme['name']}/style.css", "Version")
+    view = result["rest"]
+    assert view["disagreements"] == []
+    assert {p["name"]: p["version"] for p in view["plugins"]} == {
+        n: p["version"] for n, p in plugins.items() if p["status"] not in ("dropin", "must-use")}
+    assert "wp/v2" in view["namespaces"] and view["home"].rstrip("/") == site.url.rstrip("/")
+    assert result["php"].startswith("8.")
+
+
+def test_wrong_application_password_is_a_rest_401(
+    real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    site = real_wordpress_factory("6.4")
+    monkeypatch.setenv("REAL_WP_APP_PASSWORD", "wrong wrong wrong wrong")
+    fleet.blocks.append(
+        f'[[sites]]\nname = "real64"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n'
+        f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\n')
+    fleet.write()
+    code = main(["--config", str(fleet.config), "inventory", "--json"])
+    result = json.loads(capsys.readouterr().out)[0]
+    assert code == 1 and result["ok"] is False
+    assert "401" in result["error"] and "wrong" not in result["error"]
+    assert result["error"].startswith("REST view failed")
+    assert result["core"]["version"].startswith("6.4") and result["sources"] == ["wp-cli"]

@@ -1,0 +1,79 @@
+"""Transports: framing of batched commands, and the SSH transport against a real sshd."""
+
+from pathlib import Path
+
+import pytest
+
+from inventory.errors import HostKeyError, TransportError
+from inventory.transport import LocalTransport, SSHTransport, batch_script, parse_frames
+from tests import sshd as sshd_mod
+
+TRICKY = [
+    ["printf", "%s", "no newline"],
+    ["printf", "wpfleet-frame 0 99 99\\n"],
+    ["sh", "-c", "echo 'héllo ✓'; echo 'Warning: x' >&2; exit 3"],
+    ["sh", "-c", "exit 255"],
+    ["printf", ""],
+]
+
+
+def ssh(server: sshd_mod.SSHServer, known_hosts: Path | None = None) -> SSHTransport:
+    return SSHTransport(host="127.0.0.1", port=server.port, user=server.user, key_file=server.client_key,
+                        known_hosts=known_hosts or server.known_hosts, connect_timeout=5)
+
+
+def test_frames_survive_a_cut_off_tail() -> None:
+    data = b"wpfleet-frame 0 3 0\nabcwpfleet-frame 1 10 0\nshort"
+    results = parse_frames(["a", "b"], data)
+    assert [(r.exit_code, r.stdout) for r in results] == [(0, "abc")]
+
+
+def test_batch_script_locally_matches_one_by_one(tmp_path: Path) -> None:
+    local = LocalTransport()
+    one_by_one = [local.run(argv) for argv in TRICKY]
+    import subprocess
+
+    from inventory import safety
+    lines = [safety.join(a) for a in TRICKY]
+    done = subprocess.run(["sh", "-c", batch_script(lines)], capture_output=True, check=True)
+    framed = parse_frames(lines, done.stdout)
+    assert [(r.exit_code, r.stdout, r.stderr) for r in framed] == [(r.exit_code, r.stdout, r.stderr) for r in one_by_one]
+
+
+@pytest.mark.integration
+def test_ssh_batch_is_one_login_and_exact(sshd: sshd_mod.SSHServer) -> None:
+    before = sshd.logins()
+    with ssh(sshd) as transport:
+        many = transport.run_many(TRICKY)
+        single = [transport.run(argv) for argv in TRICKY]
+        assert transport.logins == 1 and transport.commands_run == 2 * len(TRICKY)
+    assert sshd.logins() - before == 1
+    assert [(r.exit_code, r.stdout, r.stderr) for r in many] == [(r.exit_code, r.stdout, r.stderr) for r in single]
+    assert many[2].stdout == "héllo ✓\n" and many[2].exit_code == 3 and many[3].exit_code == 255
+
+
+@pytest.mark.integration
+def test_changed_and_unknown_host_keys_are_refused(sshd: sshd_mod.SSHServer, tmp_path: Path) -> None:
+    changed = tmp_path / "changed"
+    changed.write_text(sshd.known_hosts_line(sshd_mod.keygen(tmp_path / "other")))
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    before = empty.read_text()
+    with pytest.raises(HostKeyError, match="changed"):
+        ssh(sshd, changed).run(["true"])
+    with pytest.raises(HostKeyError, match="unknown"):
+        ssh(sshd, empty).run(["true"])
+    with pytest.raises(HostKeyError, match="does not exist"):
+        ssh(sshd, tmp_path / "missing").run(["true"])
+    assert empty.read_text() == before  # never learnt
+
+
+@pytest.mark.integration
+def test_command_timeout_and_lost_connection(sshd: sshd_mod.SSHServer) -> None:
+    transport = ssh(sshd)
+    with pytest.raises(TransportError, match="timed out"):
+        transport.run(["sleep", "5"], timeout=0.5)
+    with pytest.raises(TransportError):
+        transport.run_many([["true"], ["sh", "-c", "kill -9 $PPID"], ["true"]])
+    assert transport.run(["echo", "back"]).stdout == "back\n"  # a new login after the loss
+    transport.close()
