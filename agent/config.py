@@ -195,6 +195,7 @@ class TicketsConfig(_Strict):
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_starttls: bool = True
+    smtp_ca_file: Path | None = None  # a private CA to verify the mail server against (TLS is always verified)
     smtp_user_env: EnvName | None = None
     smtp_password_env: EnvName | None = None
     mail_from: str | None = None
@@ -352,7 +353,10 @@ def _absolute(config: FleetConfig, base: Path, source: Path | None) -> FleetConf
         for site in config.sites
     ]
     agent = config.agent.model_copy(update={"state_dir": local(config.agent.state_dir)})
-    return config.model_copy(update={"agent": agent, "sites": sites, "source": source})
+    tickets = config.tickets
+    if tickets.smtp_ca_file is not None:
+        tickets = tickets.model_copy(update={"smtp_ca_file": local(tickets.smtp_ca_file)})
+    return config.model_copy(update={"agent": agent, "sites": sites, "source": source, "tickets": tickets})
 
 
 def missing_secrets(config: FleetConfig) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -32,36 +33,51 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._db.close()
 
+    def ensure(self, schema: str) -> None:
+        """Create a module's own tables if they are missing."""
+        with self._lock:
+            self._db.executescript(schema)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def save_snapshot(self, site: str, taken_at: datetime, ok: bool, data: dict[str, Any]) -> None:
-        self._db.execute(
+        self.execute(
             "INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?)",
             (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":"))),
         )
 
     def last_snapshot(self, site: str, *, ok_only: bool = True) -> tuple[datetime, dict[str, Any]] | None:
-        row = self._db.execute(
+        found = self.rows(
             "SELECT taken_at, data FROM snapshots WHERE site = ? AND ok >= ? ORDER BY id DESC LIMIT 1",
             (site, 1 if ok_only else 0),
-        ).fetchone()
-        if row is None:
+        )
+        if not found:
             return None
-        return datetime.fromisoformat(row[0]), json.loads(row[1])
+        return datetime.fromisoformat(found[0][0]), json.loads(found[0][1])
 
     def snapshot_count(self, site: str | None = None) -> int:
         if site is None:
-            return int(self._db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0])
-        return int(self._db.execute("SELECT COUNT(*) FROM snapshots WHERE site = ?", (site,)).fetchone()[0])
+            return int(self.rows("SELECT COUNT(*) FROM snapshots")[0][0])
+        return int(self.rows("SELECT COUNT(*) FROM snapshots WHERE site = ?", (site,))[0][0])

@@ -215,31 +215,59 @@ class Site:
                           "file": f"{name}/style.css"})
         return found
 
-    def load_wordpress(self, args: Args) -> None:
-        """What booting WordPress costs and risks: config, database, plugin and theme code."""
+    def boot_problem(self, skip_plugins: bool = False, skip_themes: bool = False) -> tuple[int, str, list[str]]:
+        """What booting WordPress would do: (exit code, stderr text, notices printed on stdout)."""
+        if not (self.root / "wp-includes" / "version.php").exists():
+            return 1, ("Error: This does not seem to be a WordPress installation.\nThe used path is: "
+                       f"{self.root}/\nPass --path=`path/to/wordpress` or run `wp core download`."), []
         if not (self.root / "wp-config.php").exists():
-            self.core_version()
-            error("'wp-config.php' not found.\nEither create one manually or use `wp config create`.")
+            return 1, "Error: 'wp-config.php' not found.\nEither create one manually or use `wp config create`.", []
         if not self.has_db():
-            error("Error establishing a database connection.")
-        code: list[tuple[str, Path]] = [(p.stem, p) for p in sorted((self.content / "mu-plugins").glob("*.php"))]
-        if not args.has("skip-plugins"):
+            return 1, "Error: Error establishing a database connection.", []
+        code: list[tuple[str, Path]] = [("core", self.root / "wp-includes" / "wpsim-broken.php")]
+        code += [(p.stem, p) for p in sorted((self.content / "mu-plugins").glob("*.php"))]
+        if not skip_plugins:
             code += [(p["name"], p["path"]) for p in self.plugins() if p["status"] == "active"]
-        if not args.has("skip-themes"):
+        if not skip_themes:
             code += [(t["name"], t["path"] / "functions.php") for t in self.themes() if t["status"] in ("active", "parent")]
+        notices = []
         for name, file in code:
             try:
                 text = file.read_text("utf-8", "replace")
             except OSError:
                 continue
             if "wpsim:notice" in text:
-                out(f"\nNotice: Undefined variable $wpsim in {file} on line 3\n")
+                notices.append(f"\nNotice: Undefined variable $wpsim in {file} on line 3\n")
             if "wpsim:fatal" in text:
-                err(f"PHP Fatal error:  Uncaught Error: Call to undefined function wpsim_boom() in {file}:3")
-                err("Error: There has been a critical error on this website.Learn more about troubleshooting "
+                return 255, (
+                    f"PHP Fatal error:  Uncaught Error: Call to undefined function wpsim_boom() in {file}:3\n"
+                    "Error: There has been a critical error on this website.Learn more about troubleshooting "
                     f"WordPress. This may be caused by the '{name}' plugin or theme. Try running again with "
-                    f"--skip-plugins={name} or --skip-themes={name}.")
-                raise Exit(255)
+                    f"--skip-plugins={name} or --skip-themes={name}."), notices
+        return 0, "", notices
+
+    def load_wordpress(self, args: Args) -> None:
+        """What booting WordPress costs and risks: config, database, plugin and theme code."""
+        code, message, notices = self.boot_problem(args.has("skip-plugins"), args.has("skip-themes"))
+        for notice in notices:
+            out(notice)
+        if code:
+            err(message)
+            raise Exit(code)
+
+    def load_config(self) -> None:
+        """WP-CLI's db commands stop after wp-config.php: no plugin code runs."""
+        self.core_version()
+        if not (self.root / "wp-config.php").exists():
+            error("'wp-config.php' not found.\nEither create one manually or use `wp config create`.")
+
+    # maintenance mode, as WP_Upgrader::maintenance_mode writes it
+    def maintenance(self, on: bool) -> None:
+        marker = self.root / ".maintenance"
+        if on:
+            marker.write_text(f"<?php $upgrading = {int(time.time())}; ?>")
+        elif marker.exists():
+            marker.unlink()
 
 
 # -- PHP serialization, enough for options -------------------------------------------------------
@@ -408,6 +436,10 @@ def cmd_core(site: Site, args: Args) -> None:
     site.load_wordpress(args)
     if verb == "check-update":
         core_check_update(site, args)
+    elif verb == "update":
+        core_update(site, args)
+    elif verb == "update-db":
+        core_update_db(site, args)
     elif verb == "is-installed":
         raise Exit(0 if site.option("siteurl") else 1)
     else:
@@ -443,6 +475,143 @@ def core_check_update(site: Site, args: Args) -> None:
         success(args, "WordPress is at the latest version.")
         return
     render(args, offers, ["version", "update_type", "package_url"])
+
+
+def core_update(site: Site, args: Args) -> None:
+    fmt = args.get("format", "table")
+    if fmt in ("json", "csv"):
+        args.quiet = True
+    current = site.core_version()
+    offers = {o["update_type"]: o["version"] for o in core_offers(site)}
+    target = args.get("version") or (offers.get("minor") if args.has("minor") else offers.get("major") or offers.get("minor"))
+    if not target:
+        success(args, "WordPress is at the latest minor release." if args.has("minor")
+                else f"WordPress is up to date at version {current}.")
+        return
+    if vkey(target) <= vkey(current) and not args.has("force"):
+        success(args, f"WordPress is up to date at version {current}.")
+        return
+    props = releases("core", "").get(target)
+    if props is None:
+        error("Download failed.: Not Found")
+    log(args, f"Updating to version {target} (en_US)...")
+    log(args, f"Downloading update from https://downloads.wordpress.org/release/wordpress-{target}-no-content.zip...")
+    site.maintenance(True)
+    log(args, "Unpacking the update...")
+    version_php = site.root / "wp-includes" / "version.php"
+    text = version_php.read_text()
+    text = re.sub(r"\$wp_version\s*=\s*'[^']*'", f"$wp_version = '{target}'", text)
+    db_version = props.get("db_version")
+    if db_version:
+        text = re.sub(r"\$wp_db_version\s*=\s*\d+", f"$wp_db_version = {int(db_version)}", text)
+    version_php.write_text(text)
+    if props.get("fault") == "fatal":
+        (site.root / "wp-includes" / "wpsim-broken.php").write_text("<?php\nwpsim_boom(); // wpsim:fatal\n")
+    if props.get("fault") == "hangup":
+        hang_up()
+    site.maintenance(False)
+    log(args, "Cleaning up files...\nNo old files were removed.")
+    if fmt in ("json", "csv"):
+        render(args, [{"name": "core", "old_version": current, "new_version": target, "status": "Updated"}],
+               ["name", "old_version", "new_version", "status"])
+        return
+    success(args, "WordPress updated successfully.")
+
+
+def core_update_db(site: Site, args: Args) -> None:
+    wanted = int(site.version_var("wp_db_version") or 0)
+    stored = int(site.option("db_version") or 0)
+    if stored >= wanted:
+        success(args, f"WordPress database already at latest db version {wanted}.")
+        return
+    if args.has("dry-run"):
+        log(args, "Performing a dry run, with no database modification.")
+        success(args, f"WordPress database will be upgraded from db version {stored} to {wanted}.")
+        return
+    site.set_option("db_version", str(wanted) if site.sqlite.exists() else wanted)
+    success(args, f"WordPress database upgraded successfully from db version {stored} to {wanted}.")
+
+
+def cmd_db(site: Site, args: Args) -> None:
+    """``db export`` / ``db import``: they stop after wp-config.php, so broken plugins cannot stop them."""
+    verb = args.words[1] if len(args.words) > 1 else ""
+    site.load_config()
+    if not site.has_db():
+        error("Error establishing a database connection.")
+    target = args.words[2] if len(args.words) > 2 else ""
+    if verb == "export":
+        target = target or f"wordpress-{time.strftime('%Y-%m-%d')}-{os.urandom(4).hex()[:7]}.sql"
+        try:
+            with open(target, "w", encoding="utf-8") as dump:
+                if site.sqlite.exists():
+                    with sqlite3.connect(site.sqlite) as db:
+                        for line in db.iterdump():
+                            dump.write(line + "\n")
+                else:
+                    dump.write("-- wpsim-json\n" + json.dumps(site._json()) + "\n")
+                filler = site.content / "database" / "wpsim-dbsize"
+                if filler.exists():  # a database larger than the files suggest
+                    chunk = "-- " + "x" * 1020 + "\n"
+                    for _ in range(int(filler.read_text().strip() or 0) // 1024):
+                        dump.write(chunk)
+                dump.write(f"-- Dump completed on {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        except OSError as exc:
+            err(f"mysqldump: Got errno {exc.errno} on write")
+            raise Exit(2) from None
+        if args.has("porcelain"):
+            out(target + "\n")
+        else:
+            success(args, f"Exported to '{target}'.")
+    elif verb == "import":
+        target = target or "wordpress.sql"
+        try:
+            text = Path(target).read_text(encoding="utf-8")
+        except OSError:
+            error(f"Import file missing or not readable: {target}")
+        if text.startswith("-- wpsim-json\n"):
+            site.jsondb.write_text(json.dumps(json.loads(text.splitlines()[1]), indent=1))
+        else:
+            fresh = site.sqlite.with_name(".ht.sqlite.import")
+            fresh.unlink(missing_ok=True)
+            with sqlite3.connect(fresh) as db:
+                db.executescript(text)
+            os.replace(fresh, site.sqlite)
+        success(args, f"Imported from '{target}'.")
+    else:
+        error(f"'db {verb}' is not a registered subcommand of 'db'. See 'wp help db' for available subcommands.")
+
+
+def cmd_maintenance(site: Site, args: Args) -> None:
+    verb = args.words[1] if len(args.words) > 1 else ""
+    site.load_config()
+    active = (site.root / ".maintenance").exists()
+    if verb == "status":
+        out(f"Maintenance mode is {'active' if active else 'not active'}.\n")
+    elif verb == "is-active":
+        raise Exit(0 if active else 1)
+    elif verb == "activate":
+        if active and not args.has("force"):
+            error("Maintenance mode already activated.")
+        log(args, "Enabling Maintenance mode...")
+        site.maintenance(True)
+        success(args, "Activated Maintenance mode.")
+    elif verb == "deactivate":
+        if not active:
+            error("Maintenance mode already deactivated.")
+        log(args, "Disabling Maintenance mode...")
+        site.maintenance(False)
+        success(args, "Deactivated Maintenance mode.")
+    else:
+        error(f"'maintenance-mode {verb}' is not a registered subcommand.")
+
+
+def cmd_option(site: Site, args: Args) -> None:
+    site.load_wordpress(args)
+    name = args.words[2] if len(args.words) > 2 else ""
+    value = site.option(name)
+    if value is None:
+        error(f"Could not get '{name}' option. Does it exist?")
+    out((php_json(value) if args.get("format") == "json" else str(value)) + "\n")
 
 
 def extension_rows(site: Site, kind: str) -> list[dict[str, Any]]:
@@ -514,7 +683,97 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
             out(f"Available {kind} updates:\n")
         render(args, candidates, ["name", "status", "version", "update_version"])
         return
-    error(f"'{kind} update' without --dry-run is not simulated here.")
+    updated: list[str] = []
+    failed = failures
+    summary = []
+    for item in candidates:
+        target = item["update_version"]
+        props = releases(f"{kind}s", item["name"]).get(target, {})
+        fault = props.get("fault")
+        needs_maintenance = item["status"] in ("active", "parent")
+        if needs_maintenance:
+            log(args, "Enabling Maintenance mode...")
+            site.maintenance(True)
+        log(args, f"Downloading update from https://downloads.wordpress.org/{kind}/{item['name']}.{target}.zip...")
+        log(args, "Unpacking the update...")
+        log(args, f"Installing the latest version...\nRemoving the old version of the {kind}...")
+        ok = install_release(item, target, props)
+        if fault == "hangup":
+            hang_up()
+        if needs_maintenance and fault != "stuck-maintenance":
+            log(args, "Disabling Maintenance mode...")
+            site.maintenance(False)
+        if ok:
+            log(args, f"{kind.title()} updated successfully.")
+            updated.append(item["name"])
+        else:
+            warning(args, f"Download failed. Could not unpack the {kind} package.")
+            failed += 1
+        summary.append({"name": item["name"], "old_version": item["version"], "new_version": target,
+                        "status": "Updated" if ok else "Error"})
+    if summary:
+        render(args, summary, ["name", "old_version", "new_version", "status"])
+    total = len(names) if names else len(candidates)
+    noun = f"{kind}s" if total != 1 else kind
+    if not candidates and not failed:
+        if fmt not in ("json", "csv"):
+            success(args, f"{kind.title()} already updated." if total == 1 else f"{kind.title()}s already updated.")
+        return
+    if failed:
+        message = (f"No {noun} updated ({failed} failed)." if not updated
+                   else f"Only updated {len(updated)} of {total} {noun} ({failed} failed).")
+        if fmt not in ("json", "csv"):
+            err(f"Error: {message}")
+        raise Exit(1)
+    success(args, f"Updated {len(updated)} of {total} {noun}.")
+
+
+def install_release(item: dict[str, Any], target: str, props: dict[str, Any]) -> bool:
+    """Replace the installed files with release ``target``; faults come from "wordpress.org"."""
+    path: Path = item["path"]
+    main = path if path.suffix == ".php" else (path / "style.css" if (path / "style.css").exists() else None)
+    if main is None:
+        main = next((f for f in sorted(path.glob("*.php")) if "Plugin Name" in read_headers(f, ("Plugin Name",))), None)
+    if main is None:
+        return False
+    fault = props.get("fault")
+    if fault == "download":
+        return False
+    text = main.read_text("utf-8", "replace")
+    text = re.sub(r"^([ \t/*#@]*Version:).*$", rf"\g<1> {target}", text, count=1, flags=re.MULTILINE)
+    if fault == "halfway":  # the new files were only half copied: the main file is gone
+        main.unlink()
+        for extra in main.parent.glob("*.txt"):
+            extra.unlink()
+        return False
+    code_file = main if main.suffix == ".php" else main.parent / "functions.php"
+    if fault == "fatal":
+        extra = "\nwpsim_boom(); // wpsim:fatal — this release calls a function that does not exist\n"
+        if code_file == main:
+            text += extra
+        else:
+            code_file.write_text(code_file.read_text() + extra)
+    main.write_text(text)
+    return True
+
+
+def hang_up() -> None:
+    """The SSH connection drops mid-update: kill this command's sshd session."""
+    import signal
+
+    pid = os.getppid()
+    for _ in range(6):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if name.startswith("sshd"):
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(5)
+            break
+        pid = parent
+    raise Exit(1)
 
 
 def main(argv: list[str]) -> int:
@@ -534,7 +793,8 @@ def main(argv: list[str]) -> int:
             return 0
         path = args.get("path") or os.getcwd()
         site = Site(Path(path))
-        handlers: dict[str, Any] = {"core": cmd_core, "plugin": lambda s, a: cmd_extension(s, a, "plugin"),
+        handlers: dict[str, Any] = {"core": cmd_core, "db": cmd_db, "maintenance-mode": cmd_maintenance,
+                    "option": cmd_option, "plugin": lambda s, a: cmd_extension(s, a, "plugin"),
                     "theme": lambda s, a: cmd_extension(s, a, "theme")}
         handler = handlers.get(group)
         if handler is None:

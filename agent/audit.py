@@ -1,0 +1,142 @@
+"""The update log for auditors: append-only, each record chained to the one before.
+
+One JSON object per line in ``state_dir/audit.jsonl``. A record's ``hash`` is the SHA-256 of its
+canonical JSON (every field but ``hash``, keys sorted), which includes the previous record's
+``hash``; so changing, removing or reordering any record breaks the chain from there on.
+Records are never rewritten; ``verify`` names the first bad ``seq``.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.clock import Clock
+from agent.secrets import Redactor
+
+GENESIS = "0" * 64
+FIELDS = ("seq", "at", "actor", "site", "action", "detail", "result", "prev_hash", "hash")
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    body = {k: record[k] for k in FIELDS if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    records: int
+    bad_seq: int | None = None
+    reason: str = ""
+
+
+class AuditLog:
+    """Appends records; safe across the agent's threads and processes."""
+
+    def __init__(self, state_dir: Path, clock: Clock, actor: str, redactor: Redactor | None = None):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "audit.jsonl"
+        self.clock = clock
+        self.actor = actor
+        self.redactor = redactor or Redactor()
+        self._lock = threading.Lock()
+
+    def append(self, action: str, *, site: str | None = None, detail: dict[str, Any] | None = None,
+               result: str = "ok", actor: str | None = None) -> dict[str, Any]:
+        """Add one record; never changes an earlier one."""
+        clean_detail = self.redactor.scrub(detail or {})
+        with self._lock, open(self.path, "a+", encoding="utf-8") as log:
+            fcntl.flock(log, fcntl.LOCK_EX)
+            last = _last_record(log)
+            record: dict[str, Any] = {
+                "seq": (last["seq"] + 1) if last else 1,
+                "at": self.clock.now().isoformat(timespec="seconds"),
+                "actor": actor or self.actor,
+                "site": site,
+                "action": action,
+                "detail": clean_detail,
+                "result": result,
+                "prev_hash": last["hash"] if last else GENESIS,
+            }
+            record["hash"] = record_hash(record)
+            log.seek(0, io.SEEK_END)
+            log.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            log.flush()
+        return record
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as log:
+            for line in log:
+                yield json.loads(line)
+
+    def query(self, site: str | None = None, since: date | None = None) -> list[dict[str, Any]]:
+        found = []
+        for record in self.records():
+            if site and record["site"] != site:
+                continue
+            if since and datetime.fromisoformat(record["at"]).date() < since:
+                continue
+            found.append(record)
+        return found
+
+    def verify(self) -> VerifyResult:
+        """Walk the chain; the first record that does not fit is reported."""
+        if not self.path.exists():
+            return VerifyResult(True, 0)
+        previous_hash, expected_seq = GENESIS, 1
+        with open(self.path, "rb") as log:
+            data = log.read()
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        else:
+            return VerifyResult(False, len(lines), len(lines), "the last record is cut off")
+        for line in lines:
+            try:
+                record = json.loads(line.decode("utf-8"))
+                if not isinstance(record, dict) or set(record) != set(FIELDS):
+                    raise ValueError("fields")
+            except (UnicodeDecodeError, ValueError):
+                return VerifyResult(False, expected_seq - 1, expected_seq, "record is not valid")
+            if record["seq"] != expected_seq:
+                return VerifyResult(False, expected_seq - 1, expected_seq, f"found seq {record['seq']!r}")
+            if record["prev_hash"] != previous_hash:
+                return VerifyResult(False, expected_seq - 1, expected_seq, "does not follow the previous record")
+            if record_hash(record) != record["hash"]:
+                return VerifyResult(False, expected_seq - 1, expected_seq, "content does not match its hash")
+            if json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") != line:
+                return VerifyResult(False, expected_seq - 1, expected_seq, "record was rewritten")
+            previous_hash = record["hash"]
+            expected_seq += 1
+        return VerifyResult(True, expected_seq - 1)
+
+
+def _last_record(log: io.TextIOWrapper) -> dict[str, Any] | None:
+    log.seek(0)
+    last_line = ""
+    for line in log:
+        if line.strip():
+            last_line = line
+    return json.loads(last_line) if last_line else None
+
+
+def to_csv(records: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FIELDS)
+    for record in records:
+        writer.writerow([json.dumps(record[f], ensure_ascii=False) if f == "detail" else record[f] for f in FIELDS])
+    return buffer.getvalue()

@@ -1,0 +1,96 @@
+"""The web side of stand-in sites: what a visitor (and the health check) sees over HTTP.
+
+One threaded loopback server answers for many sites at ``http://127.0.0.1:PORT/<site>/``, booting
+each request the way the stand-in boots for WP-CLI: a fatal plugin gives WordPress's 500 "critical
+error" page, a fresh ``.maintenance`` a 503, a missing database the connection error; otherwise
+the front page, and the REST index at ``wp-json/`` or ``?rest_route=/``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from agent.demo.wpsim import Site
+
+CRITICAL = "<p>There has been a critical error on this website.</p>"
+MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
+MAINTENANCE_TTL = 600
+
+
+class StandInWeb:
+    """``sites`` maps a site name to its WordPress root; ``down`` names sites that refuse to answer."""
+
+    def __init__(self, sites: dict[str, Path] | None = None):
+        self.sites: dict[str, Path] = dict(sites or {})
+        self.down: set[str] = set()
+        self.requests = 0
+        web = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                web.requests += 1
+                status, content_type, body = web.answer(self.path)
+                if status == 0:
+                    self.close_connection = True
+                    return
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}/"
+
+    def start(self) -> StandInWeb:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, raw_path: str) -> tuple[int, str, str]:
+        parts = urlsplit(raw_path)
+        name, _, rest = parts.path.lstrip("/").partition("/")
+        root = self.sites.get(name)
+        if root is None:
+            return 404, "text/html", "<h1>Not Found</h1>"
+        if name in self.down:
+            return 0, "", ""
+        site = Site(root)
+        marker = root / ".maintenance"
+        if marker.exists() and time.time() - marker.stat().st_mtime < MAINTENANCE_TTL:
+            return 503, "text/html; charset=UTF-8", MAINTENANCE
+        code, message, _notices = site.boot_problem()
+        if code == 255:
+            return 500, "text/html; charset=UTF-8", f"<html><body>{CRITICAL}</body></html>"
+        if code:
+            return 500, "text/html; charset=UTF-8", f"<h1>{message.splitlines()[0].removeprefix('Error: ')}</h1>"
+        route = parse_qs(parts.query).get("rest_route", [None])[0]
+        if rest.startswith("wp-json") or route is not None:
+            index = {"name": site.option("blogname") or name, "description": "", "url": self.url(name),
+                     "home": self.url(name), "namespaces": ["oembed/1.0", "wp/v2", "wp-site-health/v1"],
+                     "authentication": []}
+            return 200, "application/json; charset=UTF-8", json.dumps(index)
+        version = site.core_version()
+        return 200, "text/html; charset=UTF-8", (
+            f'<html><head><meta name="generator" content="WordPress {version}" /></head>'
+            f"<body><h1>{site.option('blogname') or name}</h1></body></html>")
