@@ -249,14 +249,14 @@ class TicketDesk:
             sent += 1
         return sent, 0
 
-    def list(self, open_only: bool = False) -> list[Ticket]:
+    def all(self, open_only: bool = False) -> list[Ticket]:
         where = "WHERE status = 'open'" if open_only else ""
         ids = self.state.rows(f"SELECT id FROM tickets {where} ORDER BY opened_at, id")
         with self.state.transaction() as db:
             return [self._get(db, i[0]) for i in ids]
 
     def open_for(self, site: str) -> list[Ticket]:
-        return [t for t in self.list(open_only=True) if t.site == site]
+        return [t for t in self.all(open_only=True) if t.site == site]
 
     def pending(self) -> int:
         return int(self.state.rows("SELECT COUNT(*) FROM ticket_outbox WHERE delivered_at IS NULL")[0][0])

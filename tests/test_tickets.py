@@ -55,7 +55,7 @@ def test_repeat_failure_updates_the_open_ticket(tmp_path: Path) -> None:
     first = tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="one", dedup_key="acme:x:1")
     second = tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="two", dedup_key="acme:x:1")
     assert first.id == second.id and second.occurrences == 2 and second.body == "two"
-    assert len(tickets.list(open_only=True)) == 1
+    assert len(tickets.all(open_only=True)) == 1
     tickets.close("acme:x:1", "fixed")
     third = tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="three", dedup_key="acme:x:1")
     assert third.id != first.id

@@ -743,8 +743,8 @@ def install_release(item: dict[str, Any], target: str, props: dict[str, Any]) ->
     text = re.sub(r"^([ \t/*#@]*Version:).*$", rf"\g<1> {target}", text, count=1, flags=re.MULTILINE)
     if fault == "halfway":  # the new files were only half copied: the main file is gone
         main.unlink()
-        for extra in main.parent.glob("*.txt"):
-            extra.unlink()
+        for leftover in main.parent.glob("*.txt"):
+            leftover.unlink()
         return False
     code_file = main if main.suffix == ".php" else main.parent / "functions.php"
     if fault == "fatal":
