@@ -11,13 +11,18 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from agent import __version__, config, demo, fleet, logs, render
+from agent import backups as agent_backups
+from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import ConfigError, FleetConfig
+from agent.services import Services
 from agent.state import State
+from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory.models import SiteInventory
 
 log = logging.getLogger("wpfleet")
@@ -44,6 +49,35 @@ def build_parser() -> argparse.ArgumentParser:
     inventory = commands.add_parser("inventory", help="what runs on every site")
     inventory.add_argument("--site", action="append", metavar="NAME")
     inventory.add_argument("--json", action="store_true")
+    plan = commands.add_parser("plan", help="what would be done now (or at --at) and why")
+    plan.add_argument("--site", action="append", metavar="NAME")
+    plan.add_argument("--at", metavar="ISO-DATETIME", help="evaluate the plan at this moment")
+    plan.add_argument("--fresh", action="store_true", help="read the sites now instead of the last inventory")
+    plan.add_argument("--json", action="store_true")
+    update = commands.add_parser("update", help="apply what plan says is due")
+    update.add_argument("--site", action="append", metavar="NAME")
+    update.add_argument("--major", action="store_true", help="also apply majors now (counts as the year's run)")
+    update.add_argument("--reason", metavar="TEXT", help="why majors are applied now (required with --major)")
+    update.add_argument("--dry-run", action="store_true")
+    update.add_argument("--json", action="store_true")
+    backup = commands.add_parser("backup", help="make a verified host backup now")
+    backup.add_argument("--site", required=True, metavar="NAME")
+    listing = commands.add_parser("backups", help="list host backups")
+    listing.add_argument("--site", action="append", metavar="NAME")
+    listing.add_argument("--json", action="store_true")
+    restore = commands.add_parser("restore", help="put a host backup back")
+    restore.add_argument("--site", required=True, metavar="NAME")
+    restore.add_argument("backup_id", metavar="BACKUP_ID")
+    audit = commands.add_parser("audit", help="the update log for auditors")
+    audit.add_argument("verb", nargs="?", choices=["verify"], help="check the hash chain")
+    audit.add_argument("--site", metavar="NAME")
+    audit.add_argument("--since", metavar="DATE")
+    form = audit.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true")
+    form.add_argument("--csv", action="store_true")
+    tickets = commands.add_parser("tickets", help="tickets the agent opened, with SLA deadlines")
+    tickets.add_argument("--open", action="store_true")
+    tickets.add_argument("--json", action="store_true")
     demo_cmd = commands.add_parser("demo", help="build a demo fleet on this machine and inventory it")
     demo_cmd.add_argument("--dir", type=Path, help="where to build it (default ./wpfleet-demo)")
     demo_cmd.add_argument("--json", action="store_true")
@@ -127,9 +161,153 @@ def cmd_demo(args: argparse.Namespace, clock: Clock) -> int:
     return OK if all(r.ok for r in results) else FAILED
 
 
+def _parse_at(text: str, zone: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--at: {text!r} is not an ISO date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def cmd_plan(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    sites = loaded.select(args.site)
+    at = _parse_at(args.at, loaded.agent.zone) if args.at else clock.now()
+    services = Services.open(loaded, clock)
+    try:
+        snapshots: dict[str, dict[str, Any]] = {}
+        for site in sites:
+            last = None if args.fresh else services.state.last_snapshot(site.name)
+            if last is not None:
+                snapshots[site.name] = last[1]
+                log.info("%s: planning from the inventory of %s", site.name, last[0].isoformat(timespec="seconds"))
+        missing = [s.name for s in sites if s.name not in snapshots]
+        unreadable = []
+        for fresh in (run_inventory(loaded, missing, clock) if missing else []):
+            if fresh.ok or fresh.core is not None:
+                snapshots[fresh.site] = fresh.to_public()
+            else:
+                unreadable.append(fresh.site)
+                log.error("%s: cannot plan: %s", fresh.site, fresh.error)
+        today = at.astimezone(loaded.agent.zone).date()
+        items = [i for site in sites if site.name in snapshots
+                 for i in plan_for(services, site, snapshots[site.name], False, today)]
+    finally:
+        services.close()
+    if args.json:
+        emit_json([i.public() for i in items])
+    else:
+        sys.stdout.write(render.plan_table(items, today))
+    return FAILED if unreadable else OK
+
+
+def cmd_update(args: argparse.Namespace, clock: Clock) -> int:
+    if args.major and not (args.reason or "").strip():
+        raise UsageError("--major needs --reason TEXT: who applies majors now, and why, goes to the audit log")
+    loaded = load_config(args)
+    sites = loaded.select(args.site)
+    services = Services.open(loaded, clock)
+    try:
+        options = UpdateOptions(force_major=args.major, reason=args.reason, dry_run=args.dry_run)
+        if args.major:
+            services.audit.append("major_requested", detail={"reason": args.reason, "sites": [s.name for s in sites]})
+        results = update_fleet(services, sites, options)
+    finally:
+        services.close()
+    if args.json:
+        emit_json([r.public() for r in results])
+    else:
+        sys.stdout.write(render.update_table(results))
+    return FAILED if any(r.status in ("failed", "rolled_back") for r in results) else OK
+
+
+def cmd_backup(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    site = loaded.select([args.site])[0]
+    services = Services.open(loaded, clock)
+    try:
+        outcome = agent_backups.backup_now(services, site)
+    finally:
+        services.close()
+    print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
+    return OK if outcome.ok else FAILED
+
+
+def cmd_backups(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    services = Services.open(loaded, clock)
+    try:
+        entries = agent_backups.list_all(services, loaded.select(args.site))
+    finally:
+        services.close()
+    if args.json:
+        emit_json(entries)
+    else:
+        sys.stdout.write(render.backups_table(entries))
+    return FAILED if any("error" in e for e in entries) else OK
+
+
+def cmd_restore(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    site = loaded.select([args.site])[0]
+    services = Services.open(loaded, clock)
+    try:
+        outcome = agent_backups.restore_backup(services, site, args.backup_id)
+    finally:
+        services.close()
+    print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
+    return OK if outcome.ok else FAILED
+
+
+def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    audit = AuditLog(loaded.agent.state_dir, clock, "auditor")
+    if args.verb == "verify":
+        verdict = audit.verify()
+        if verdict.ok:
+            print(f"audit log verifies: {verdict.records} records")
+            return OK
+        print(f"audit log broken at seq {verdict.bad_seq}: {verdict.reason}")
+        return FAILED
+    try:
+        since = date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise UsageError(f"--since: {args.since!r} is not an ISO date") from None
+    records = audit.query(site=args.site, since=since)
+    if args.json:
+        emit_json(records)
+    elif args.csv:
+        sys.stdout.write(to_csv(records))
+    else:
+        sys.stdout.write(render.audit_table(records))
+    return OK
+
+
+def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    services = Services.open(loaded, clock)
+    try:
+        found = services.tickets.all(open_only=args.open)
+        pending = services.tickets.pending()
+    finally:
+        services.close()
+    if args.json:
+        emit_json([t.public() for t in found])
+    else:
+        sys.stdout.write(render.tickets_table(found, pending))
+    return OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "check-config": cmd_check_config,
     "inventory": cmd_inventory,
+    "plan": cmd_plan,
+    "update": cmd_update,
+    "backup": cmd_backup,
+    "backups": cmd_backups,
+    "restore": cmd_restore,
+    "audit": cmd_audit,
+    "tickets": cmd_tickets,
     "demo": cmd_demo,
 }
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
 from inventory.models import Extension, SiteInventory
+
+if TYPE_CHECKING:
+    from agent.policy import PlanItem
+    from agent.tickets import Ticket
+    from agent.updates import SiteUpdate
 
 
 def _update(ext: Extension) -> str:
@@ -37,3 +45,59 @@ def inventory_table(inventories: list[SiteInventory]) -> str:
             lines.append(f"  error: {inv.error}")
         lines.append("")
     return "\n".join(lines)
+
+
+def plan_table(items: list[PlanItem], today: date) -> str:
+    if not items:
+        return f"nothing pending ({today})\n"
+    lines = [f"plan for {today}"]
+    for i in items:
+        due = f" (due {i.due})" if i.due else ""
+        lines.append(f"  {i.site:<12} {i.kind:<6} {i.name:<24} {i.from_version:>10} → {i.to_version:<10} "
+                     f"{i.type:<5} {i.action.upper():<5} {i.reason}{due}")
+    return "\n".join(lines) + "\n"
+
+
+def update_table(results: list[SiteUpdate]) -> str:
+    lines = []
+    for r in results:
+        lines.append(f"{r.site:<12} {r.status.upper():<11} backup {r.backup_id or '-'}")
+        for change in r.changes:
+            lines.append(f"  {change['kind']:<6} {change['name']:<24} {change['from']} → {change['to']}")
+        if r.reconciled:
+            lines.append(f"  reconciled: {r.reconciled}")
+        if r.error:
+            lines.append(f"  error: {r.error}")
+        if r.tickets:
+            lines.append(f"  tickets: {', '.join(r.tickets)}")
+    return "\n".join(lines) + "\n"
+
+
+def backups_table(entries: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in entries:
+        if "error" in e:
+            lines.append(f"{e['site']:<12} ERROR {e['error']}")
+            continue
+        flags = ("initial " if e["initial"] else "") + ("" if e["restorable"] else "not-restorable")
+        lines.append(f"{e['site']:<12} {e['id']:<20} {e['size']:>12} bytes  core {e['core'] or '?'}  {flags}".rstrip())
+    return "\n".join(lines) + "\n" if lines else "no backups\n"
+
+
+def audit_table(records: list[dict[str, Any]]) -> str:
+    return "".join(
+        f"{r['seq']:>6} {r['at']} {r['actor']:<20} {r['site'] or '-':<12} {r['action']:<16} {r['result']:<11} "
+        f"{_short(r['detail'])}\n" for r in records)
+
+
+def _short(detail: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, [], {}))
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def tickets_table(tickets: list[Ticket], pending: int) -> str:
+    lines = [f"{t.id}  {t.status:<6} {t.severity:<9} {t.site:<12} due {t.response_due}  {t.title}"
+             + (f" (×{t.occurrences})" if t.occurrences > 1 else "") for t in tickets]
+    if pending:
+        lines.append(f"{pending} delivery(ies) waiting for the ticket sink")
+    return "\n".join(lines) + "\n" if lines else "no tickets\n"

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,29 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_site ON snapshots (site, id);
+CREATE TABLE IF NOT EXISTS major_runs (
+    site TEXT NOT NULL,
+    day TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failed_releases (
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    failed_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (site, kind, name, version)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    site TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    backup_id TEXT,
+    step TEXT,
+    phase TEXT
+);
 """
 
 
@@ -81,3 +104,41 @@ class State:
         if site is None:
             return int(self.rows("SELECT COUNT(*) FROM snapshots")[0][0])
         return int(self.rows("SELECT COUNT(*) FROM snapshots WHERE site = ?", (site,))[0][0])
+
+    # what the contract remembers -----------------------------------------------------------------
+
+    def record_major_run(self, site: str, day: date, actor: str, reason: str) -> None:
+        self.execute("INSERT INTO major_runs (site, day, actor, reason) VALUES (?, ?, ?, ?)",
+                     (site, day.isoformat(), actor, reason))
+
+    def major_runs(self, site: str) -> tuple[date, ...]:
+        return tuple(date.fromisoformat(r[0]) for r in self.rows(
+            "SELECT day FROM major_runs WHERE site = ? ORDER BY day", (site,)))
+
+    def record_failed_release(self, site: str, kind: str, name: str, version: str, at: datetime, reason: str) -> None:
+        self.execute("INSERT OR REPLACE INTO failed_releases VALUES (?, ?, ?, ?, ?, ?)",
+                     (site, kind, name, version, at.isoformat(timespec="seconds"), reason))
+
+    def failed_releases(self, site: str) -> frozenset[tuple[str, str, str]]:
+        return frozenset((r[0], r[1], r[2]) for r in self.rows(
+            "SELECT kind, name, version FROM failed_releases WHERE site = ?", (site,)))
+
+    # the update journal: what was in progress when a run died ------------------------------------
+
+    def journal_begin(self, site: str, run_id: str, at: datetime, backup_id: str) -> None:
+        self.execute("INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, NULL, 'backed-up')",
+                     (site, run_id, at.isoformat(timespec="seconds"), backup_id))
+
+    def journal_step(self, site: str, step: dict[str, Any], phase: str) -> None:
+        self.execute("UPDATE journal SET step = ?, phase = ? WHERE site = ?", (json.dumps(step), phase, site))
+
+    def journal_end(self, site: str) -> None:
+        self.execute("DELETE FROM journal WHERE site = ?", (site,))
+
+    def journal_open(self, site: str) -> dict[str, Any] | None:
+        found = self.rows("SELECT run_id, started_at, backup_id, step, phase FROM journal WHERE site = ?", (site,))
+        if not found:
+            return None
+        run_id, started_at, backup_id, step, phase = found[0]
+        return {"run_id": run_id, "started_at": started_at, "backup_id": backup_id,
+                "step": json.loads(step) if step else None, "phase": phase}

@@ -48,11 +48,12 @@ class Transport(ABC):
     logins: int = field(default=0, init=False)
 
     def run(
-        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None,
+        stdin: bytes | None = None,
     ) -> CommandResult:
         """Run one command built from already validated arguments; never raises on exit codes."""
         self.commands_run += 1
-        return self._execute(self._with_env(argv, env), timeout or self.command_timeout)
+        return self._execute(self._with_env(argv, env), timeout or self.command_timeout, stdin)
 
     def run_many(
         self, commands: Sequence[Sequence[str]], *, env: Mapping[str, str] | None = None, timeout: float | None = None
@@ -71,7 +72,7 @@ class Transport(ABC):
         return ["env", *env_words, *argv] if env_words else list(argv)
 
     @abstractmethod
-    def _execute(self, argv: list[str], timeout: float) -> CommandResult: ...
+    def _execute(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult: ...
 
     def _execute_many(self, commands: list[list[str]], timeout: float) -> list[CommandResult]:
         return [self._execute(argv, timeout) for argv in commands]
@@ -92,18 +93,18 @@ class Transport(ABC):
 class LocalTransport(Transport):
     """Runs commands on the agent's own host, without a shell."""
 
-    def _execute(self, argv: list[str], timeout: float) -> CommandResult:
+    def _execute(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
         command = safety.join(argv)
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                errors="replace",
+                argv, capture_output=True, timeout=timeout, input=stdin or b"", check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise TransportError(f"command timed out after {timeout:g}s: {command}") from exc
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]}: {exc.strerror}") from exc
-        return CommandResult(command, done.returncode, done.stdout, done.stderr)
+        return CommandResult(
+            command, done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
 
 
 @dataclass
@@ -149,9 +150,9 @@ class SSHTransport(Transport):
         self._connection = connection
         return connection
 
-    def _execute(self, argv: list[str], timeout: float) -> CommandResult:
+    def _execute(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
         command = safety.join(argv)
-        code, out, err = self._exec(command, timeout)
+        code, out, err = self._exec(command, timeout, stdin)
         return CommandResult(command, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     def _execute_many(self, commands: list[list[str]], timeout: float) -> list[CommandResult]:
@@ -164,7 +165,7 @@ class SSHTransport(Transport):
             raise TransportError(f"ssh batch on {self.host} ended after {len(results)} of {len(lines)} commands: {reason}")
         return results
 
-    def _exec(self, command: str, timeout: float) -> tuple[int, bytes, bytes]:
+    def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run one shell command line on a fresh channel of the open login."""
         transport = self._connect().client.get_transport()
         try:
@@ -172,6 +173,9 @@ class SSHTransport(Transport):
                 raise paramiko.SSHException("not connected")
             channel = transport.open_session(timeout=self.connect_timeout)
             channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
             return _drain(channel, timeout, command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()

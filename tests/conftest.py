@@ -12,6 +12,7 @@ import pytest
 
 from agent import demo
 from agent.demo import realwp
+from agent.demo.web import StandInWeb
 from tests import sshd as sshd_mod
 
 os.environ["TZ"] = "UTC"
@@ -45,6 +46,7 @@ class Fleet:
     wporg: Path
     calls: Path
     blocks: list[str]
+    web: StandInWeb
 
     @property
     def config(self) -> Path:
@@ -52,8 +54,9 @@ class Fleet:
 
     def add(self, spec: demo.DemoSite, *, ssh: sshd_mod.SSHServer | None = None, known_hosts: Path | None = None,
             rest: str = "", path: Path | None = None) -> Path:
-        root = demo.build_site(self.folder / "sites" / spec.name, spec)
-        block = (f'[[sites]]\nname = "{spec.name}"\nurl = "https://{spec.name}.example/"\n'
+        root = demo.build_site(self.folder / "sites" / spec.name, spec, self.web.url(spec.name))
+        self.web.sites[spec.name] = root
+        block = (f'[[sites]]\nname = "{spec.name}"\nurl = "{self.web.url(spec.name)}"\n'
                  f'path = "{path or root}"\nwp_cli = "{self.wp}"\nbackup_dir = "{self.folder / "backups" / spec.name}"\n')
         if ssh is not None:
             block += (f'[sites.ssh]\nhost = "127.0.0.1"\nport = {ssh.port}\nuser = "{ssh.user}"\n'
@@ -63,10 +66,22 @@ class Fleet:
         self.write()
         return root
 
-    def write(self, extra: str = "") -> None:
+    def write(self, extra: str = "", contract: str = demo.CONTRACT) -> None:
         self.config.write_text(
             f'[agent]\nstate_dir = "{self.folder / "state"}"\nconcurrency = 8\ntimezone = "Asia/Tehran"\n\n'
-            + demo.CONTRACT + extra + "\n" + "\n".join(self.blocks))
+            + contract + extra + "\n" + "\n".join(self.blocks))
+
+    def releases(self, kind: str, name: str, versions: dict[str, dict[str, object]]) -> None:
+        """Publish releases on this fleet's "wordpress.org"."""
+        repo = __import__("json").loads(self.wporg.read_text())
+        if kind == "core":
+            repo["core"] = versions
+        else:
+            repo[kind].setdefault(name, {})
+            if isinstance(repo[kind][name], list):
+                repo[kind][name] = {v: {} for v in repo[kind][name]}
+            repo[kind][name].update(versions)
+        self.wporg.write_text(__import__("json").dumps(repo))
 
     def wp_calls(self, root: Path) -> list[str]:
         if not self.calls.exists():
@@ -75,14 +90,16 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Fleet:
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
     wporg = tmp_path / "wordpress.org.json"
     wporg.write_text(__import__("json").dumps(demo.DEMO_WPORG))
     calls = tmp_path / "wp-calls.log"
     wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls)
-    made = Fleet(tmp_path, wp, wporg, calls, [])
+    web = StandInWeb().start()
+    made = Fleet(tmp_path, wp, wporg, calls, [], web)
     made.write()
-    return made
+    yield made
+    web.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ class ScriptedTransport(Transport):
     script: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     seen: list[list[str]] = field(default_factory=list)
 
-    def _execute(self, argv: list[str], timeout: float) -> CommandResult:
+    def _execute(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
         self.seen.append(argv)
         words = [a for a in argv if not a.startswith(("--path=", "--no-color"))]
         if words and words[0] == "env":

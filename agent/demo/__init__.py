@@ -97,7 +97,7 @@ def write_wp_command(folder: Path, wporg: Path, delay: float = 0.0, calls: Path 
 
 CONTRACT = """[contract]
 support_start = "2026-03-01"
-support_until = "2027-02-28"
+support_until = "2028-02-29"
 major_window_start = "03-01"
 major_window_days = 30
 support_days = ["Sat", "Sun", "Mon", "Tue", "Wed"]

@@ -505,9 +505,10 @@ def core_update(site: Site, args: Args) -> None:
     if db_version:
         text = re.sub(r"\$wp_db_version\s*=\s*\d+", f"$wp_db_version = {int(db_version)}", text)
     version_php.write_text(text)
-    if props.get("fault") == "fatal":
+    core_faults = props.get("fault") or []
+    if "fatal" in core_faults:
         (site.root / "wp-includes" / "wpsim-broken.php").write_text("<?php\nwpsim_boom(); // wpsim:fatal\n")
-    if props.get("fault") == "hangup":
+    if "hangup" in core_faults:
         hang_up()
     site.maintenance(False)
     log(args, "Cleaning up files...\nNo old files were removed.")
@@ -689,7 +690,8 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     for item in candidates:
         target = item["update_version"]
         props = releases(f"{kind}s", item["name"]).get(target, {})
-        fault = props.get("fault")
+        faults = props.get("fault") or []
+        faults = [faults] if isinstance(faults, str) else faults
         needs_maintenance = item["status"] in ("active", "parent")
         if needs_maintenance:
             log(args, "Enabling Maintenance mode...")
@@ -698,9 +700,9 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
         log(args, "Unpacking the update...")
         log(args, f"Installing the latest version...\nRemoving the old version of the {kind}...")
         ok = install_release(item, target, props)
-        if fault == "hangup":
+        if "hangup" in faults:
             hang_up()
-        if needs_maintenance and fault != "stuck-maintenance":
+        if needs_maintenance and "stuck-maintenance" not in faults:
             log(args, "Disabling Maintenance mode...")
             site.maintenance(False)
         if ok:
@@ -736,18 +738,19 @@ def install_release(item: dict[str, Any], target: str, props: dict[str, Any]) ->
         main = next((f for f in sorted(path.glob("*.php")) if "Plugin Name" in read_headers(f, ("Plugin Name",))), None)
     if main is None:
         return False
-    fault = props.get("fault")
-    if fault == "download":
+    faults = props.get("fault") or []
+    faults = [faults] if isinstance(faults, str) else faults
+    if "download" in faults:
         return False
     text = main.read_text("utf-8", "replace")
     text = re.sub(r"^([ \t/*#@]*Version:).*$", rf"\g<1> {target}", text, count=1, flags=re.MULTILINE)
-    if fault == "halfway":  # the new files were only half copied: the main file is gone
+    if "halfway" in faults:  # the new files were only half copied: the main file is gone
         main.unlink()
         for leftover in main.parent.glob("*.txt"):
             leftover.unlink()
         return False
     code_file = main if main.suffix == ".php" else main.parent / "functions.php"
-    if fault == "fatal":
+    if "fatal" in faults:
         extra = "\nwpsim_boom(); // wpsim:fatal — this release calls a function that does not exist\n"
         if code_file == main:
             text += extra
@@ -770,7 +773,7 @@ def hang_up() -> None:
             break
         if name.startswith("sshd"):
             os.kill(pid, signal.SIGKILL)
-            time.sleep(5)
+            time.sleep(1)
             break
         pid = parent
     raise Exit(1)

@@ -1,0 +1,158 @@
+"""What the support contract allows now: every pending update gets apply, gated or held, and why.
+
+Minor and patch releases apply continuously. A major applies only inside the site's yearly window
+and only if that contract year has had no major run yet (or when an admin forces it with
+``update --major --reason``, which counts as that year's run). Held items and sites past their
+support are never touched. A release that failed and was rolled back is held until a newer one
+is published.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from agent.config import Contract, SiteConfig
+
+Action = Literal["apply", "gated", "held"]
+KIND_ORDER = {"core": 0, "plugin": 1, "theme": 2}
+
+
+def month_day(year: int, month: int, day: int) -> date:
+    """That month-day in that year; Feb 29 becomes Feb 28 in other years."""
+    return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class ContractYear:
+    start: date
+    end: date  # the next year's start
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day < self.end
+
+
+def contract_year(contract: Contract, day: date) -> ContractYear:
+    start_md = (contract.support_start.month, contract.support_start.day)
+    start = month_day(day.year, *start_md)
+    if day < start:
+        start = month_day(day.year - 1, *start_md)
+    return ContractYear(start, month_day(start.year + 1, *start_md))
+
+
+def major_window(contract: Contract, year: ContractYear) -> tuple[date, date]:
+    """The window [opens, closes) of majors in this contract year."""
+    opens = month_day(year.start.year, *contract.window_month_day)
+    if opens < year.start:
+        opens = month_day(year.start.year + 1, *contract.window_month_day)
+    return opens, opens + timedelta(days=contract.major_window_days)
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    site: str
+    kind: Literal["core", "plugin", "theme"]
+    name: str
+    from_version: str
+    to_version: str
+    type: str
+    action: Action
+    reason: str
+    due: date | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "site": self.site, "kind": self.kind, "name": self.name, "from": self.from_version,
+            "to": self.to_version, "type": self.type, "action": self.action, "reason": self.reason,
+            "due": self.due.isoformat() if self.due else None,
+        }
+
+
+@dataclass(frozen=True)
+class SiteHistory:
+    """What the agent remembers of a site that the contract cares about."""
+
+    major_runs: tuple[date, ...] = ()
+    failed_releases: frozenset[tuple[str, str, str]] = frozenset()  # (kind, name, version)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    kind: Literal["core", "plugin", "theme"]
+    name: str
+    current: str
+    target: str
+    type: str
+
+
+def candidates(inventory: dict[str, Any]) -> list[Candidate]:
+    """Every pending update in an inventory (``inventory --json`` shape), newest minors included."""
+    found: list[Candidate] = []
+    core = inventory.get("core") or {}
+    for offer in sorted(core.get("updates") or [], key=lambda o: o["type"] != "minor"):
+        found.append(Candidate("core", "core", core["version"], offer["version"], offer["type"]))
+    for kind in ("plugin", "theme"):
+        for ext in inventory.get(f"{kind}s") or []:
+            if ext.get("minor_update_version"):
+                found.append(Candidate(kind, ext["name"], ext["version"], ext["minor_update_version"],
+                                       ext["minor_update_type"]))
+            if ext.get("update_version"):
+                found.append(Candidate(kind, ext["name"], ext["version"], ext["update_version"], ext["update_type"]))
+    return found
+
+
+def plan_site(site: SiteConfig, inventory: dict[str, Any], today: date, history: SiteHistory,
+              force_major: bool = False) -> list[PlanItem]:
+    """Decide every pending update of one site for ``today`` (a date in the contract's zone)."""
+    contract = site.contract
+    items = []
+    for candidate in candidates(inventory):
+        action, reason, due = _decide(contract, candidate, today, history, force_major)
+        items.append(PlanItem(site.name, candidate.kind, candidate.name, candidate.current, candidate.target,
+                              candidate.type, action, reason, due))
+    return sorted(items, key=lambda i: KIND_ORDER[i.kind])
+
+
+def _decide(contract: Contract, candidate: Candidate, today: date, history: SiteHistory,
+            force_major: bool) -> tuple[Action, str, date | None]:
+    if today > contract.support_until:
+        return "held", f"support ended on {contract.support_until}: inventory only", None
+    if candidate.name in contract.hold or (candidate.kind == "core" and "core" in contract.hold):
+        return "held", "on hold in the contract (hold)", None
+    if (candidate.kind, candidate.name, candidate.target) in history.failed_releases:
+        return "held", f"{candidate.target} failed and was rolled back; waiting for a newer release", None
+    if candidate.type != "major":
+        return "apply", f"{candidate.type} release: applied continuously", None
+    if force_major:
+        return "apply", "major release: applied now by an admin (update --major)", None
+    return _gate_major(contract, today, history)
+
+
+def _gate_major(contract: Contract, today: date, history: SiteHistory) -> tuple[Action, str, date | None]:
+    year = contract_year(contract, today)
+    opens, closes = major_window(contract, year)
+    ran = [d for d in history.major_runs if d in year]
+    if opens <= today < closes and not ran:
+        return "apply", f"major release: inside the yearly window ({opens} to {closes - timedelta(days=1)})", None
+    if not ran and today < opens:
+        due, why = opens, f"major release: the yearly window opens on {opens}"
+    else:
+        next_year = contract_year(contract, year.end)
+        due = major_window(contract, next_year)[0]
+        why = (f"major release: this contract year's major run was on {ran[0]}" if ran
+               else f"major release: this year's window closed on {closes - timedelta(days=1)}")
+    if due > contract.support_until:
+        return "gated", f"{why}; support ends on {contract.support_until}, before the next window", None
+    return "gated", f"{why}; next window opens on {due}", due
+
+
+def to_apply(items: Iterable[PlanItem]) -> list[PlanItem]:
+    """One step per component, the newest release allowed, in order: core, plugins, themes."""
+    chosen: dict[tuple[str, str], PlanItem] = {}
+    for item in items:
+        if item.action == "apply":
+            chosen[(item.kind, item.name)] = item  # candidates list minors before the newest
+    return sorted(chosen.values(), key=lambda i: KIND_ORDER[i.kind])

@@ -1,0 +1,67 @@
+"""What every command that acts on the fleet shares: config, clock, state, audit log, tickets."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+from datetime import date
+
+from agent.audit import AuditLog
+from agent.calendar import SupportCalendar
+from agent.clock import Clock
+from agent.config import FleetConfig, SiteConfig
+from agent.fleet import wpcli_for
+from agent.secrets import Redactor
+from agent.state import State
+from agent.tickets import TicketDesk, sink_for
+from inventory.transport import Transport
+from playbooks.errors import PlaybookError
+from playbooks.site import SiteHandle
+
+
+def default_actor() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def secret_env_names(config: FleetConfig) -> list[str]:
+    names = [s.rest.password_env for s in config.sites if s.rest]
+    tickets = config.tickets
+    names += [n for n in (tickets.secret_env, tickets.smtp_user_env, tickets.smtp_password_env) if n]
+    return names
+
+
+@dataclass
+class Services:
+    config: FleetConfig
+    clock: Clock
+    state: State
+    audit: AuditLog
+    tickets: TicketDesk
+    redactor: Redactor
+    actor: str
+
+    @classmethod
+    def open(cls, config: FleetConfig, clock: Clock, actor: str | None = None) -> Services:
+        state = State(config.agent.state_dir)
+        redactor = Redactor(secret_env_names(config))
+        who = actor or default_actor()
+        audit = AuditLog(config.agent.state_dir, clock, who, redactor)
+        desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir), clock, redactor)
+        return cls(config, clock, state, audit, desk, redactor, who)
+
+    def close(self) -> None:
+        self.state.close()
+
+    def calendar(self, site: SiteConfig) -> SupportCalendar:
+        return SupportCalendar.for_contract(site.contract, self.config.agent.zone)
+
+    def today(self) -> date:
+        """Today in the contract's time zone."""
+        return self.clock.now().astimezone(self.config.agent.zone).date()
+
+    def handle(self, site: SiteConfig, transport: Transport) -> SiteHandle:
+        if not site.backup_dir:
+            raise PlaybookError(f"{site.name} has no backup_dir: nothing may change without a backup")
+        return SiteHandle(name=site.name, url=str(site.url), root=site.path, backup_dir=site.backup_dir,
+                          transport=transport, wp=wpcli_for(site, transport))

@@ -1,0 +1,163 @@
+"""Host backups ("soft backups"): a database dump and an archive of the WordPress root, on the
+site's own host, with a manifest of sizes and SHA-256 sums.
+
+A backup counts only once verified: the archive reads back whole and the sums match. Free space
+is checked first; anything half-written is removed. The site's first backup is its "initial
+version" and is kept for the whole support period; of the others the newest ``keep`` stay.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from inventory.errors import InventoryError
+from inventory.wpcli import checked
+from playbooks.errors import BackupError, PlaybookError
+from playbooks.site import SiteHandle
+
+DB_FILE = "db.sql"
+ARCHIVE = "files.tar.gz"
+MANIFEST = "manifest.json"
+BACKUP_ID = re.compile(r"\d{8}T\d{6}Z(-\d+)?")
+EXCLUDED = ("./wp-content/cache", "./wp-content/upgrade", "./wp-content/upgrade-temp-backup", "./.maintenance")
+SPACE_MARGIN = 1.2
+DEFAULT_KEEP = 7
+TAR_CHANGED = 1  # GNU tar: some files changed while being read; the archive is still complete
+
+
+@dataclass
+class Backup:
+    id: str
+    site: str
+    created_at: str
+    files: dict[str, dict[str, Any]]
+    initial: bool = False
+    core: str | None = None
+    components: dict[str, str] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        return {"id": self.id, "site": self.site, "created_at": self.created_at, "initial": self.initial,
+                "core": self.core, "components": self.components, "files": self.files}
+
+    @classmethod
+    def from_manifest(cls, data: dict[str, Any]) -> Backup:
+        if not BACKUP_ID.fullmatch(str(data.get("id", ""))):
+            raise PlaybookError(f"manifest with a bad id: {data.get('id')!r}")
+        return cls(data["id"], data["site"], data["created_at"], data["files"], bool(data.get("initial")),
+                   data.get("core"), dict(data.get("components") or {}))
+
+    def size(self) -> int:
+        return sum(int(f["size"]) for f in self.files.values())
+
+
+def new_id(now: datetime, taken: set[str]) -> str:
+    base = now.strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def list_backups(site: SiteHandle) -> list[Backup]:
+    """The site's verified-at-creation backups, oldest first (read from their manifests)."""
+    listing = site.transport.run(["ls", "-1", site.backup_dir])
+    ids = sorted(n for n in listing.stdout.split() if BACKUP_ID.fullmatch(n)) if listing.ok else []
+    if not ids:
+        return []
+    results = site.transport.run_many([["cat", site.backup_path(i, MANIFEST)] for i in ids])
+    found = []
+    for result in results:
+        if result.ok:
+            try:
+                found.append(Backup.from_manifest(json.loads(result.stdout)))
+            except (ValueError, KeyError, TypeError, PlaybookError):
+                continue
+    return found
+
+
+def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = None,
+           core: str | None = None) -> Backup:
+    """Make and verify a backup; raises ``BackupError`` (leaving nothing behind) when it cannot."""
+    existing = list_backups(site)
+    backup_id = new_id(now, {b.id for b in existing})
+    folder = site.backup_path(backup_id)
+    _check_space(site)
+    site.sh(["mkdir", "-p", "-m", "700", folder], "creating the backup folder")
+    try:
+        _dump_database(site, folder)
+        _archive_files(site, folder)
+        backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), _sums(site, folder),
+                        initial=not existing, core=core, components=dict(components or {}))
+        site.write_file(f"{folder}/{MANIFEST}", json.dumps(backup.manifest(), indent=1).encode())
+        verify(site, backup)
+    except (InventoryError, ValueError) as exc:
+        site.transport.run(["rm", "-rf", folder])
+        raise BackupError(f"backup of {site.name} failed, partial backup removed: {exc}") from exc
+    return backup
+
+
+def _check_space(site: SiteHandle) -> None:
+    excludes = [f"--exclude={site.backup_dir}"]
+    used = site.sh(["du", "-sk", *excludes, site.root], "measuring the site").stdout.split()
+    free = site.sh(["df", "-Pk", site.backup_dir], "reading free space").stdout.splitlines()
+    try:
+        needed = int(int(used[0]) * SPACE_MARGIN) + 1024
+        available = int(free[-1].split()[3])
+    except (IndexError, ValueError) as exc:
+        raise BackupError(f"cannot tell the free space for {site.name}'s backup") from exc
+    if available < needed:
+        raise BackupError(f"not enough space for {site.name}'s backup: {needed} KB needed, {available} KB free "
+                          f"in {site.backup_dir}")
+
+
+def _dump_database(site: SiteHandle, folder: str) -> None:
+    try:
+        checked(site.wp.run("db", "export", f"{folder}/{DB_FILE}", skip_plugins=True))
+    except InventoryError as exc:
+        raise BackupError(f"database export failed: {exc}") from exc
+
+
+def _archive_files(site: SiteHandle, folder: str) -> None:
+    excludes = [f"--exclude={path}" for path in EXCLUDED]
+    inside = site.relative_backup_dir()
+    if inside:
+        excludes.append(f"--exclude={inside}")
+    site.sh(["tar", "-czf", f"{folder}/{ARCHIVE}", *excludes, "-C", site.root, "."], "archiving the files",
+            ok=(0, TAR_CHANGED))
+
+
+def _sums(site: SiteHandle, folder: str) -> dict[str, dict[str, Any]]:
+    names = [DB_FILE, ARCHIVE]
+    sums = site.sh(["sha256sum", *[f"{folder}/{n}" for n in names]], "checksumming").stdout.split()
+    sizes = site.sh(["stat", "-c", "%s", *[f"{folder}/{n}" for n in names]], "measuring").stdout.split()
+    files = {}
+    for index, name in enumerate(names):
+        files[name] = {"sha256": sums[index * 2], "size": int(sizes[index])}
+    if files[DB_FILE]["size"] == 0:
+        raise BackupError("the database dump is empty")
+    return files
+
+
+def verify(site: SiteHandle, backup: Backup) -> None:
+    """The archive reads back whole and every file matches its manifest sum."""
+    folder = site.backup_path(backup.id)
+    now = _sums(site, folder)
+    for name, expected in backup.files.items():
+        if now.get(name, {}).get("sha256") != expected["sha256"]:
+            raise BackupError(f"{name} of backup {backup.id} does not match its checksum")
+    site.sh(["sh", "-c", 'tar -tzf "$1" >/dev/null', "sh", f"{folder}/{ARCHIVE}"], "reading the archive back")
+
+
+def prune(site: SiteHandle, keep: int) -> list[str]:
+    """Remove all but the initial backup and the newest ``keep``; returns the removed ids."""
+    backups = list_backups(site)
+    ordinary = [b for b in backups if not b.initial]
+    doomed = ordinary[:-keep] if keep > 0 else ordinary
+    for backup in doomed:
+        site.sh(["rm", "-rf", site.backup_path(backup.id)], f"removing backup {backup.id}")
+    return [b.id for b in doomed]

@@ -1,0 +1,74 @@
+"""Is the site working? Home page, REST index and WP-CLI's own boot, all three.
+
+"Can't tell" counts as broken: a timeout or a refused connection is not health.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from inventory.errors import InventoryError
+from inventory.rest import RestClient
+from playbooks.site import SiteHandle
+
+FATAL_MARKERS = ("There has been a critical error on this website", "Fatal error:", "Parse error:")
+TIMEOUT = 20.0
+
+
+@dataclass
+class Health:
+    checks: dict[str, str] = field(default_factory=dict)  # name -> "ok" or what is wrong
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(v == "ok" for v in self.checks.values())
+
+    def summary(self) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in self.checks.items())
+
+
+def check(site: SiteHandle) -> Health:
+    health = Health()
+    health.checks["home"] = _home(site)
+    health.checks["rest"] = _rest(site)
+    health.checks["wp-cli"] = _wpcli(site)
+    return health
+
+
+def _home(site: SiteHandle) -> str:
+    try:
+        response = site.http.get(site.url, params={"wpfleet-health": str(int(time.time()))}, timeout=TIMEOUT,
+                                 allow_redirects=False, headers={"Cache-Control": "no-cache"})
+    except requests.RequestException as exc:
+        return f"cannot tell: {type(exc).__name__}"
+    body = response.text[:200_000]
+    marker = next((m for m in FATAL_MARKERS if m in body), None)
+    if marker:
+        return f"HTTP {response.status_code} with '{marker}'"
+    if not 200 <= response.status_code < 400:
+        return f"HTTP {response.status_code}"
+    return "ok"
+
+
+def _rest(site: SiteHandle) -> str:
+    client = RestClient(site.url, session=site.http, timeout=TIMEOUT)
+    try:
+        index = client.index()
+    except InventoryError as exc:
+        return str(exc)
+    return "ok" if isinstance(index, dict) and "namespaces" in index else "REST index without namespaces"
+
+
+def _wpcli(site: SiteHandle) -> str:
+    try:
+        result = site.wp.run("core", "is-installed")
+    except InventoryError as exc:
+        return f"cannot tell: {exc}"
+    if result.exit_code == 0:
+        return "ok"
+    if result.exit_code == 255:
+        return "PHP fatal error while booting WordPress"
+    return (result.stderr.strip().splitlines() or [f"exit code {result.exit_code}"])[0]

@@ -1,0 +1,80 @@
+"""Putting a backup back: one component (a plugin or theme folder, or core with the database),
+or the whole site.
+
+Nothing here needs WordPress to boot: files come from the archive with ``tar``, the database
+from the dump with ``wp db import`` (which stops after wp-config.php and loads no plugin), so a
+rollback works even when the update broke WordPress itself. ``.maintenance`` is never left behind.
+"""
+
+from __future__ import annotations
+
+from inventory import safety
+from inventory.errors import InventoryError
+from inventory.wpcli import checked
+from playbooks.backup import ARCHIVE, DB_FILE, Backup, verify
+from playbooks.errors import PlaybookError, RestoreError
+from playbooks.site import SiteHandle
+
+CORE_MEMBERS = ("./wp-admin", "./wp-includes")
+CORE_ROOT_FILES = "./*.php"
+
+
+def _archive(site: SiteHandle, backup: Backup) -> str:
+    return site.backup_path(backup.id, ARCHIVE)
+
+
+def _in_archive(site: SiteHandle, archive: str, member: str) -> bool:
+    return site.transport.run(["tar", "-tzf", archive, member]).exit_code == 0
+
+
+def rollback_extension(site: SiteHandle, backup: Backup, kind: str, name: str) -> None:
+    """Put one plugin or theme back exactly as it was in the backup (or remove it if it was not there)."""
+    safety.slug(name)
+    folder = "plugins" if kind == "plugin" else "themes"
+    archive = _archive(site, backup)
+    candidates = [f"./wp-content/{folder}/{name}"] + ([f"./wp-content/{folder}/{name}.php"] if kind == "plugin" else [])
+    try:
+        present = [m for m in candidates if _in_archive(site, archive, m)]
+        site.sh(["rm", "-rf", *[site.path(m[2:]) for m in candidates]], f"removing the new {kind} {name}")
+        if present:
+            site.sh(["tar", "-xzf", archive, "-C", site.root, *present], f"restoring {kind} {name}")
+    finally:
+        site.clear_maintenance()
+
+
+def rollback_core(site: SiteHandle, backup: Backup) -> None:
+    """Core files and the database back as they were."""
+    archive = _archive(site, backup)
+    try:
+        site.sh(["rm", "-rf", site.path("wp-admin"), site.path("wp-includes")], "removing the new core")
+        site.sh(["tar", "-xzf", archive, "-C", site.root, "--wildcards", "--no-wildcards-match-slash",
+                 *CORE_MEMBERS, CORE_ROOT_FILES], "restoring core files")
+        import_database(site, backup)
+    finally:
+        site.clear_maintenance()
+
+
+def import_database(site: SiteHandle, backup: Backup) -> None:
+    try:
+        checked(site.wp.run("db", "import", site.backup_path(backup.id, DB_FILE), skip_plugins=True))
+    except InventoryError as exc:
+        raise RestoreError(f"database import failed: {exc}") from exc
+
+
+def restore_site(site: SiteHandle, backup: Backup) -> None:
+    """Files and database exactly as in the backup; the backup is verified first."""
+    verify(site, backup)
+    archive = _archive(site, backup)
+    keep = ["!", "-name", ".wpfleet-restore"]
+    inside = site.relative_backup_dir()
+    if inside:
+        keep = ["!", "-name", inside[2:].split("/")[0]]
+    try:
+        site.sh(["find", site.root, "-mindepth", "1", "-maxdepth", "1", *keep, "-exec", "rm", "-rf", "{}", "+"],
+                "clearing the site's files")
+        site.sh(["tar", "-xzf", archive, "-C", site.root], "restoring files")
+        import_database(site, backup)
+    except PlaybookError as exc:
+        raise RestoreError(f"restore of {site.name} from {backup.id} failed: {exc}") from exc
+    finally:
+        site.clear_maintenance()

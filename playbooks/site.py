@@ -1,0 +1,68 @@
+"""A site as the playbooks see it: its host, its WordPress root, its WP-CLI and its web address."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import requests
+
+from inventory import safety
+from inventory.rest import make_session
+from inventory.transport import CommandResult, Transport
+from inventory.wpcli import WPCLI
+from playbooks.errors import PlaybookError
+
+
+@dataclass
+class SiteHandle:
+    name: str
+    url: str
+    root: str
+    backup_dir: str
+    transport: Transport
+    wp: WPCLI
+    http: requests.Session = field(default_factory=lambda: make_session(retries=1, backoff=0.2))
+
+    def path(self, *parts: str) -> str:
+        """A path under the WordPress root; ``parts`` must be validated already."""
+        return safety.remote_path(posixpath.join(self.root, *parts))
+
+    def backup_path(self, *parts: str) -> str:
+        return safety.remote_path(posixpath.join(self.backup_dir, *parts))
+
+    def sh(self, argv: Sequence[str], what: str, *, stdin: bytes | None = None, ok: Sequence[int] = (0,),
+           timeout: float | None = None) -> CommandResult:
+        """Run a plain command on the host; any exit code outside ``ok`` is a ``PlaybookError``."""
+        result = self.transport.run(argv, stdin=stdin, timeout=timeout)
+        if result.exit_code not in ok:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise PlaybookError(f"{what} failed on {self.name}: {detail[-1] if detail else f'exit {result.exit_code}'}")
+        return result
+
+    def exists(self, path: str) -> bool:
+        return self.transport.run(["test", "-e", path]).exit_code == 0
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self.sh(["sh", "-c", 'cat > "$1"', "sh", path], f"writing {path}", stdin=data)
+
+    def read_file(self, path: str) -> str:
+        return self.sh(["cat", path], f"reading {path}").stdout
+
+    def clear_maintenance(self) -> bool:
+        """Remove ``.maintenance`` if present; True when one was left behind."""
+        marker = self.path(".maintenance")
+        if not self.exists(marker):
+            return False
+        self.sh(["rm", "-f", marker], "removing .maintenance")
+        return True
+
+    def relative_backup_dir(self) -> str | None:
+        """The backup folder as a path inside the root (``./x/y``), or None when it lies outside."""
+        root = self.root.rstrip("/") + "/"
+        if self.backup_dir.startswith(root):
+            return "./" + self.backup_dir[len(root):].strip("/")
+        if root.startswith(self.backup_dir.rstrip("/") + "/"):
+            raise PlaybookError(f"backup_dir {self.backup_dir} contains the WordPress root {self.root}")
+        return None

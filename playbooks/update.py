@@ -1,0 +1,141 @@
+"""Applying updates one component at a time, each checked, each undone alone when it breaks.
+
+Order: core (then ``core update-db``), plugins, themes. After every step: no ``.maintenance``
+left, the health check passes and the new version is really installed; otherwise only that
+component is rolled back from the backup (core: files and database) and the run goes on with
+the rest. If the site is still broken after that, the whole backup is put back. Does not retry a
+failed step; a lost connection is raised to the caller, whose journal reconciles the site later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from inventory.errors import InventoryError, RemoteCommandError, TransportError
+from inventory.wpcli import checked, parse_json, text_of
+from playbooks import health, restore
+from playbooks.backup import Backup
+from playbooks.site import SiteHandle
+
+OUTPUT_LIMIT = 4000
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # core | plugin | theme
+    name: str
+    from_version: str
+    to_version: str
+    type: str
+    newest: bool = True  # False: the newest non-major, reached with WP-CLI's --minor
+
+    def label(self) -> str:
+        return f"{self.kind} {self.name} {self.from_version} → {self.to_version}"
+
+
+@dataclass
+class StepFailure:
+    step: Step
+    reason: str
+    rolled_back: bool
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UpdateRun:
+    applied: list[Step] = field(default_factory=list)
+    failures: list[StepFailure] = field(default_factory=list)
+    restored_whole_site: bool = False
+    maintenance_cleared: int = 0
+    final: health.Health | None = None
+
+
+class StepFailed(Exception):
+    def __init__(self, reason: str, evidence: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.evidence = evidence or {}
+
+
+def evidence_of(exc: RemoteCommandError) -> dict[str, Any]:
+    return {"command": exc.command, "exit_code": exc.exit_code,
+            "stdout": exc.stdout[-OUTPUT_LIMIT:], "stderr": exc.stderr[-OUTPUT_LIMIT:]}
+
+
+def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step],
+                on_step: Callable[[Step, str], None] = lambda step, phase: None) -> UpdateRun:
+    """Apply ``steps`` in order; raises ``TransportError`` only when the host cannot be reached."""
+    run = UpdateRun()
+    for step in steps:
+        on_step(step, "start")
+        try:
+            _apply(site, step)
+            run.maintenance_cleared += site.clear_maintenance()
+            _verify(site, step)
+        except StepFailed as failure:
+            run.maintenance_cleared += site.clear_maintenance()
+            run.failures.append(_undo(site, backup, step, str(failure), failure.evidence, run))
+            on_step(step, "rolled_back")
+            continue
+        run.applied.append(step)
+        on_step(step, "done")
+    run.final = health.check(site)
+    return run
+
+
+def _apply(site: SiteHandle, step: Step) -> None:
+    try:
+        if step.kind == "core":
+            result = site.wp.run("core", "update", f"--version={step.to_version}", "--format=json", skip_plugins=True)
+            checked(result)
+            checked(site.wp.run("core", "update-db", skip_plugins=True))
+            return
+        args = [step.kind, "update", step.name, "--format=json"] + ([] if step.newest else ["--minor"])
+        result = site.wp.run(*args)
+        rows = parse_json(result.stdout) if result.stdout.strip() else []
+        row = next((r for r in rows if isinstance(r, dict) and r.get("name") == step.name), None)
+        if result.exit_code != 0 or row is None or row.get("status") != "Updated":
+            raise RemoteCommandError(
+                f"WP-CLI did not update {step.name}" + (f" (status {row.get('status')})" if row else ""),
+                command=result.command, exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+        if row.get("new_version") != step.to_version:
+            raise StepFailed(f"WP-CLI installed {row.get('new_version')}, not {step.to_version}")
+    except TransportError:
+        raise
+    except RemoteCommandError as exc:
+        raise StepFailed(f"{step.label()} failed: {exc}", evidence_of(exc)) from exc
+    except (InventoryError, ValueError) as exc:
+        raise StepFailed(f"{step.label()} failed: {exc}") from exc
+
+
+def _verify(site: SiteHandle, step: Step) -> None:
+    state = health.check(site)
+    if not state.ok:
+        raise StepFailed(f"{step.label()} broke the site: {state.summary()}", {"health": state.checks})
+    if step.kind == "core":
+        installed = text_of(site.wp.run("core", "version"))
+        if installed != step.to_version:
+            raise StepFailed(f"core is at {installed} after updating to {step.to_version}")
+
+
+def _undo(site: SiteHandle, backup: Backup, step: Step, reason: str, evidence: dict[str, Any],
+          run: UpdateRun) -> StepFailure:
+    """Roll back the one component; if the site is still broken, the whole backup."""
+    try:
+        if step.kind == "core":
+            restore.rollback_core(site, backup)
+        else:
+            restore.rollback_extension(site, backup, step.kind, step.name)
+    except TransportError:
+        raise
+    except InventoryError as exc:
+        evidence = evidence | {"rollback_error": str(exc)}
+    after = health.check(site)
+    if not after.ok:
+        restore.restore_site(site, backup)
+        run.restored_whole_site = True
+        after = health.check(site)
+        evidence = evidence | {"whole_site_restored": True}
+    evidence = evidence | {"health_after_rollback": after.checks}
+    return StepFailure(step, reason, rolled_back=after.ok, evidence=evidence)
