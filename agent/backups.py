@@ -68,6 +68,7 @@ def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outc
                 if backup_id not in found:
                     return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
                 restore.restore_site(handle, found[backup_id])
+                handle.settle()
                 state = health.check(handle)
     except InventoryError as exc:
         services.audit.append("restore", site=site.name, result="failed", detail={"backup_id": backup_id,

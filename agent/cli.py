@@ -21,7 +21,6 @@ from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import ConfigError, FleetConfig
 from agent.services import Services
-from agent.state import State
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory.models import SiteInventory
 
@@ -123,19 +122,7 @@ def cmd_check_config(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def run_inventory(loaded: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:
-    """Inventory the selected sites and store each result as a snapshot."""
-    sites = loaded.select(names)
-    state = State(loaded.agent.state_dir)
-    progress = fleet.Progress(total=len(sites))
-
-    def done(site: config.SiteConfig, result: SiteInventory) -> None:
-        state.save_snapshot(site.name, clock.now(), result.ok, result.to_public())
-        progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
-
-    try:
-        return fleet.inventory_fleet(loaded, sites, on_done=done)
-    finally:
-        state.close()
+    return fleet.inventory_and_store(loaded, names, clock)
 
 
 def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
@@ -149,16 +136,9 @@ def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, clock: Clock) -> int:
-    folder = args.dir or demo.default_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = demo.build_fleet(folder)
-    log.info("demo fleet built: %s (try: wpfleet --config %s inventory)", path, path)
-    results = run_inventory(config.load(path), None, clock)
-    if args.json:
-        emit_json([r.to_public() for r in results])
-    else:
-        sys.stdout.write(render.inventory_table(results))
-    return OK if all(r.ok for r in results) else FAILED
+    from agent.demo.tour import run_tour
+
+    return run_tour(args.dir or demo.default_folder(), clock, as_json=args.json)
 
 
 def _parse_at(text: str, zone: Any) -> datetime:

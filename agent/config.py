@@ -61,6 +61,9 @@ class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(16, ge=1, le=512)
     timezone: str = "Asia/Tehran"
+    # seconds to wait after files change before checking health: PHP's OPcache may serve the old
+    # code until it revalidates (revalidate_freq, 2 s by default); WordPress itself waits 2 s
+    settle_seconds: float = Field(3.0, ge=0, le=120)
 
     @field_validator("timezone")
     @classmethod
@@ -219,6 +222,7 @@ class SiteConfig(_Strict):
     ssh: SSHConfig | None = None
     rest: RestConfig | None = None
     contract: Contract
+    settle_seconds: float | None = Field(None, ge=0, le=120)  # overrides [agent] settle_seconds
 
     @field_validator("path", "backup_dir")
     @classmethod

@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
+from agent.clock import Clock
 from agent.config import FleetConfig, SiteConfig
+from agent.state import State
 from inventory.collect import collect, failed
 from inventory.errors import InventoryError
 from inventory.models import SiteInventory
@@ -103,3 +105,19 @@ def inventory_fleet(
         sites, inventory_site, lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
         concurrency=config.agent.concurrency, on_done=on_done,
     )
+
+
+def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:
+    """Inventory the selected sites and store each result as a snapshot, reporting progress."""
+    sites = config.select(names)
+    state = State(config.agent.state_dir)
+    progress = Progress(total=len(sites))
+
+    def done(site: SiteConfig, result: SiteInventory) -> None:
+        state.save_snapshot(site.name, clock.now(), result.ok, result.to_public())
+        progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
+
+    try:
+        return inventory_fleet(config, sites, on_done=done)
+    finally:
+        state.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ class SiteHandle:
     backup_dir: str
     transport: Transport
     wp: WPCLI
+    settle_seconds: float = 0.0
     http: requests.Session = field(default_factory=lambda: make_session(retries=1, backoff=0.2))
 
     def path(self, *parts: str) -> str:
@@ -40,6 +42,11 @@ class SiteHandle:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise PlaybookError(f"{what} failed on {self.name}: {detail[-1] if detail else f'exit {result.exit_code}'}")
         return result
+
+    def settle(self) -> None:
+        """Give the web server's PHP time to see changed files (OPcache revalidation) before probing."""
+        if self.settle_seconds:
+            time.sleep(self.settle_seconds)
 
     def exists(self, path: str) -> bool:
         return self.transport.run(["test", "-e", path]).exit_code == 0

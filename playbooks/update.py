@@ -110,6 +110,7 @@ def _apply(site: SiteHandle, step: Step) -> None:
 
 
 def _verify(site: SiteHandle, step: Step) -> None:
+    site.settle()
     state = health.check(site)
     if not state.ok:
         raise StepFailed(f"{step.label()} broke the site: {state.summary()}", {"health": state.checks})
@@ -131,10 +132,12 @@ def _undo(site: SiteHandle, backup: Backup, step: Step, reason: str, evidence: d
         raise
     except InventoryError as exc:
         evidence = evidence | {"rollback_error": str(exc)}
+    site.settle()
     after = health.check(site)
     if not after.ok:
         restore.restore_site(site, backup)
         run.restored_whole_site = True
+        site.settle()
         after = health.check(site)
         evidence = evidence | {"whole_site_restored": True}
     evidence = evidence | {"health_after_rollback": after.checks}

@@ -68,7 +68,8 @@ class Fleet:
 
     def write(self, extra: str = "", contract: str = demo.CONTRACT) -> None:
         self.config.write_text(
-            f'[agent]\nstate_dir = "{self.folder / "state"}"\nconcurrency = 8\ntimezone = "Asia/Tehran"\n\n'
+            f'[agent]\nstate_dir = "{self.folder / "state"}"\nconcurrency = 8\ntimezone = "Asia/Tehran"\n'
+            'settle_seconds = 0  # the stand-in web has no OPcache\n\n'
             + contract + extra + "\n" + "\n".join(self.blocks))
 
     def releases(self, kind: str, name: str, versions: dict[str, dict[str, object]]) -> None:

@@ -1,25 +1,37 @@
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.cli import main
+from agent.clock import FixedClock
 from agent.config import load
+from agent.demo import build_fleet
 
 
-def test_demo_builds_a_fleet_and_inventories_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--dir", str(tmp_path), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert [r["site"] for r in result] == ["acme", "bakery", "clinic"]
-    acme = result[0]
+def test_demo_tours_inventory_plan_update_rollback_ticket_and_audit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
+    assert main(["demo", "--dir", str(tmp_path), "--json"], clock=clock) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["site"] for r in report["inventory"]] == ["acme", "bakery", "clinic"]
+    acme = report["inventory"][0]
     assert acme["core"]["updates"] == [{"version": "6.6.2", "type": "major"}, {"version": "6.5.5", "type": "minor"}]
     assert {p["name"]: p["update_type"] for p in acme["plugins"]} == {"akismet": "major", "contact-form-7": "patch"}
+    assert {(p["site"], p["name"], p["action"]) for p in report["plan"]} >= {
+        ("acme", "akismet", "gated"), ("acme", "contact-form-7", "apply")}
+    statuses = {r["site"]: r["status"] for r in report["update"]}
+    assert statuses == {"acme": "rolled_back", "bakery": "updated", "clinic": "updated"}
+    assert [t["site"] for t in report["tickets"]] == ["acme"] and report["tickets"][0]["response_due"]
+    assert report["audit_verify"]["ok"] and report["audit_verify"]["records"] > 5
     assert load(tmp_path / "sites.toml").sites[0].is_local
+    # the tour's state stays usable afterwards
+    assert main(["--config", str(tmp_path / "sites.toml"), "audit", "verify"], clock=clock) == 0
 
 
 def test_json_output_is_one_document_and_logs_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["demo", "--dir", str(tmp_path)])
-    capsys.readouterr()
+    build_fleet(tmp_path)
     assert main(["--config", str(tmp_path / "sites.toml"), "inventory", "--json", "--site", "clinic"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)[0]["site"] == "clinic"

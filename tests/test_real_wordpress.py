@@ -79,3 +79,57 @@ def test_wrong_application_password_is_a_rest_401(
     assert "401" in result["error"] and "wrong" not in result["error"]
     assert result["error"].startswith("REST view failed")
     assert result["core"]["version"].startswith("6.4") and result["sources"] == ["wp-cli"]
+
+
+SAMPLE_PLUGIN = """<?php
+/**
+ * Plugin Name: wpfleet sample
+ * Version: 1.0.0
+ */
+add_action( 'wp_footer', function () { echo '<!-- wpfleet sample -->'; } );
+"""
+
+
+def test_real_wordpress_fatal_update_is_rolled_back(
+    real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet, sshd: sshd_mod.SSHServer,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import UTC, datetime
+
+    from agent.clock import FixedClock
+
+    site = real_wordpress_factory("6.5")
+    auth = (site.user, site.app_password)
+    plugin_dir = site.root / "wp-content/plugins/wpfleet-sample"
+    plugin_dir.mkdir()
+    (plugin_dir / "wpfleet-sample.php").write_text(SAMPLE_PLUGIN)
+    activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/wpfleet-sample/wpfleet-sample",
+                              json={"status": "active"}, auth=auth, timeout=30)
+    assert activated.status_code == 200, activated.text
+    fleet.wporg.write_text(json.dumps({"core": [], "themes": {},
+                                       "plugins": {"wpfleet-sample": {"1.1.0": {"fault": "fatal"}}}}))
+    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
+    fleet.blocks.append(
+        f'[[sites]]\nname = "real"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n'
+        f'backup_dir = "{fleet.folder / "backups" / "real"}"\nsettle_seconds = 3.0  # php -S runs OPcache\n'
+        f'[sites.ssh]\nhost = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+        f'key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n'
+        f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\n')
+    fleet.write()
+    clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
+
+    code = main(["--config", str(fleet.config), "update", "--json"], clock=clock)
+    result = json.loads(capsys.readouterr().out)[0]
+
+    assert code == 1 and result["status"] == "rolled_back", result
+    assert "wpfleet-sample" in result["error"] and result["backup_id"]
+    # the real WordPress broke: its own fatal-error page on the home page
+    assert "HTTP 500 with 'There has been a critical error on this website'" in result["error"]
+    assert (fleet.folder / "backups/real" / result["backup_id"] / "files.tar.gz").stat().st_size > 1_000_000
+    home = requests.get(site.url, timeout=30)
+    assert home.status_code == 200 and "wpfleet sample" in home.text
+    rest_plugins = requests.get(site.url + "?rest_route=/wp/v2/plugins", auth=auth, timeout=30).json()
+    sample = next(p for p in rest_plugins if p["plugin"] == "wpfleet-sample/wpfleet-sample")
+    assert sample["version"] == "1.0.0" and sample["status"] == "active"
+    assert not (site.root / ".maintenance").exists()
+    assert main(["--config", str(fleet.config), "audit", "verify"], clock=clock) == 0

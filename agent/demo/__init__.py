@@ -10,8 +10,10 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 WPSIM = Path(__file__).with_name("wpsim.py")
 
@@ -108,26 +110,30 @@ hold = []
 """
 
 
-def build_fleet(folder: Path, sites: list[DemoSite] | None = None) -> Path:
-    """The demo fleet under ``folder``; returns the path of its ``sites.toml``."""
+def build_fleet(folder: Path, urls: Callable[[str], str] | None = None, contract: str = CONTRACT,
+                wporg_data: dict[str, Any] | None = None) -> tuple[Path, dict[str, Path]]:
+    """The demo fleet under ``folder``: its ``sites.toml`` and each site's WordPress root."""
     folder = folder.resolve()
     wporg = folder / "wordpress.org.json"
-    wporg.write_text(json.dumps(DEMO_WPORG, indent=1))
+    wporg.write_text(json.dumps(wporg_data or DEMO_WPORG, indent=1))
     wp = write_wp_command(folder / "bin", wporg)
-    blocks = []
-    for spec in sites or DEMO_SITES:
-        root = build_site(folder / "sites" / spec.name, spec, f"https://{spec.name}.example/")
+    blocks, roots = [], {}
+    for spec in DEMO_SITES:
+        url = urls(spec.name) if urls else f"https://{spec.name}.example/"
+        root = build_site(folder / "sites" / spec.name, spec, url)
+        roots[spec.name] = root
         blocks.append(
-            f'[[sites]]\nname = "{spec.name}"\nurl = "https://{spec.name}.example/"\npath = "{root}"\n'
+            f'[[sites]]\nname = "{spec.name}"\nurl = "{url}"\npath = "{root}"\n'
             f'wp_cli = "{wp}"\nbackup_dir = "{folder / "backups" / spec.name}"\n'
         )
     config = folder / "sites.toml"
     config.write_text(
         '# The demo fleet: local WordPress-shaped sites and a WP-CLI stand-in.\n'
-        '[agent]\nstate_dir = "state"\nconcurrency = 4\ntimezone = "Asia/Tehran"\n\n'
-        + CONTRACT + "\n" + "\n".join(blocks)
+        '[agent]\nstate_dir = "state"\nconcurrency = 4\ntimezone = "Asia/Tehran"\n'
+        'settle_seconds = 0  # the stand-in web has no OPcache to wait for\n\n'
+        + contract + "\n" + "\n".join(blocks)
     )
-    return config
+    return config, roots
 
 
 def default_folder() -> Path:

@@ -1,0 +1,93 @@
+"""``wpfleet demo``: a tour of the agent on a fleet built on this machine.
+
+It builds three stand-in sites served over loopback HTTP, then runs what ops would: an
+inventory, the plan, an update round (one plugin release in the demo's "wordpress.org" is broken
+on purpose, so one rollback and its ticket show), the tickets, and ``audit verify``.
+The sites answer only while the tour runs; its state (snapshots, tickets, audit log) stays.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent import config as config_mod
+from agent import demo, render
+from agent.audit import AuditLog
+from agent.clock import Clock
+from agent.demo.web import StandInWeb
+from agent.fleet import inventory_and_store
+from agent.services import Services
+from agent.updates import UpdateOptions, plan_for, update_fleet
+
+BROKEN = {"contact-form-7": {"5.9.8": {"fault": "fatal"}}}
+
+
+def demo_contract(today: date) -> str:
+    """A contract that is running today, whatever day the tour is run."""
+    start = date(today.year - 1, 3, 1) if today.month < 3 else date(today.year, 3, 1)
+    return demo.CONTRACT.replace('"2026-03-01"', f'"{start}"').replace(
+        '"2028-02-29"', f'"{start + timedelta(days=730)}"')
+
+
+def run_tour(folder: Path, clock: Clock, as_json: bool = False) -> int:
+    if (folder / "sites").exists():
+        shutil.rmtree(folder / "sites")
+        shutil.rmtree(folder / "backups", ignore_errors=True)
+        shutil.rmtree(folder / "state", ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    web = StandInWeb().start()
+    try:
+        wporg = json.loads(json.dumps(demo.DEMO_WPORG))
+        wporg["plugins"].update(BROKEN)
+        path, roots = demo.build_fleet(folder, web.url, demo_contract(clock.now().date()), wporg)
+        web.sites.update(roots)
+        report = _tour(config_mod.load(path), clock)
+    finally:
+        web.stop()
+    report["config"] = str(path)
+    if as_json:
+        report.pop("_objects")
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print(report)
+    inventory_ok = all(i["ok"] for i in report["inventory"])
+    return 0 if inventory_ok and report["audit_verify"]["ok"] else 1
+
+
+def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
+    inventories = inventory_and_store(loaded, None, clock)
+    services = Services.open(loaded, clock, actor="demo")
+    try:
+        today = services.today()
+        plan = [i for site in loaded.sites for inv in inventories if inv.site == site.name
+                for i in plan_for(services, site, inv.to_public(), False, today)]
+        results = update_fleet(services, loaded.sites, UpdateOptions())
+        tickets = services.tickets.all()
+    finally:
+        services.close()
+    verdict = AuditLog(loaded.agent.state_dir, clock, "demo").verify()
+    return {
+        "inventory": [i.to_public() for i in inventories], "plan": [i.public() for i in plan],
+        "update": [r.public() for r in results], "tickets": [t.public() for t in tickets],
+        "audit_verify": {"ok": verdict.ok, "records": verdict.records, "bad_seq": verdict.bad_seq},
+        "_objects": (inventories, plan, results, tickets, today),
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    inventories, plan, results, tickets, today = report.pop("_objects")
+    out = sys.stdout
+    out.write("== inventory\n" + render.inventory_table(inventories) + "\n")
+    out.write("== plan\n" + render.plan_table(plan, today) + "\n")
+    out.write("== update round\n" + render.update_table(results) + "\n")
+    out.write("== tickets\n" + render.tickets_table(tickets, 0) + "\n")
+    verdict = report["audit_verify"]
+    out.write(f"== audit verify\naudit log verifies: {verdict['records']} records\n" if verdict["ok"]
+              else f"== audit verify\naudit log broken at seq {verdict['bad_seq']}\n")
+    out.write(f"\nconfig: {report['config']} (its sites answer only while the demo runs; "
+              "plan, tickets and audit work on its state)\n")
