@@ -125,12 +125,18 @@ class AuditLog:
 
 
 def _last_record(log: io.TextIOWrapper) -> dict[str, Any] | None:
-    log.seek(0)
-    last_line = ""
-    for line in log:
-        if line.strip():
-            last_line = line
-    return json.loads(last_line) if last_line else None
+    """The last record, read from the end of the file: appends stay cheap however long the log is."""
+    raw = log.buffer
+    end = raw.seek(0, io.SEEK_END)
+    chunk = 4096
+    while True:
+        start = max(0, end - chunk)
+        raw.seek(start)
+        tail = raw.read(end - start).rstrip(b"\n")
+        if b"\n" in tail or start == 0:
+            last = tail.rsplit(b"\n", 1)[-1]
+            return json.loads(last) if last.strip() else None
+        chunk *= 2
 
 
 def to_csv(records: list[dict[str, Any]]) -> str:

@@ -20,7 +20,7 @@ from agent import backups as agent_backups
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import ConfigError, FleetConfig
-from agent.services import Services
+from agent.services import Services, default_actor
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory.models import SiteInventory
 
@@ -122,7 +122,11 @@ def cmd_check_config(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def run_inventory(loaded: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:
-    return fleet.inventory_and_store(loaded, names, clock)
+    results = fleet.inventory_and_store(loaded, names, clock)
+    failed = [r.site for r in results if not r.ok]
+    AuditLog(loaded.agent.state_dir, clock, default_actor()).append(
+        "inventory", detail={"sites": len(results), "failed": failed}, result="failed" if failed else "ok")
+    return results
 
 
 def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
