@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from agent.clock import Clock
 from agent.secrets import Redactor
@@ -56,7 +56,7 @@ class AuditLog:
                result: str = "ok", actor: str | None = None) -> dict[str, Any]:
         """Add one record; never changes an earlier one."""
         clean_detail = self.redactor.scrub(detail or {})
-        with self._lock, open(self.path, "a+", encoding="utf-8") as log:
+        with self._lock, open(self.path, "a+b") as log:
             fcntl.flock(log, fcntl.LOCK_EX)
             last = _last_record(log)
             record: dict[str, Any] = {
@@ -71,7 +71,7 @@ class AuditLog:
             }
             record["hash"] = record_hash(record)
             log.seek(0, io.SEEK_END)
-            log.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            log.write((json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
             log.flush()
         return record
 
@@ -124,9 +124,8 @@ class AuditLog:
         return VerifyResult(True, expected_seq - 1)
 
 
-def _last_record(log: io.TextIOWrapper) -> dict[str, Any] | None:
+def _last_record(raw: BinaryIO) -> dict[str, Any] | None:
     """The last record, read from the end of the file: appends stay cheap however long the log is."""
-    raw = log.buffer
     end = raw.seek(0, io.SEEK_END)
     chunk = 4096
     while True:
