@@ -11,11 +11,11 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, config, demo, fleet, logs, render
+from agent import __version__, checkups, config, daemon, demo, fleet, logs, render, watch
 from agent import backups as agent_backups
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     tickets = commands.add_parser("tickets", help="tickets the agent opened, with SLA deadlines")
     tickets.add_argument("--open", action="store_true")
     tickets.add_argument("--json", action="store_true")
-    demo_cmd = commands.add_parser("demo", help="build a demo fleet on this machine and inventory it")
+    run = commands.add_parser("run", help="the maintenance daemon")
+    run.add_argument("--once", action="store_true", help="one round of everything due now, then exit")
+    status = commands.add_parser("status", help="last round per site, failures, open tickets, next jobs")
+    status.add_argument("--json", action="store_true")
+    demo_cmd = commands.add_parser("demo", help="a tour of the agent on a demo fleet built on this machine")
     demo_cmd.add_argument("--dir", type=Path, help="where to build it (default ./wpfleet-demo)")
     demo_cmd.add_argument("--json", action="store_true")
     return parser
@@ -122,11 +126,7 @@ def cmd_check_config(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def run_inventory(loaded: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:
-    results = fleet.inventory_and_store(loaded, names, clock)
-    failed = [r.site for r in results if not r.ok]
-    AuditLog(loaded.agent.state_dir, clock, default_actor()).append(
-        "inventory", detail={"sites": len(results), "failed": failed}, result="failed" if failed else "ok")
-    return results
+    return fleet.inventory_and_audit(loaded, names, clock, default_actor())
 
 
 def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
@@ -282,6 +282,49 @@ def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
     return OK
 
 
+def cmd_run(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    logs.setup(args.verbose, loaded.agent.log_format)
+    return daemon.run(loaded, clock, once=args.once)
+
+
+def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    services = Services.open(loaded, clock)
+    try:
+        report = status_report(services)
+    finally:
+        services.close()
+    if args.json:
+        emit_json(report)
+    else:
+        sys.stdout.write(render.status_text(report))
+    return OK
+
+
+def status_report(services: Services) -> dict[str, Any]:
+    state, now = services.state, services.clock.now()
+    jobs = state.jobs()
+    intervals = services.config.agent.intervals
+    down = watch.down_sites(services)
+    services.state.ensure(checkups.SCHEMA)
+    nexts = {r[0]: r[1] for r in state.rows("SELECT site, next_due FROM checkups")}
+    results = state.site_results()
+    return {
+        "at": now.isoformat(timespec="seconds"),
+        "jobs": [{"job": job, "last_run": jobs[job]["last_run"].isoformat(timespec="seconds") if job in jobs else None,
+                  "status": jobs[job]["status"] if job in jobs else None,
+                  "next_due": (jobs[job]["last_run"] + timedelta(seconds=intervals[job])).isoformat(timespec="seconds")
+                  if job in jobs else now.isoformat(timespec="seconds")}
+                 for job in daemon.JOB_ORDER],
+        "sites": [{"site": s.name, **results.get(s.name, {"last_update": None, "status": None, "error": None,
+                                                          "last_success": None}),
+                   "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
+        "open_tickets": services.tickets.open_count(),
+        "deliveries_waiting": services.tickets.pending(),
+    }
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "check-config": cmd_check_config,
     "inventory": cmd_inventory,
@@ -292,6 +335,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "restore": cmd_restore,
     "audit": cmd_audit,
     "tickets": cmd_tickets,
+    "run": cmd_run,
+    "status": cmd_status,
     "demo": cmd_demo,
 }
 

@@ -57,6 +57,20 @@ def _remote_path(value: str) -> str:
         raise ValueError(f"{exc}: must be an absolute path of plain characters") from None
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def seconds(value: object) -> float:
+    """A duration: a number of seconds, or text like "90s", "15m", "6h", "1d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.fullmatch(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like '60s', '15m', '6h' or '1d'")
+    return float(match[1]) * _UNIT[match[2]]
+
+
 class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(16, ge=1, le=512)
@@ -64,6 +78,30 @@ class AgentConfig(_Strict):
     # seconds to wait after files change before checking health: PHP's OPcache may serve the old
     # code until it revalidates (revalidate_freq, 2 s by default); WordPress itself waits 2 s
     settle_seconds: float = Field(3.0, ge=0, le=120)
+    # the daemon's jobs (wpfleet run): how often each runs
+    inventory_interval: float = 3600.0
+    update_interval: float = 6 * 3600.0
+    watch_interval: float = 60.0
+    retention_interval: float = 86400.0
+    checkup_interval: float = 86400.0
+    watch_timeout: float = Field(10.0, gt=0, le=120)
+    metrics: str | None = Field(None, pattern=r"^[0-9a-zA-Z.:\[\]-]+:\d{1,5}$")  # "127.0.0.1:9101"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("inventory_interval", "update_interval", "watch_interval", "retention_interval",
+                     "checkup_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        parsed = seconds(value)
+        if not 1 <= parsed <= 31 * 86400:
+            raise ValueError("must be between 1 second and 31 days")
+        return parsed
+
+    @property
+    def intervals(self) -> dict[str, float]:
+        return {"inventory": self.inventory_interval, "update": self.update_interval,
+                "watch": self.watch_interval, "retention": self.retention_interval,
+                "checkup": self.checkup_interval}
 
     @field_validator("timezone")
     @classmethod

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
+from agent.audit import AuditLog
 from agent.clock import Clock
 from agent.config import FleetConfig, SiteConfig
 from agent.state import State
@@ -20,6 +22,8 @@ from inventory.wpcli import WPCLI, parse_command
 
 log = logging.getLogger(__name__)
 Outcome = TypeVar("Outcome")
+# every SSH transport this process has open: a forced stop closes them all at once
+OPEN_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
 
 
 def transport_for(site: SiteConfig) -> Transport:
@@ -27,10 +31,12 @@ def transport_for(site: SiteConfig) -> Transport:
     if site.ssh is None:
         return LocalTransport()
     ssh = site.ssh
-    return SSHTransport(
+    transport = SSHTransport(
         host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key, known_hosts=ssh.known_hosts,
         connect_timeout=ssh.connect_timeout, command_timeout=ssh.command_timeout,
     )
+    OPEN_TRANSPORTS.add(transport)
+    return transport
 
 
 def wpcli_for(site: SiteConfig, transport: Transport) -> WPCLI:
@@ -71,7 +77,8 @@ def for_each_site(
     """
     ordered = list(sites)
     results: dict[int, Outcome] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ordered) or 1))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ordered) or 1)))
+    try:
         futures = {pool.submit(work, site): index for index, site in enumerate(ordered)}
         for future in as_completed(futures):
             index = futures[future]
@@ -84,6 +91,11 @@ def for_each_site(
             results[index] = outcome
             if on_done is not None:
                 on_done(site, outcome)
+    except BaseException:
+        # a forced stop must not wait for the sites still being worked on
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [results[i] for i in range(len(ordered))]
 
 
@@ -105,6 +117,15 @@ def inventory_fleet(
         sites, inventory_site, lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
         concurrency=config.agent.concurrency, on_done=on_done,
     )
+
+
+def inventory_and_audit(config: FleetConfig, names: list[str] | None, clock: Clock, actor: str) -> list[SiteInventory]:
+    """An inventory run: stored as snapshots and recorded in the audit log."""
+    results = inventory_and_store(config, names, clock)
+    failed = [r.site for r in results if not r.ok]
+    AuditLog(config.agent.state_dir, clock, actor).append(
+        "inventory", detail={"sites": len(results), "failed": failed}, result="failed" if failed else "ok")
+    return results
 
 
 def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any, TextIO
@@ -19,9 +20,20 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def setup(verbose: bool = False) -> None:
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: what journald and log shippers index best."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(),
+                    "logger": record.name, "thread": record.threadName, "msg": record.getMessage()}
+        if record.exc_info:
+            document["exc"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
+def setup(verbose: bool = False, fmt: str = "text") -> None:
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("wpfleet %(levelname)s %(message)s"))
+    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter("wpfleet %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -101,3 +101,19 @@ def tickets_table(tickets: list[Ticket], pending: int) -> str:
     if pending:
         lines.append(f"{pending} delivery(ies) waiting for the ticket sink")
     return "\n".join(lines) + "\n" if lines else "no tickets\n"
+
+
+def status_text(report: dict[str, Any]) -> str:
+    lines = [f"status at {report['at']}", "jobs:"]
+    for job in report["jobs"]:
+        lines.append(f"  {job['job']:<10} last {job['last_run'] or 'never':<25} {job['status'] or '':<22} "
+                     f"next {job['next_due']}")
+    lines.append("sites:")
+    for site in report["sites"]:
+        down = f"  DOWN since {site['down_since']}" if site["down_since"] else ""
+        lines.append(f"  {site['site']:<12} {site['status'] or 'no round yet':<12} last success "
+                     f"{site['last_success'] or '-':<25} next check-up {site['next_checkup'] or '-'}{down}")
+        if site["error"]:
+            lines.append(f"    error: {site['error']}")
+    lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}")
+    return "\n".join(lines) + "\n"

@@ -35,6 +35,19 @@ CREATE TABLE IF NOT EXISTS failed_releases (
     reason TEXT NOT NULL,
     PRIMARY KEY (site, kind, name, version)
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    job TEXT PRIMARY KEY,
+    last_run TEXT NOT NULL,
+    status TEXT NOT NULL,
+    duration REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS site_status (
+    site TEXT PRIMARY KEY,
+    last_update TEXT,
+    status TEXT,
+    error TEXT,
+    last_success TEXT
+);
 CREATE TABLE IF NOT EXISTS journal (
     site TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -142,3 +155,28 @@ class State:
         run_id, started_at, backup_id, step, phase = found[0]
         return {"run_id": run_id, "started_at": started_at, "backup_id": backup_id,
                 "step": json.loads(step) if step else None, "phase": phase}
+
+    # the daemon's own bookkeeping -----------------------------------------------------------------
+
+    def job_done(self, job: str, at: datetime, status: str, duration: float) -> None:
+        self.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+                     (job, at.isoformat(timespec="seconds"), status, duration))
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        return {r[0]: {"last_run": datetime.fromisoformat(r[1]), "status": r[2], "duration": r[3]}
+                for r in self.rows("SELECT job, last_run, status, duration FROM jobs")}
+
+    def site_result(self, site: str, at: datetime, status: str, error: str | None) -> None:
+        success = status in ("updated", "unchanged")
+        self.execute(
+            "INSERT INTO site_status (site, last_update, status, error, last_success) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(site) DO UPDATE SET last_update = excluded.last_update, status = excluded.status,"
+            " error = excluded.error, last_success = COALESCE(excluded.last_success, site_status.last_success)",
+            (site, at.isoformat(timespec="seconds"), status, error, at.isoformat(timespec="seconds") if success else None))
+
+    def site_results(self) -> dict[str, dict[str, Any]]:
+        return {r[0]: {"last_update": r[1], "status": r[2], "error": r[3], "last_success": r[4]}
+                for r in self.rows("SELECT site, last_update, status, error, last_success FROM site_status")}
+
+    def open_journals(self) -> list[str]:
+        return [r[0] for r in self.rows("SELECT site FROM journal ORDER BY site")]

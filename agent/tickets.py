@@ -258,6 +258,9 @@ class TicketDesk:
     def open_for(self, site: str) -> list[Ticket]:
         return [t for t in self.all(open_only=True) if t.site == site]
 
+    def open_count(self) -> int:
+        return int(self.state.rows("SELECT COUNT(*) FROM tickets WHERE status = 'open'")[0][0])
+
     def pending(self) -> int:
         return int(self.state.rows("SELECT COUNT(*) FROM ticket_outbox WHERE delivered_at IS NULL")[0][0])
 

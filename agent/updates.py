@@ -6,6 +6,7 @@ and audit. A site already down is not touched; one site's failure never stops th
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +39,7 @@ class UpdateOptions:
     reason: str | None = None
     dry_run: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    stop: threading.Event = field(default_factory=threading.Event)  # set: finish current steps, start no new ones
 
 
 @dataclass
@@ -74,6 +76,9 @@ def update_fleet(services: Services, sites: list[SiteConfig], options: UpdateOpt
 
 def update_site(services: Services, site: SiteConfig, options: UpdateOptions) -> SiteUpdate:
     result = SiteUpdate(site.name)
+    if options.stop.is_set():
+        result.status, result.error = "skipped", "the agent is stopping"
+        return result
     if services.today() > site.contract.support_until:
         result.status, result.error = "skipped", f"support ended on {site.contract.support_until}: inventory only"
         return result
@@ -125,7 +130,8 @@ def _update_locked(services: Services, site: SiteConfig, handle: SiteHandle, res
         return
     backup = _backup(services, site, handle, inventory, result)
     services.state.journal_begin(site.name, options.run_id, services.clock.now(), backup.id)
-    run = apply_steps(handle, backup, steps, on_step=lambda step, phase: _on_step(services, site, step, phase))
+    run = apply_steps(handle, backup, steps, on_step=lambda step, phase: _on_step(services, site, step, phase),
+                      should_stop=options.stop.is_set)
     services.state.journal_end(site.name)
     _record(services, site, options, run, result)
 
@@ -209,6 +215,8 @@ def _record(services: Services, site: SiteConfig, options: UpdateOptions, run: U
                 title=f"{site.name} is down after maintenance", body=run.final.summary())
     elif run.failures:
         result.error = "; ".join(f.reason for f in run.failures)
+    if run.stopped:
+        result.error = "; ".join(filter(None, [result.error, "stopped by a shutdown; the rest waits for the next round"]))
 
 
 def _failure_body(failure: Any, result: SiteUpdate) -> str:
@@ -264,3 +272,16 @@ def _reconcile(services: Services, site: SiteConfig, handle: SiteHandle, result:
     services.audit.append("reconcile", site=site.name, result="ok" if state.ok else "restored",
                           detail={"run": entry["run_id"], "step": step, "outcome": outcome,
                                   "maintenance_left": left_maintenance})
+
+
+def reconcile_site(services: Services, site: SiteConfig) -> SiteUpdate:
+    """Settle a site whose update was interrupted (crash, kill, lost connection), at start-up."""
+    result = SiteUpdate(site.name)
+    try:
+        with transport_for(site) as transport:
+            handle = services.handle(site, transport)
+            with site_lock(handle, uuid.uuid4().hex[:12]):
+                _reconcile(services, site, handle, result)
+    except InventoryError as exc:
+        result.status, result.error = "failed", f"reconciling failed: {exc}"
+    return result

@@ -39,7 +39,7 @@ class CommandResult:
         return self.exit_code == 0
 
 
-@dataclass
+@dataclass(eq=False)
 class Transport(ABC):
     """Runs argument lists on a site's host; counts what it did for the benchmarks."""
 
@@ -89,7 +89,7 @@ class Transport(ABC):
         self.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class LocalTransport(Transport):
     """Runs commands on the agent's own host, without a shell."""
 
@@ -107,7 +107,7 @@ class LocalTransport(Transport):
             command, done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
 
 
-@dataclass
+@dataclass(eq=False)
 class SSHTransport(Transport):
     """One SSH login, opened lazily, carrying all the commands of one operation."""
 

@@ -32,16 +32,17 @@ class Health:
 
 def check(site: SiteHandle) -> Health:
     health = Health()
-    health.checks["home"] = _home(site)
+    health.checks["home"] = home_page(site.url, site.http)
     health.checks["rest"] = _rest(site)
     health.checks["wp-cli"] = _wpcli(site)
     return health
 
 
-def _home(site: SiteHandle) -> str:
+def home_page(url: str, http: requests.Session, timeout: float = TIMEOUT) -> str:
+    """"ok", or what is wrong with the home page (also what the uptime watch asks)."""
     try:
-        response = site.http.get(site.url, params={"wpfleet-health": str(int(time.time()))}, timeout=TIMEOUT,
-                                 allow_redirects=False, headers={"Cache-Control": "no-cache"})
+        response = http.get(url, params={"wpfleet-health": str(int(time.time()))}, timeout=timeout,
+                            allow_redirects=False, headers={"Cache-Control": "no-cache"})
     except requests.RequestException as exc:
         return f"cannot tell: {type(exc).__name__}"
     body = response.text[:200_000]

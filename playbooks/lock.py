@@ -1,7 +1,8 @@
 """One run at a time per site: a lock folder on the site's own host.
 
 ``mkdir`` is atomic, so two agents (or an agent and a crashed one's leftovers) cannot both hold
-it. A lock older than an hour is stale: its run died, and it is taken over.
+it. A lock is stale, and taken over, when it is older than an hour or when its owner ran on this
+very machine and that process is gone (a killed agent).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def acquire(site: SiteHandle, run_id: str) -> None:
     site.sh(["mkdir", "-p", site.backup_dir], "creating the backup folder")
     if site.transport.run(["mkdir", lock]).exit_code != 0:
         age = _age(site, lock)
-        if age is not None and age < STALE_AFTER:
-            raise LockedError(f"{site.name} is locked by another run ({_owner(site, lock)}, {age}s ago)")
+        owner = _owner(site, lock)
+        if age is not None and age < STALE_AFTER and not _dead_here(owner):
+            raise LockedError(f"{site.name} is locked by another run ({_describe(owner)}, {age}s ago)")
         site.sh(["rm", "-rf", lock], "removing a stale lock")
         if site.transport.run(["mkdir", lock]).exit_code != 0:
             raise LockedError(f"{site.name} is locked by another run")
@@ -55,10 +57,28 @@ def _age(site: SiteHandle, lock: str) -> int | None:
         return None
 
 
-def _owner(site: SiteHandle, lock: str) -> str:
+def _owner(site: SiteHandle, lock: str) -> dict[str, object]:
     result = site.transport.run(["cat", f"{lock}/owner.json"])
     try:
         owner = json.loads(result.stdout)
-        return f"run {owner['run']} on {owner['host']}"
-    except (ValueError, KeyError, TypeError):
-        return "owner unknown"
+    except ValueError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _describe(owner: dict[str, object]) -> str:
+    return f"run {owner['run']} on {owner['host']}" if {"run", "host"} <= owner.keys() else "owner unknown"
+
+
+def _dead_here(owner: dict[str, object]) -> bool:
+    """The lock was taken by a process of this machine that no longer exists."""
+    pid = owner.get("pid")
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

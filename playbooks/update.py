@@ -49,6 +49,7 @@ class UpdateRun:
     failures: list[StepFailure] = field(default_factory=list)
     restored_whole_site: bool = False
     maintenance_cleared: int = 0
+    stopped: bool = False
     final: health.Health | None = None
 
 
@@ -64,10 +65,17 @@ def evidence_of(exc: RemoteCommandError) -> dict[str, Any]:
 
 
 def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step],
-                on_step: Callable[[Step, str], None] = lambda step, phase: None) -> UpdateRun:
-    """Apply ``steps`` in order; raises ``TransportError`` only when the host cannot be reached."""
+                on_step: Callable[[Step, str], None] = lambda step, phase: None,
+                should_stop: Callable[[], bool] = lambda: False) -> UpdateRun:
+    """Apply ``steps`` in order; raises ``TransportError`` only when the host cannot be reached.
+
+    ``should_stop`` is asked between steps only: a step, once begun, is finished (or rolled back).
+    """
     run = UpdateRun()
     for step in steps:
+        if should_stop():
+            run.stopped = True
+            break
         on_step(step, "start")
         try:
             _apply(site, step)

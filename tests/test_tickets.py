@@ -1,7 +1,6 @@
 import hashlib
 import hmac
 import json
-import ssl
 import time
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
@@ -100,51 +99,6 @@ def test_secrets_are_scrubbed_from_tickets(tmp_path: Path, monkeypatch: pytest.M
                  dedup_key="acme:1")
     tickets.deliver_pending()
     assert "efgh" not in (tmp_path / "t.jsonl").read_text()
-
-
-@pytest.fixture
-def smtp_server(tmp_path: Path) -> Any:
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    received: list[bytes] = []
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            received.append(envelope.content)
-            return "250 OK"
-
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login == b"agent" and data.password == b"mailpass"
-        return AuthResult(success=ok)
-
-    from tests.sshd import free_port
-
-    port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost",
-                            tls_context=context, require_starttls=True, authenticator=authenticate, auth_require_tls=True)
-    controller.start()
-    yield port, cert_file, received
-    controller.stop()
 
 
 def test_email_ticket_arrives_over_starttls(tmp_path: Path, smtp_server: Any) -> None:

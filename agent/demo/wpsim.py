@@ -699,6 +699,8 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
         log(args, f"Downloading update from https://downloads.wordpress.org/{kind}/{item['name']}.{target}.zip...")
         log(args, "Unpacking the update...")
         log(args, f"Installing the latest version...\nRemoving the old version of the {kind}...")
+        if "slow" in faults:  # a large package: the site stays in maintenance mode a while
+            time.sleep(float(os.environ.get("WPSIM_SLOW", "4")))
         ok = install_release(item, target, props)
         if "hangup" in faults:
             hang_up()

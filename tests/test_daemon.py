@@ -1,0 +1,283 @@
+"""``wpfleet run``: jobs at the right moments, the 24/7 watch, stopping, crash recovery, metrics."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from agent.cli import main
+from agent.clock import FixedClock
+from agent.demo import DemoSite
+from agent.state import State
+from tests import sshd as sshd_mod
+from tests.conftest import Fleet, require
+
+ROOT = Path(__file__).resolve().parents[1]
+FRIDAY_3AM_TEHRAN = datetime(2026, 11, 26, 23, 30, tzinfo=UTC)
+ACME = DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True), "contact-form-7": ("5.9.3", True)})
+
+
+def once(fleet: Fleet, at: datetime) -> int:
+    return main(["--config", str(fleet.config), "run", "--once"], clock=FixedClock(at))
+
+
+def last_runs(fleet: Fleet) -> dict[str, datetime]:
+    state = State(fleet.folder / "state")
+    try:
+        return {job: info["last_run"] for job, info in state.jobs().items()}
+    finally:
+        state.close()
+
+
+def audit_actions(fleet: Fleet) -> list[str]:
+    path = fleet.folder / "state/audit.jsonl"
+    return [json.loads(line)["action"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def tickets(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    capsys.readouterr()
+    main(["--config", str(fleet.config), "tickets", "--json"], clock=FixedClock(FRIDAY_3AM_TEHRAN))
+    return json.loads(capsys.readouterr().out)
+
+
+def test_run_once_does_each_job_when_it_is_due(fleet: Fleet) -> None:
+    fleet.add(ACME)
+    start = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+    assert once(fleet, start) == 0
+    assert set(last_runs(fleet)) == {"inventory", "update", "watch", "retention", "checkup"}
+    assert (fleet.folder / "sites/acme/wp-content/plugins/akismet/akismet.php").read_text().count("5.4.0") == 1
+
+    moments = [
+        (timedelta(seconds=30), set()),
+        (timedelta(seconds=90), {"watch"}),
+        (timedelta(minutes=61), {"watch", "inventory"}),
+        (timedelta(hours=6, minutes=1), {"watch", "inventory", "update"}),
+        (timedelta(hours=24, minutes=2), {"watch", "inventory", "update", "retention", "checkup"}),
+    ]
+    for offset, expected in moments:
+        before = last_runs(fleet)
+        assert once(fleet, start + offset) == 0
+        after = last_runs(fleet)
+        ran = {job for job in after if after[job] != before.get(job)}
+        assert ran == expected, f"at +{offset}: ran {ran}, expected {expected}"
+    assert "checkup_due" in audit_actions(fleet)  # support started 2026-03-01: one came due on 2026-09-01
+
+
+def test_site_down_on_friday_night_opens_an_emergency_ticket_and_recovery_closes_it(
+        fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(ACME)
+    assert once(fleet, FRIDAY_3AM_TEHRAN - timedelta(hours=1)) == 0  # a normal round first
+    fleet.web.down.add("acme")
+    assert once(fleet, FRIDAY_3AM_TEHRAN) == 1  # first failed check: not yet a ticket
+    assert [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"] == []
+    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=60)) == 1  # second in a row: emergency
+    down = [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]
+    assert len(down) == 1 and down[0]["severity"] == "emergency" and down[0]["status"] == "open"
+    assert down[0]["opened_at"] == "2026-11-27T03:01:00+03:30"
+    assert down[0]["response_due"] == "2026-11-27T04:01:00+03:30"  # round the clock, Friday night
+    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=120)) == 1
+    assert len([t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]) == 1  # no second ticket
+    fleet.web.down.discard("acme")
+    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=180)) == 0
+    down = [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]
+    assert down[0]["status"] == "closed" and "answers again" in down[0]["body"]
+    assert audit_actions(fleet).count("site_down") == 1 and "site_recovered" in audit_actions(fleet)
+    delivered = [json.loads(x) for x in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    assert [(d["event"], d["severity"]) for d in delivered if d["kind"] == "site_down"] == [
+        ("opened", "emergency"), ("closed", "emergency")]
+
+
+def test_run_once_under_faketime(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    require(shutil.which("faketime") is not None, "faketime is not installed")
+    fleet.add(ACME)
+    # libfaketime 0.9.10 fails every sleep with EINVAL under FAKETIME_DONT_FAKE_MONOTONIC=1: leave it unset
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")} | {"TZ": "UTC"}
+    done = subprocess.run(["faketime", "-f", "@2027-03-10 06:00:00", sys.executable, "-m", "agent", "--config",
+                           str(fleet.config), "run", "--once"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    runs = last_runs(fleet)
+    assert {j: r.isoformat() for j, r in runs.items()}["update"].startswith("2027-03-10T06:00")
+    # in the yearly window: the faked date let the majors through
+    text = (fleet.folder / "sites/acme/wp-content/plugins/akismet/akismet.php").read_text()
+    assert "Version: 6.0.0" in text
+
+
+# --- the daemon as a process, against the real sshd ---------------------------------------------
+
+def start_daemon(fleet: Fleet, *extra: str) -> subprocess.Popen[str]:
+    log = open(fleet.folder / "daemon.log", "a")  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "-m", "agent", "--config", str(fleet.config), "run", *extra], cwd=ROOT,
+                            stdout=log, stderr=log, text=True, env={**os.environ, "WPSIM_SLOW": "4"})
+
+
+def wait_for(condition: Any, timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def daemon_fleet(fleet: Fleet, sshd: sshd_mod.SSHServer, metrics_port: int | None = None) -> Path:
+    root = fleet.add(ACME, ssh=sshd)
+    extra = "watch_interval = 2\nupdate_interval = 3600\n"
+    if metrics_port:
+        extra += f'metrics = "127.0.0.1:{metrics_port}"\n'
+    fleet.write(contract=__import__("agent.demo", fromlist=["CONTRACT"]).CONTRACT)
+    fleet.config.write_text(fleet.config.read_text().replace("settle_seconds = 0", "settle_seconds = 0\n" + extra, 1))
+    return root
+
+
+@pytest.mark.integration
+def test_daemon_applies_minors_refuses_a_second_instance_and_stops_cleanly(
+        fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    port = sshd_mod.free_port()
+    root = daemon_fleet(fleet, sshd, metrics_port=port)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for(lambda: (root / ".maintenance").exists(), what="the slow update to start")
+        second = subprocess.run([sys.executable, "-m", "agent", "--config", str(fleet.config), "run", "--once"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "another wpfleet run" in second.stderr
+        daemon.send_signal(signal.SIGTERM)  # mid-update, site in maintenance mode
+        assert daemon.wait(60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    text = (fleet.folder / "daemon.log").read_text()
+    assert "finishing the current step" in text and "stopped cleanly" in text
+    assert not (root / ".maintenance").exists()
+    assert "Version: 5.9.8" in (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
+    assert "Version: 1.1" in (root / "wp-content/themes/twentytwentyfour/style.css").read_text()  # not started
+    assert "Version: 5.4.0" in (root / "wp-content/plugins/akismet/akismet.php").read_text()  # a minor, applied
+    assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
+    state = State(fleet.folder / "state")
+    assert state.open_journals() == []
+    state.close()
+
+
+@pytest.mark.integration
+def test_daemon_recovers_after_sigkill_mid_update(fleet: Fleet, sshd: sshd_mod.SSHServer,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    root = daemon_fleet(fleet, sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": ["slow", "fatal"]}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for(lambda: (root / ".maintenance").exists(), what="the slow update to start")
+        daemon.kill()
+        daemon.wait(10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    time.sleep(5)  # the orphaned remote update finishes, leaving a broken plugin behind
+    state = State(fleet.folder / "state")
+    assert state.open_journals() == ["acme"]
+    state.close()
+    capsys.readouterr()
+    again = start_daemon(fleet, "--once")
+    assert again.wait(120) in (0, 1)
+    assert not (root / ".maintenance").exists()
+    assert "wpsim:fatal" not in (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
+    assert fleet.web.answer("/acme/")[0] == 200
+    assert "reconcile" in audit_actions(fleet)
+    assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
+
+
+@pytest.mark.integration
+def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    root = daemon_fleet(fleet, sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for(lambda: (root / ".maintenance").exists(), what="the slow update to start")
+        daemon.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        daemon.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert daemon.wait(30) == 130
+        assert time.monotonic() - started < 3.5
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    time.sleep(4.5)  # whatever the cut-off remote command does afterwards
+    assert not (root / ".maintenance").exists()
+    assert "stopping at once" in (fleet.folder / "daemon.log").read_text()
+
+
+@pytest.mark.integration
+def test_metrics_endpoint_serves_the_documented_series(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    port = sshd_mod.free_port()
+    daemon_fleet(fleet, sshd, metrics_port=port)
+    daemon = start_daemon(fleet)
+    try:
+        def ready() -> bool:
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.RequestException:
+                return False
+            return 'wpfleet_updates_total{site="acme"}' in body
+        wait_for(ready, timeout=60, what="metrics after the first round")
+        body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert body.headers["Content-Type"].startswith("text/plain")
+        for series in ('wpfleet_site_last_success_timestamp_seconds{site="acme"}', 'wpfleet_updates_total{site="acme"} 4',
+                       'wpfleet_round_duration_seconds{job="update"}', 'wpfleet_job_last_run_timestamp_seconds{job="watch"}',
+                       'wpfleet_site_up{site="acme"} 1', "wpfleet_open_tickets 0", "# TYPE wpfleet_rollbacks_total counter"):
+            assert series in body.text, series
+        assert requests.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+
+
+def test_status_after_a_round(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(ACME)
+    at = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+    assert once(fleet, at) == 0
+    capsys.readouterr()
+    assert main(["--config", str(fleet.config), "status", "--json"], clock=FixedClock(at)) == 0
+    report = json.loads(capsys.readouterr().out)
+    jobs = {j["job"]: j for j in report["jobs"]}
+    assert jobs["update"]["last_run"] == "2026-11-28T05:30:00+00:00"
+    assert jobs["update"]["next_due"] == "2026-11-28T11:30:00+00:00" and jobs["watch"]["status"] == "ok"
+    site = report["sites"][0]
+    assert site["site"] == "acme" and site["status"] == "updated" and site["last_success"]
+    assert site["next_checkup"] == "2027-03-01" and site["down_since"] is None
+    assert report["open_tickets"] == 0
+    assert main(["--config", str(fleet.config), "status"], clock=FixedClock(at)) == 0
+    assert "next check-up 2027-03-01" in capsys.readouterr().out
+
+
+def test_emergency_ticket_arrives_by_email(fleet: Fleet, smtp_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from email import message_from_bytes
+
+    port, ca_file, received = smtp_server
+    monkeypatch.setenv("SMTP_USER", "agent")
+    monkeypatch.setenv("SMTP_PASSWORD", "mailpass")
+    fleet.add(ACME)
+    fleet.write(extra=f'\n[tickets]\nsink = "email"\nsmtp_host = "localhost"\nsmtp_port = {port}\n'
+                      f'smtp_user_env = "SMTP_USER"\nsmtp_password_env = "SMTP_PASSWORD"\nsmtp_ca_file = "{ca_file}"\n'
+                      'mail_from = "wpfleet@agency.example"\nmail_to = ["oncall@agency.example"]\n')
+    assert once(fleet, FRIDAY_3AM_TEHRAN - timedelta(hours=1)) == 0  # a normal round first
+    fleet.web.down.add("acme")
+    once(fleet, FRIDAY_3AM_TEHRAN)
+    assert received == []
+    once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=60))
+    wait_for(lambda: received, timeout=10, what="the email")
+    mail = message_from_bytes(received[0])
+    assert mail["Subject"] == "[wpfleet emergency] acme: acme is down"
+    body = mail.get_payload()[0].get_payload(decode=True).decode()
+    assert "response_due: 2026-11-27T04:01:00+03:30" in body and "mailpass" not in body
