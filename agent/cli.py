@@ -157,8 +157,7 @@ def cmd_plan(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     sites = loaded.select(args.site)
     at = _parse_at(args.at, loaded.agent.zone) if args.at else clock.now()
-    services = Services.open(loaded, clock)
-    try:
+    with Services.open(loaded, clock) as services:
         snapshots: dict[str, dict[str, Any]] = {}
         for site in sites:
             last = None if args.fresh else services.state.last_snapshot(site.name)
@@ -176,8 +175,6 @@ def cmd_plan(args: argparse.Namespace, clock: Clock) -> int:
         today = at.astimezone(loaded.agent.zone).date()
         items = [i for site in sites if site.name in snapshots
                  for i in plan_for(services, site, snapshots[site.name], False, today)]
-    finally:
-        services.close()
     if args.json:
         emit_json([i.public() for i in items])
     else:
@@ -190,14 +187,11 @@ def cmd_update(args: argparse.Namespace, clock: Clock) -> int:
         raise UsageError("--major needs --reason TEXT: who applies majors now, and why, goes to the audit log")
     loaded = load_config(args)
     sites = loaded.select(args.site)
-    services = Services.open(loaded, clock)
-    try:
+    with Services.open(loaded, clock) as services:
         options = UpdateOptions(force_major=args.major, reason=args.reason, dry_run=args.dry_run)
         if args.major:
             services.audit.append("major_requested", detail={"reason": args.reason, "sites": [s.name for s in sites]})
         results = update_fleet(services, sites, options)
-    finally:
-        services.close()
     if args.json:
         emit_json([r.public() for r in results])
     else:
@@ -206,41 +200,32 @@ def cmd_update(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def cmd_backup(args: argparse.Namespace, clock: Clock) -> int:
+    return _one_site(args, clock, agent_backups.backup_now)
+
+
+def cmd_restore(args: argparse.Namespace, clock: Clock) -> int:
+    return _one_site(args, clock, lambda services, site: agent_backups.restore_backup(services, site, args.backup_id))
+
+
+def _one_site(args: argparse.Namespace, clock: Clock,
+              action: Callable[[Services, config.SiteConfig], agent_backups.Outcome]) -> int:
     loaded = load_config(args)
     site = loaded.select([args.site])[0]
-    services = Services.open(loaded, clock)
-    try:
-        outcome = agent_backups.backup_now(services, site)
-    finally:
-        services.close()
+    with Services.open(loaded, clock) as services:
+        outcome = action(services, site)
     print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
     return OK if outcome.ok else FAILED
 
 
 def cmd_backups(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
-    services = Services.open(loaded, clock)
-    try:
+    with Services.open(loaded, clock) as services:
         entries = agent_backups.list_all(services, loaded.select(args.site))
-    finally:
-        services.close()
     if args.json:
         emit_json(entries)
     else:
         sys.stdout.write(render.backups_table(entries))
     return FAILED if any("error" in e for e in entries) else OK
-
-
-def cmd_restore(args: argparse.Namespace, clock: Clock) -> int:
-    loaded = load_config(args)
-    site = loaded.select([args.site])[0]
-    services = Services.open(loaded, clock)
-    try:
-        outcome = agent_backups.restore_backup(services, site, args.backup_id)
-    finally:
-        services.close()
-    print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
-    return OK if outcome.ok else FAILED
 
 
 def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
@@ -269,12 +254,9 @@ def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
 
 def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
-    services = Services.open(loaded, clock)
-    try:
+    with Services.open(loaded, clock) as services:
         found = services.tickets.all(open_only=args.open)
         pending = services.tickets.pending()
-    finally:
-        services.close()
     if args.json:
         emit_json([t.public() for t in found])
     else:
@@ -290,11 +272,8 @@ def cmd_run(args: argparse.Namespace, clock: Clock) -> int:
 
 def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
-    services = Services.open(loaded, clock)
-    try:
+    with Services.open(loaded, clock) as services:
         report = status_report(services)
-    finally:
-        services.close()
     if args.json:
         emit_json(report)
     else:

@@ -53,6 +53,12 @@ class Services:
     def close(self) -> None:
         self.state.close()
 
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def calendar(self, site: SiteConfig) -> SupportCalendar:
         return SupportCalendar.for_contract(site.contract, self.config.agent.zone)
 

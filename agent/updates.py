@@ -94,9 +94,14 @@ def update_site(services: Services, site: SiteConfig, options: UpdateOptions) ->
     except _Stop:
         pass  # the result already says why
     except TransportError as exc:
-        result.status, result.error = "failed", f"{exc}; the site is reconciled on the next run"
+        if services.state.journal_open(site.name) is not None:
+            result.status, result.error = "failed", f"{exc}; the site is reconciled on the next run"
+            title = f"{site.name}: connection lost in the middle of an update"
+        else:
+            result.status, result.error = "failed", f"cannot reach the host: {exc}"
+            title = f"{site.name}: host unreachable for maintenance"
         _ticket(services, site, result, kind="unreachable", severity="normal", key=f"{site.name}:unreachable",
-                title=f"{site.name}: connection lost during maintenance", body=str(exc))
+                title=title, body=str(exc))
     except InventoryError as exc:
         result.status, result.error = "failed", str(exc)
         _ticket(services, site, result, kind="update_failed", severity="normal", key=f"{site.name}:update",

@@ -61,15 +61,12 @@ def run_tour(folder: Path, clock: Clock, as_json: bool = False) -> int:
 
 def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
     inventories = inventory_and_store(loaded, None, clock)
-    services = Services.open(loaded, clock, actor="demo")
-    try:
+    with Services.open(loaded, clock, actor="demo") as services:
         today = services.today()
         plan = [i for site in loaded.sites for inv in inventories if inv.site == site.name
                 for i in plan_for(services, site, inv.to_public(), False, today)]
         results = update_fleet(services, loaded.sites, UpdateOptions())
         tickets = services.tickets.all()
-    finally:
-        services.close()
     verdict = AuditLog(loaded.agent.state_dir, clock, "demo").verify()
     return {
         "inventory": [i.to_public() for i in inventories], "plan": [i.public() for i in plan],
