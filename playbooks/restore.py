@@ -65,10 +65,8 @@ def restore_site(site: SiteHandle, backup: Backup) -> None:
     """Files and database exactly as in the backup; the backup is verified first."""
     verify(site, backup)
     archive = _archive(site, backup)
-    keep = ["!", "-name", ".wpfleet-restore"]
     inside = site.relative_backup_dir()
-    if inside:
-        keep = ["!", "-name", inside[2:].split("/")[0]]
+    keep = ["!", "-name", inside[2:].split("/")[0]] if inside else []  # never delete the backups themselves
     try:
         site.sh(["find", site.root, "-mindepth", "1", "-maxdepth", "1", *keep, "-exec", "rm", "-rf", "{}", "+"],
                 "clearing the site's files")

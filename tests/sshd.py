@@ -11,18 +11,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.demo.realwp import free_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
 def keygen(path: Path) -> str:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     return Path(f"{path}.pub").read_text().strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -22,6 +22,18 @@ def header(path: Path, name: str) -> str:
     return match.group(1).strip()
 
 
+def add_real_site(fleet: Fleet, site: realwp.RealWordPress, name: str, sshd: sshd_mod.SSHServer | None = None,
+                  extra: str = "") -> None:
+    """The real WordPress in the fleet's sites.toml, over SSH when ``sshd`` is given, with REST."""
+    block = f'[[sites]]\nname = "{name}"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n{extra}'
+    if sshd is not None:
+        block += (f'[sites.ssh]\nhost = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+                  f'key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n')
+    block += f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\nurl = "{site.url}"\n'
+    fleet.blocks.append(block)
+    fleet.write()
+
+
 def test_real_wordpress_views_agree_with_its_files(
     real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet, sshd: sshd_mod.SSHServer,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -32,12 +44,7 @@ def test_real_wordpress_views_agree_with_its_files(
     activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/hello", json={"status": "active"}, auth=auth, timeout=30)
     assert activated.status_code == 200, activated.text
     monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
-    rest = f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\nurl = "{site.url}"\n'
-    fleet.blocks.append(
-        f'[[sites]]\nname = "real"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n'
-        f'[sites.ssh]\nhost = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
-        f'key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n' + rest)
-    fleet.write()
+    add_real_site(fleet, site, "real", sshd)
 
     code = main(["--config", str(fleet.config), "inventory", "--json"])
     result = json.loads(capsys.readouterr().out)[0]
@@ -69,10 +76,7 @@ def test_wrong_application_password_is_a_rest_401(
 ) -> None:
     site = real_wordpress_factory("6.4")
     monkeypatch.setenv("REAL_WP_APP_PASSWORD", "wrong wrong wrong wrong")
-    fleet.blocks.append(
-        f'[[sites]]\nname = "real64"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n'
-        f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\n')
-    fleet.write()
+    add_real_site(fleet, site, "real64")
     code = main(["--config", str(fleet.config), "inventory", "--json"])
     result = json.loads(capsys.readouterr().out)[0]
     assert code == 1 and result["ok"] is False
@@ -109,13 +113,8 @@ def test_real_wordpress_fatal_update_is_rolled_back(
     fleet.wporg.write_text(json.dumps({"core": [], "themes": {},
                                        "plugins": {"wpfleet-sample": {"1.1.0": {"fault": "fatal"}}}}))
     monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
-    fleet.blocks.append(
-        f'[[sites]]\nname = "real"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{fleet.wp}"\n'
-        f'backup_dir = "{fleet.folder / "backups" / "real"}"\nsettle_seconds = 3.0  # php -S runs OPcache\n'
-        f'[sites.ssh]\nhost = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
-        f'key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n'
-        f'[sites.rest]\nuser = "{site.user}"\npassword_env = "REAL_WP_APP_PASSWORD"\n')
-    fleet.write()
+    add_real_site(fleet, site, "real", sshd, extra=f'backup_dir = "{fleet.folder / "backups" / "real"}"\n'
+                                                   "settle_seconds = 3.0  # php -S runs OPcache\n")
     clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
 
     code = main(["--config", str(fleet.config), "update", "--json"], clock=clock)

@@ -349,6 +349,12 @@ def vkey(version: str) -> tuple[Any, ...]:
     return (*parts, rank if suffix else 5, suffix)
 
 
+def faults_of(props: dict[str, Any]) -> list[str]:
+    """A release's faults in "wordpress.org": one name or a list of them."""
+    faults = props.get("fault") or []
+    return [faults] if isinstance(faults, str) else list(faults)
+
+
 def semver_name(new: str, current: str) -> str:
     if vkey(new) <= vkey(current) or "dev" in new.lower() or not re.match(r"^\d", new):
         return ""
@@ -505,7 +511,7 @@ def core_update(site: Site, args: Args) -> None:
     if db_version:
         text = re.sub(r"\$wp_db_version\s*=\s*\d+", f"$wp_db_version = {int(db_version)}", text)
     version_php.write_text(text)
-    core_faults = props.get("fault") or []
+    core_faults = faults_of(props)
     if "fatal" in core_faults:
         (site.root / "wp-includes" / "wpsim-broken.php").write_text("<?php\nwpsim_boom(); // wpsim:fatal\n")
     if "hangup" in core_faults:
@@ -690,8 +696,7 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     for item in candidates:
         target = item["update_version"]
         props = releases(f"{kind}s", item["name"]).get(target, {})
-        faults = props.get("fault") or []
-        faults = [faults] if isinstance(faults, str) else faults
+        faults = faults_of(props)
         needs_maintenance = item["status"] in ("active", "parent")
         if needs_maintenance:
             log(args, "Enabling Maintenance mode...")
@@ -740,8 +745,7 @@ def install_release(item: dict[str, Any], target: str, props: dict[str, Any]) ->
         main = next((f for f in sorted(path.glob("*.php")) if "Plugin Name" in read_headers(f, ("Plugin Name",))), None)
     if main is None:
         return False
-    faults = props.get("fault") or []
-    faults = [faults] if isinstance(faults, str) else faults
+    faults = faults_of(props)
     if "download" in faults:
         return False
     text = main.read_text("utf-8", "replace")
