@@ -106,9 +106,22 @@ def update_site(services: Services, site: SiteConfig, options: UpdateOptions) ->
         result.status, result.error = "failed", str(exc)
         _ticket(services, site, result, kind="update_failed", severity="normal", key=f"{site.name}:update",
                 title=f"{site.name}: maintenance run failed", body=str(exc))
+    if result.status in ("updated", "unchanged", "rolled_back") and not options.dry_run:
+        _resolve(services, site, "the next maintenance run reached the site and left it healthy")
     services.audit.append("update_run", site=site.name, result=result.status,
                           detail={"run": options.run_id, "error": result.error, "changes": result.changes})
     return result
+
+
+RESOLVED_BY_A_GOOD_RUN = ("unreachable", "update", "backup", "down")
+
+
+def _resolve(services: Services, site: SiteConfig, note: str) -> None:
+    """Close the tickets whose condition a good run has shown to be over (not rollback tickets)."""
+    for suffix in RESOLVED_BY_A_GOOD_RUN:
+        ticket = services.tickets.close(f"{site.name}:{suffix}", note)
+        if ticket is not None:
+            services.audit.append("ticket_resolved", site=site.name, detail={"id": ticket.id, "kind": ticket.kind})
 
 
 def _update_locked(services: Services, site: SiteConfig, handle: SiteHandle, rest: Any,

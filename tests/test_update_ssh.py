@@ -148,6 +148,19 @@ def test_site_down_before_update_opens_an_emergency_ticket(
     assert tickets[0]["severity"] == "emergency" and tickets[0]["response_due"] == "2026-11-28T10:00:00+03:30"
 
 
+def test_a_good_run_resolves_the_tickets_of_conditions_that_are_over(
+        fleet: Fleet, acme: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.web.down.add("acme")
+    assert cli(fleet, capsys, "update", "--json")[0] == 1
+    fleet.web.down.discard("acme")
+    code, result = cli(fleet, capsys, "update", "--json")
+    assert code == 0 and result[0]["status"] == "updated"
+    (down,) = cli(fleet, capsys, "tickets", "--json")[1]
+    assert down["kind"] == "site_down" and down["status"] == "closed" and "healthy" in down["body"]
+    assert "ticket_resolved" in [r["action"] for r in
+                                 AuditLog(fleet.folder / "state", FixedClock(SATURDAY_9_TEHRAN), "t").records()]
+
+
 def test_hostile_version_from_a_site_is_refused(fleet: Fleet, acme: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet.releases("plugins", "contact-form-7", {"9.9.9;reboot": {}, "9.$(touch /tmp/pwned)": {}})
     code, result = cli(fleet, capsys, "update", "--json")
