@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd = commands.add_parser("demo", help="a tour of the agent on a demo fleet built on this machine")
     demo_cmd.add_argument("--dir", type=Path, help="where to build it (default ./wpfleet-demo)")
     demo_cmd.add_argument("--json", action="store_true")
+    demo_cmd.add_argument("--fetch-wordpress", action="store_true",
+                          help="download the WordPress builds (npm, ~160 MB) so the demo includes a real WordPress")
     return parser
 
 
@@ -142,7 +144,7 @@ def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
 def cmd_demo(args: argparse.Namespace, clock: Clock) -> int:
     from agent.demo.tour import run_tour
 
-    return run_tour(args.dir or demo.default_folder(), clock, as_json=args.json)
+    return run_tour(args.dir or demo.default_folder(), clock, as_json=args.json, fetch_wordpress=args.fetch_wordpress)
 
 
 def _parse_at(text: str, zone: Any) -> datetime:

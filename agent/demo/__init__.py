@@ -83,6 +83,14 @@ def build_site(root: Path, spec: DemoSite, url: str = "http://127.0.0.1/") -> Pa
     return root
 
 
+def real_site_block(name: str, url: str, root: Path, wp: Path, backups: Path, password_env: str, user: str) -> str:
+    """sites.toml for a real WordPress on this machine, read by the stand-in and over REST."""
+    return (f'\n[[sites]]\nname = "{name}"\nurl = "{url}"\npath = "{root}"\nwp_cli = "{wp}"\n'
+            f'backup_dir = "{backups}"\nsettle_seconds = 3  # php -S runs OPcache\n'
+            f'[sites.rest]\nuser = "{user}"\npassword_env = "{password_env}"\n'
+            '[sites.contract]\nhold = ["core"]  # the stand-in cannot really replace core files\n')
+
+
 def write_wp_command(folder: Path, wporg: Path, delay: float = 0.0, calls: Path | None = None) -> Path:
     """An executable ``wp`` that runs the stand-in with this fleet's "wordpress.org"."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,7 +119,7 @@ hold = []
 
 
 def build_fleet(folder: Path, urls: Callable[[str], str] | None = None, contract: str = CONTRACT,
-                wporg_data: dict[str, Any] | None = None) -> tuple[Path, dict[str, Path]]:
+                wporg_data: dict[str, Any] | None = None, extra: str = "") -> tuple[Path, dict[str, Path]]:
     """The demo fleet under ``folder``: its ``sites.toml`` and each site's WordPress root."""
     folder = folder.resolve()
     wporg = folder / "wordpress.org.json"
@@ -131,7 +139,7 @@ def build_fleet(folder: Path, urls: Callable[[str], str] | None = None, contract
         '# The demo fleet: local WordPress-shaped sites and a WP-CLI stand-in.\n'
         '[agent]\nstate_dir = "state"\nconcurrency = 4\ntimezone = "Asia/Tehran"\n'
         'settle_seconds = 0  # the stand-in web has no OPcache to wait for\n\n'
-        + contract + "\n" + "\n".join(blocks)
+        + contract + "\n" + "\n".join(blocks) + extra
     )
     return config, roots
 

@@ -1,6 +1,8 @@
 """``wpfleet demo``: a tour of the agent on a fleet built on this machine.
 
-It builds three stand-in sites served over loopback HTTP, then runs what ops would: an
+It builds three stand-in sites served over loopback HTTP — and, when PHP is installed and the
+WordPress builds are cached (``--fetch-wordpress`` downloads them), a real WordPress 6.5 on SQLite
+served by ``php -S``, read over REST too — then runs what ops would: an
 inventory, the plan, an update round (one plugin release in the demo's "wordpress.org" is broken
 on purpose, so one rollback and its ticket show), the tickets, and ``audit verify``.
 The sites answer only while the tour runs; its state (snapshots, tickets, audit log) stays.
@@ -9,6 +11,8 @@ The sites answer only while the tour runs; its state (snapshots, tickets, audit 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import sys
 from datetime import date, timedelta
@@ -19,12 +23,15 @@ from agent import config as config_mod
 from agent import demo, render
 from agent.audit import AuditLog
 from agent.clock import Clock
+from agent.demo import realwp
 from agent.demo.web import StandInWeb
 from agent.fleet import inventory_and_store
 from agent.services import Services
 from agent.updates import UpdateOptions, plan_for, update_fleet
 
+log = logging.getLogger(__name__)
 BROKEN = {"contact-form-7": {"5.9.8": {"fault": "fatal"}}}
+REAL_PASSWORD_ENV = "WPFLEET_DEMO_APP_PASSWORD"
 
 
 def demo_contract(today: date) -> str:
@@ -34,21 +41,27 @@ def demo_contract(today: date) -> str:
         '"2028-02-29"', f'"{start + timedelta(days=730)}"')
 
 
-def run_tour(folder: Path, clock: Clock, as_json: bool = False) -> int:
-    if (folder / "sites").exists():
-        shutil.rmtree(folder / "sites")
-        shutil.rmtree(folder / "backups", ignore_errors=True)
-        shutil.rmtree(folder / "state", ignore_errors=True)
+def run_tour(folder: Path, clock: Clock, as_json: bool = False, fetch_wordpress: bool = False) -> int:
+    for old in ("sites", "backups", "state", "real-wordpress"):
+        shutil.rmtree(folder / old, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     web = StandInWeb().start()
+    real = _real_wordpress(folder, fetch_wordpress)
     try:
         wporg = json.loads(json.dumps(demo.DEMO_WPORG))
         wporg["plugins"].update(BROKEN)
-        path, roots = demo.build_fleet(folder, web.url, demo_contract(clock.now().date()), wporg)
+        extra = ""
+        if real is not None:
+            os.environ[REAL_PASSWORD_ENV] = real.app_password  # the demo's own secret, for this process only
+            extra = demo.real_site_block("blog", real.url, real.root, folder.resolve() / "bin" / "wp",
+                                         folder.resolve() / "backups" / "blog", REAL_PASSWORD_ENV, real.user)
+        path, roots = demo.build_fleet(folder, web.url, demo_contract(clock.now().date()), wporg, extra)
         web.sites.update(roots)
         report = _tour(config_mod.load(path), clock)
     finally:
         web.stop()
+        if real is not None:
+            real.stop()
     report["config"] = str(path)
     if as_json:
         report.pop("_objects")
@@ -57,6 +70,21 @@ def run_tour(folder: Path, clock: Clock, as_json: bool = False) -> int:
         _print(report)
     inventory_ok = all(i["ok"] for i in report["inventory"])
     return 0 if inventory_ok and report["audit_verify"]["ok"] else 1
+
+
+def _real_wordpress(folder: Path, fetch: bool) -> realwp.RealWordPress | None:
+    """A real WordPress 6.5 for the tour, when PHP is here and the builds are cached (or may be fetched)."""
+    if not realwp.php_ready():
+        log.info("PHP with SQLite is not installed: the demo has stand-in sites only")
+        return None
+    try:
+        realwp.fetch_builds(download=fetch)
+        site = realwp.install(folder.resolve() / "real-wordpress", "6.5")
+        site.start()
+    except realwp.RealWordPressUnavailable as exc:
+        log.info("no real WordPress in the demo (%s); `wpfleet demo --fetch-wordpress` downloads it", exc)
+        return None
+    return site
 
 
 def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
