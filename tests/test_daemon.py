@@ -129,6 +129,15 @@ def wait_for(condition: Any, timeout: float = 30, what: str = "") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_for_slow_step(fleet: Fleet, root: Path) -> None:
+    """Until the slow contact-form-7 update holds the site in maintenance mode (core's step is quick)."""
+    def slow_step_running() -> bool:
+        calls = fleet.calls.read_text() if fleet.calls.exists() else ""
+        return "plugin update contact-form-7" in calls and (root / ".maintenance").exists()
+
+    wait_for(slow_step_running, what="the slow update to start")
+
+
 def daemon_fleet(fleet: Fleet, sshd: sshd_mod.SSHServer, metrics_port: int | None = None) -> Path:
     root = fleet.add(ACME, ssh=sshd)
     extra = "watch_interval = 2\nupdate_interval = 3600\n"
@@ -147,7 +156,7 @@ def test_daemon_applies_minors_refuses_a_second_instance_and_stops_cleanly(
     fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
     daemon = start_daemon(fleet)
     try:
-        wait_for(lambda: (root / ".maintenance").exists(), what="the slow update to start")
+        wait_for_slow_step(fleet, root)
         second = subprocess.run([sys.executable, "-m", "agent", "--config", str(fleet.config), "run", "--once"],
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "another wpfleet run" in second.stderr
@@ -175,7 +184,7 @@ def test_daemon_recovers_after_sigkill_mid_update(fleet: Fleet, sshd: sshd_mod.S
     fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": ["slow", "fatal"]}})
     daemon = start_daemon(fleet)
     try:
-        wait_for(lambda: (root / ".maintenance").exists(), what="the slow update to start")
+        wait_for_slow_step(fleet, root)
         daemon.kill()
         daemon.wait(10)
     finally:
@@ -201,7 +210,7 @@ def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, s
     fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
     daemon = start_daemon(fleet)
     try:
-        wait_for(lambda: (root / ".maintenance").exists(), what="the slow update to start")
+        wait_for_slow_step(fleet, root)
         daemon.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         daemon.send_signal(signal.SIGTERM)
