@@ -22,16 +22,15 @@ from inventory.wpcli import WPCLI, parse_command
 
 log = logging.getLogger(__name__)
 Outcome = TypeVar("Outcome")
-# every SSH transport this process has open: a forced stop closes them all at once
+# every transport this process has open: a forced stop closes them all at once (cutting SSH
+# connections, terminating local commands)
 OPEN_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
 
 
 def transport_for(site: SiteConfig) -> Transport:
     """SSH for a remote site; the agent's own host when the site has no [sites.ssh]."""
-    if site.ssh is None:
-        return LocalTransport()
     ssh = site.ssh
-    transport = SSHTransport(
+    transport: Transport = LocalTransport() if ssh is None else SSHTransport(
         host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key, known_hosts=ssh.known_hosts,
         connect_timeout=ssh.connect_timeout, command_timeout=ssh.command_timeout,
     )

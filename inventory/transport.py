@@ -91,20 +91,40 @@ class Transport(ABC):
 
 @dataclass(eq=False)
 class LocalTransport(Transport):
-    """Runs commands on the agent's own host, without a shell."""
+    """Runs commands on the agent's own host, without a shell; ``close`` kills any still running."""
+
+    _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
+    _stopped: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
 
     def _execute(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
         command = safety.join(argv)
         try:
-            done = subprocess.run(
-                argv, capture_output=True, timeout=timeout, input=stdin or b"", check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise TransportError(f"command timed out after {timeout:g}s: {command}") from exc
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]}: {exc.strerror}") from exc
-        return CommandResult(
-            command, done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
+        self._running.add(process)
+        try:
+            out, err = process.communicate(stdin or b"", timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            process.kill()
+            process.communicate()
+            raise TransportError(f"command timed out after {timeout:g}s: {command}") from exc
+        finally:
+            self._running.discard(process)
+        if process in self._stopped:  # like a cut SSH connection: the caller must not act on it
+            self._stopped.discard(process)
+            raise TransportError(f"command stopped by a forced stop: {command}")
+        return CommandResult(command, process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        """Terminate commands still running (a forced stop); the transport stays usable."""
+        for process in list(self._running):
+            self._stopped.add(process)
+            process.terminate()
+            try:
+                process.wait(2)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @dataclass(eq=False)

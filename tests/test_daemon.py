@@ -290,3 +290,24 @@ def test_emergency_ticket_arrives_by_email(fleet: Fleet, smtp_server: Any, monke
     assert mail["Subject"] == "[wpfleet emergency] acme: acme is down"
     body = mail.get_payload()[0].get_payload(decode=True).decode()
     assert "response_due: 2026-11-27T04:01:00+03:30" in body and "mailpass" not in body
+
+
+@pytest.mark.integration
+def test_second_signal_also_stops_commands_on_the_agents_own_host(fleet: Fleet) -> None:
+    root = fleet.add(ACME)  # no [sites.ssh]: WP-CLI runs as the agent's own child process
+    fleet.config.write_text(fleet.config.read_text().replace("settle_seconds = 0", "settle_seconds = 0\nwatch_interval = 2\n", 1))
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for_slow_step(fleet, root)
+        daemon.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 130
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    time.sleep(4.5)  # long enough for an orphaned update to have finished, had it survived
+    assert not (root / ".maintenance").exists()
+    assert "Version: 5.9.3" in (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
+    assert "forced_stop" in audit_actions(fleet)

@@ -77,3 +77,27 @@ def test_command_timeout_and_lost_connection(sshd: sshd_mod.SSHServer) -> None:
         transport.run_many([["true"], ["sh", "-c", "kill -9 $PPID"], ["true"]])
     assert transport.run(["echo", "back"]).stdout == "back\n"  # a new login after the loss
     transport.close()
+
+
+def test_closing_a_local_transport_terminates_its_running_commands() -> None:
+    import threading
+    import time
+
+    local = LocalTransport()
+    results: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            local.run(["sleep", "30"])
+        except TransportError as exc:
+            results.append(exc)
+
+    worker = threading.Thread(target=run)
+    started = time.monotonic()
+    worker.start()
+    while not local._running and time.monotonic() - started < 5:
+        time.sleep(0.01)
+    local.close()
+    worker.join(10)
+    assert results and "forced stop" in str(results[0]) and time.monotonic() - started < 5
+    assert local.run(["echo", "still usable"]).stdout == "still usable\n"
