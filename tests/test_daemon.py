@@ -138,6 +138,13 @@ def wait_for_slow_step(fleet: Fleet, root: Path) -> None:
     wait_for(slow_step_running, what="the slow update to start")
 
 
+def signal_twice(daemon: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGTERM again while the first is still finishing a step: stop at once."""
+    daemon.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    daemon.send_signal(signal.SIGTERM)
+
+
 def daemon_fleet(fleet: Fleet, sshd: sshd_mod.SSHServer, metrics_port: int | None = None) -> Path:
     root = fleet.add(ACME, ssh=sshd)
     extra = "watch_interval = 2\nupdate_interval = 3600\n"
@@ -211,9 +218,7 @@ def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, s
     daemon = start_daemon(fleet)
     try:
         wait_for_slow_step(fleet, root)
-        daemon.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        daemon.send_signal(signal.SIGTERM)
+        signal_twice(daemon)
         started = time.monotonic()
         assert daemon.wait(30) == 130
         assert time.monotonic() - started < 3.5
@@ -300,9 +305,7 @@ def test_second_signal_also_stops_commands_on_the_agents_own_host(fleet: Fleet) 
     daemon = start_daemon(fleet)
     try:
         wait_for_slow_step(fleet, root)
-        daemon.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        daemon.send_signal(signal.SIGTERM)
+        signal_twice(daemon)
         assert daemon.wait(30) == 130
     finally:
         if daemon.poll() is None:
