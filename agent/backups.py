@@ -10,6 +10,7 @@ from agent.config import SiteConfig
 from agent.fleet import for_each_site, transport_for
 from agent.services import Services
 from inventory.errors import InventoryError
+from inventory.wpcli import text_of
 from playbooks import backup as backups
 from playbooks import health, restore
 from playbooks.lock import site_lock
@@ -27,8 +28,9 @@ def backup_now(services: Services, site: SiteConfig) -> Outcome:
         with transport_for(site) as transport:
             handle = services.handle(site, transport)
             with site_lock(handle, uuid.uuid4().hex[:12]):
-                core = handle.wp.run("core", "version").stdout.strip().splitlines()
-                made = backups.create(handle, services.clock.now(), core=core[-1] if core else None)
+                version = handle.wp.run("core", "version")
+                core = text_of(version) if version.ok else None
+                made = backups.create(handle, services.clock.now(), core=core)
                 pruned = backups.prune(handle, backups.DEFAULT_KEEP)
     except InventoryError as exc:
         services.audit.append("backup", site=site.name, result="failed", detail={"error": str(exc)})
@@ -68,8 +70,7 @@ def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outc
                 if backup_id not in found:
                     return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
                 restore.restore_site(handle, found[backup_id])
-                handle.settle()
-                state = health.check(handle)
+                state = health.check_after_change(handle)
     except InventoryError as exc:
         services.audit.append("restore", site=site.name, result="failed", detail={"backup_id": backup_id,
                                                                                   "error": str(exc)})

@@ -255,9 +255,6 @@ class TicketDesk:
         with self.state.transaction() as db:
             return [self._get(db, i[0]) for i in ids]
 
-    def open_for(self, site: str) -> list[Ticket]:
-        return [t for t in self.all(open_only=True) if t.site == site]
-
     def open_count(self) -> int:
         return int(self.state.rows("SELECT COUNT(*) FROM tickets WHERE status = 'open'")[0][0])
 

@@ -276,8 +276,7 @@ def _reconcile(services: Services, site: SiteConfig, handle: SiteHandle, result:
             restore.rollback_extension(handle, backup, step["kind"], step["name"])
         elif step:
             restore.rollback_core(handle, backup)
-        handle.settle()
-        if not health.check(handle).ok:
+        if not health.check_after_change(handle).ok:
             restore.restore_site(handle, backup)
         outcome = f"broken, restored from {backup.id}"
         if step:

@@ -7,7 +7,6 @@ commands on the agent's own host, for sites that live there. Neither retries a c
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -205,11 +204,6 @@ class SSHTransport(Transport):
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-
-
-def expand(path: str | os.PathLike[str]) -> Path:
-    """A local path with ``~`` expanded."""
-    return Path(os.path.expanduser(os.fspath(path)))
 
 
 def batch_script(lines: list[str]) -> str:

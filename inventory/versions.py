@@ -28,18 +28,8 @@ def sort_key(text: str) -> Version:
     return parse(text) or Version("0")
 
 
-def is_newer(new: str, current: str) -> bool:
-    """Whether ``new`` is a later release than ``current``; unparsable offers count as newer."""
-    new_v, current_v = parse(new), parse(_strip_src(current))
-    if new_v is None or current_v is None:
-        return new != current
-    return new_v > current_v
 
 
-def is_dev(text: str) -> bool:
-    """A development build (``-dev``), which WP-CLI never offers as an update."""
-    version = parse(text)
-    return version is not None and version.is_devrelease
 
 
 def extension_update_type(current: str, new: str) -> UpdateType | None:
@@ -65,9 +55,6 @@ def core_update_type(current: str, new: str) -> Literal["major", "minor"] | None
     return "minor" if semver == "patch" else "major"
 
 
-def is_minor_or_patch(kind_type: str | None) -> bool:
-    """True for updates the contract applies continuously."""
-    return kind_type in ("minor", "patch")
 
 
 def _strip_src(version: str) -> str:

@@ -38,6 +38,12 @@ def check(site: SiteHandle) -> Health:
     return health
 
 
+def check_after_change(site: SiteHandle) -> Health:
+    """The health check after files changed: first give PHP's OPcache time to see the new code."""
+    site.settle()
+    return check(site)
+
+
 def home_page(url: str, http: requests.Session, timeout: float = TIMEOUT) -> str:
     """"ok", or what is wrong with the home page (also what the uptime watch asks)."""
     try:

@@ -54,9 +54,6 @@ class SiteHandle:
     def write_file(self, path: str, data: bytes) -> None:
         self.sh(["sh", "-c", 'cat > "$1"', "sh", path], f"writing {path}", stdin=data)
 
-    def read_file(self, path: str) -> str:
-        return self.sh(["cat", path], f"reading {path}").stdout
-
     def clear_maintenance(self) -> bool:
         """Remove ``.maintenance`` if present; True when one was left behind."""
         marker = self.path(".maintenance")

@@ -118,8 +118,7 @@ def _apply(site: SiteHandle, step: Step) -> None:
 
 
 def _verify(site: SiteHandle, step: Step) -> None:
-    site.settle()
-    state = health.check(site)
+    state = health.check_after_change(site)
     if not state.ok:
         raise StepFailed(f"{step.label()} broke the site: {state.summary()}", {"health": state.checks})
     if step.kind == "core":
@@ -140,13 +139,11 @@ def _undo(site: SiteHandle, backup: Backup, step: Step, reason: str, evidence: d
         raise
     except InventoryError as exc:
         evidence = evidence | {"rollback_error": str(exc)}
-    site.settle()
-    after = health.check(site)
+    after = health.check_after_change(site)
     if not after.ok:
         restore.restore_site(site, backup)
         run.restored_whole_site = True
-        site.settle()
-        after = health.check(site)
+        after = health.check_after_change(site)
         evidence = evidence | {"whole_site_restored": True}
     evidence = evidence | {"health_after_rollback": after.checks}
     return StepFailure(step, reason, rolled_back=after.ok, evidence=evidence)

@@ -28,12 +28,10 @@ class StandInWeb:
     def __init__(self, sites: dict[str, Path] | None = None):
         self.sites: dict[str, Path] = dict(sites or {})
         self.down: set[str] = set()
-        self.requests = 0
         web = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                web.requests += 1
                 status, content_type, body = web.answer(self.path)
                 if status == 0:
                     self.close_connection = True
