@@ -113,7 +113,7 @@ def update_site(services: Services, site: SiteConfig, options: UpdateOptions) ->
     return result
 
 
-RESOLVED_BY_A_GOOD_RUN = ("unreachable", "update", "backup", "down")
+RESOLVED_BY_A_GOOD_RUN = ("unreachable", "update", "backup", "down", "update-source")
 
 
 def _resolve(services: Services, site: SiteConfig, note: str) -> None:
@@ -126,10 +126,19 @@ def _resolve(services: Services, site: SiteConfig, note: str) -> None:
 
 def _update_locked(services: Services, site: SiteConfig, handle: SiteHandle, rest: Any,
                    options: UpdateOptions, result: SiteUpdate) -> None:
-    inventory = collect(site.name, handle.wp, rest)
+    try:
+        inventory = collect(site.name, handle.wp, rest)
+    except TransportError:
+        raise
+    except InventoryError as exc:
+        _down_or_raise(services, site, handle, result, exc)
+        return
     services.state.save_snapshot(site.name, services.clock.now(), inventory.ok, inventory.to_public())
     if inventory.core is None or inventory.rejected:
         raise InventoryError(inventory.error or "the site could not be read")
+    if inventory.update_source.reachable is False:
+        _blind(services, site, inventory, result)
+        return
     items = plan_for(services, site, inventory.to_public(), options.force_major)
     _audit_gating(services, site, items)
     steps = [_step(item, inventory) for item in policy.to_apply(items)]
@@ -154,6 +163,27 @@ def _update_locked(services: Services, site: SiteConfig, handle: SiteHandle, res
     _record(services, site, options, run, result)
 
 
+def _down_or_raise(services: Services, site: SiteConfig, handle: SiteHandle, result: SiteUpdate,
+                   exc: InventoryError) -> None:
+    """The site could not be read: if it does not boot, that is an emergency, not a failed run."""
+    state = health.check(handle)
+    if state.ok:
+        raise exc
+    result.status, result.error = "failed", f"site is down, nothing was changed: {state.summary()}"
+    _ticket(services, site, result, kind="site_down", severity="emergency", key=f"{site.name}:down",
+            title=f"{site.name} is down (found by the update round)", body=f"{state.summary()}\n\ninventory: {exc}")
+
+
+def _blind(services: Services, site: SiteConfig, inventory: SiteInventory, result: SiteUpdate) -> None:
+    """WordPress could not ask wordpress.org: its "no updates" says nothing, so nothing counts as up to date."""
+    checked = inventory.update_source.last_checked or "never"
+    result.status = "failed"
+    result.error = f"cannot tell which updates are due: the site could not reach wordpress.org (last checked {checked})"
+    _ticket(services, site, result, kind="updates_unreachable", severity="normal", key=f"{site.name}:update-source",
+            title=f"{site.name}: cannot check for updates (wordpress.org unreachable from the site)",
+            body=f"{result.error}. Security releases cannot be applied until the site reaches api.wordpress.org.")
+
+
 def plan_for(services: Services, site: SiteConfig, inventory: dict[str, Any], force_major: bool,
              today: Any = None) -> list[policy.PlanItem]:
     history = policy.SiteHistory(services.state.major_runs(site.name), services.state.failed_releases(site.name))
@@ -169,8 +199,10 @@ def _step(item: policy.PlanItem, inventory: SiteInventory) -> Step:
     return Step(item.kind, item.name, item.from_version, item.to_version, item.type, newest)
 
 
-def _change(step: Step) -> dict[str, str]:
-    return {"kind": step.kind, "name": step.name, "from": step.from_version, "to": step.to_version}
+def _change(step: Step, renamed: str | None = None) -> dict[str, str]:
+    """The SPEC's change; a component an update moved (hello -> hello-dolly) is named as it is now."""
+    change = {"kind": step.kind, "name": renamed or step.name, "from": step.from_version, "to": step.to_version}
+    return change | ({"renamed_from": step.name} if renamed else {})
 
 
 def _audit_gating(services: Services, site: SiteConfig, items: list[policy.PlanItem]) -> None:
@@ -207,7 +239,7 @@ def _on_step(services: Services, site: SiteConfig, step: Step, phase: str) -> No
 
 
 def _record(services: Services, site: SiteConfig, options: UpdateOptions, run: UpdateRun, result: SiteUpdate) -> None:
-    result.changes = [_change(s) for s in run.applied]
+    result.changes = [_change(s, run.renamed.get(s)) for s in run.applied]
     majors = [s for s in run.applied + [f.step for f in run.failures] if s.type == "major"]
     if majors:
         reason = options.reason if options.force_major else "yearly major window"

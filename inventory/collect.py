@@ -1,13 +1,15 @@
 """Reading a whole site: what WP-CLI says, cross-checked by what REST says.
 
-Per site this costs one SSH login and at most five WP-CLI processes: ``cli info``, ``core
-version``, ``core check-update``, ``plugin list`` and ``theme list``; a sixth (``plugin|theme
-update --minor --dry-run``) runs only when a major release is pending, to learn the newest
-minor. Nothing here changes the site.
+Per site this costs one SSH login carrying one batch of WP-CLI calls: ``cli info``, ``core
+version``, ``core check-update``, ``plugin list``, ``theme list`` and ``transient get
+update_plugins`` (did the site reach wordpress.org, or are its "no updates" blind?); one more
+(``plugin|theme update --minor --dry-run``) runs only when a major release is pending, to learn
+the newest minor. Nothing here changes the site.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -25,6 +27,8 @@ from inventory.models import (
     RestPlugin,
     RestView,
     SiteInventory,
+    UpdateSource,
+    UpdateTransient,
 )
 from inventory.rest import RestClient
 from inventory.transport import CommandResult
@@ -59,6 +63,8 @@ BASE_CALLS = (
     ("core", "check-update", "--format=json"),
     ("plugin", "list", EXTENSION_FIELDS, "--format=json"),
     ("theme", "list", EXTENSION_FIELDS, "--format=json"),
+    # after ``plugin list``, which deletes the transient and asks wordpress.org afresh
+    ("transient", "get", "update_plugins", "--network", "--format=json"),
 )
 
 
@@ -92,11 +98,14 @@ def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list
 
 
 def _extension(row: ExtensionRow) -> Extension:
-    newest = row.update_version if row.update not in ("none", False) and row.update_version else None
+    """Only ``available`` is an update: ``unavailable`` (PHP or WordPress too old for the release)
+    cannot be installed, and ``version higher than expected`` is newer than wordpress.org's."""
+    newest = row.update_version if row.update == "available" and row.update_version else None
     kind = versions.extension_update_type(row.version, newest) if newest else None
+    blocked = row.update_version if row.update == "unavailable" and row.update_version else None
     return Extension(
         name=row.name, version=row.version, status=row.status,
-        update_version=newest if kind else None, update_type=kind,
+        update_version=newest if kind else None, update_type=kind, unavailable_version=blocked,
     )
 
 
@@ -105,6 +114,21 @@ def _newest_minors(wp: WPCLI, kind: str, names: list[str], rejected: list[str]) 
     document = wp.json(kind, "update", *names, "--minor", "--dry-run")
     found = rows(document, ExtensionRow, f"{kind} minor updates", rejected)
     return {row.name: row.update_version for row in found if row.update_version}
+
+
+def read_update_source(call: CommandResult, rejected: list[str]) -> UpdateSource:
+    """Whether the site's last check (made by ``plugin list`` just before) reached wordpress.org."""
+    if not call.ok:
+        return UpdateSource()
+    document = json_of(call)
+    if not isinstance(document, dict):  # "Transient ... is not set": no check was made
+        return UpdateSource()
+    found = rows([document], UpdateTransient, "update transient", rejected)
+    if not found:
+        return UpdateSource()
+    checked = found[0].last_checked
+    when = datetime.fromtimestamp(checked, UTC).isoformat(timespec="seconds") if checked else None
+    return UpdateSource(reachable=found[0].reached, last_checked=when)
 
 
 def read_php(info_call: CommandResult, rejected: list[str]) -> tuple[str | None, str | None]:
@@ -151,14 +175,14 @@ def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
 def collect(site: str, wp: WPCLI, rest: RestClient | None = None) -> SiteInventory:
     """Read one site; raises ``InventoryError`` for a site that cannot be read at all."""
     rejected: list[str] = []
-    info, version, offers, plugin_list, theme_list = wp.run_many(BASE_CALLS)
+    info, version, offers, plugin_list, theme_list, transient = wp.run_many(BASE_CALLS)
     php, wp_cli_version = read_php(info, rejected)
     core = read_core(version, offers, rejected)
     plugins = read_extensions(wp, "plugin", plugin_list, rejected)
     themes = read_extensions(wp, "theme", theme_list, rejected)
     inventory = SiteInventory(
         site=site, ok=True, core=core, plugins=plugins, themes=themes, php=php,
-        wp_cli_version=wp_cli_version, sources=["wp-cli"],
+        wp_cli_version=wp_cli_version, sources=["wp-cli"], update_source=read_update_source(transient, rejected),
     )
     problems = []
     if rest is not None:

@@ -31,7 +31,7 @@ class RemoteCommandError(InventoryError):
 
 
 class WPCLIFatalError(RemoteCommandError):
-    """WordPress or a plugin died with a PHP fatal error while WP-CLI ran (exit 255)."""
+    """WordPress, a plugin or a theme died with a PHP fatal error while WP-CLI ran (exit 1 or 255)."""
 
 
 class RestError(InventoryError):

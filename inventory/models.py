@@ -65,6 +65,22 @@ class CoreOfferRow(_SiteData):
         return str(_checked(safety.version, value))
 
 
+class UpdateTransient(_SiteData):
+    """``wp transient get update_plugins --network --format=json``: WordPress's last update check.
+
+    ``wp_update_plugins`` writes ``last_checked`` before it asks wordpress.org and the answer's
+    ``response``/``no_update`` only when it answered, so their absence means "could not ask".
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    last_checked: int | None = None
+
+    @property
+    def reached(self) -> bool:
+        extra = self.model_extra or {}
+        return "response" in extra or "no_update" in extra
+
+
 class CLIInfo(_SiteData):
     """The part of ``wp cli info --format=json`` the agent uses."""
 
@@ -133,6 +149,7 @@ class Extension(BaseModel):
     update_type: UpdateType | None = None
     minor_update_version: str | None = None
     minor_update_type: UpdateType | None = None
+    unavailable_version: str | None = None  # newer, but its PHP/WordPress requirement is not met here
 
 
 class RestView(BaseModel):
@@ -142,6 +159,13 @@ class RestView(BaseModel):
     namespaces: list[str]
     plugins: list[dict[str, str]]
     disagreements: list[str] = Field(default_factory=list)
+
+
+class UpdateSource(BaseModel):
+    """Could the site ask wordpress.org for updates? ``reachable`` None: cannot tell."""
+
+    reachable: bool | None = None
+    last_checked: str | None = None
 
 
 class SiteInventory(BaseModel):
@@ -158,6 +182,7 @@ class SiteInventory(BaseModel):
     rest: RestView | None = None
     wp_cli_version: str | None = None
     rejected: list[str] = Field(default_factory=list)
+    update_source: UpdateSource = Field(default_factory=UpdateSource)
 
     def to_public(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -17,9 +17,11 @@ from inventory import safety
 from inventory.errors import RemoteCommandError, WPCLIFatalError
 from inventory.transport import CommandResult, Transport
 
-FATAL_EXIT = 255
+FATAL_EXIT = 255  # PHP's own status for a fatal error when WordPress's fatal-error handler is off
 WPCLI_ENV = {"WP_CLI_ERROR_RERUN": "no", "WP_CLI_DISABLE_AUTO_CHECK_UPDATE": "1"}
-_ERROR_LINE = re.compile(r"^Error: ?(.*)$", re.MULTILINE)
+_ERROR_LINE = re.compile(r"^Error: ?(.*)$")
+_PHP_FATAL = re.compile(r"^(?:PHP )?(?:Fatal|Parse) error: +(.*)$", re.MULTILINE)
+CRITICAL_ERROR = "There has been a critical error on this website"
 
 
 def parse_command(text: str) -> list[str]:
@@ -30,16 +32,41 @@ def parse_command(text: str) -> list[str]:
     return [safety.word(w) for w in words]
 
 
+def is_fatal(result: CommandResult) -> bool:
+    """PHP died while WP-CLI ran. With WordPress's fatal-error handler on (the default) WP-CLI
+    exits 1, not 255, so the exit code alone cannot tell: the fatal's own lines do."""
+    if result.ok:
+        return False
+    return (result.exit_code == FATAL_EXIT or CRITICAL_ERROR in result.stderr
+            or _PHP_FATAL.search(result.stderr) is not None)
+
+
 def error_message(result: CommandResult) -> str:
-    """The most useful one-line reason a WP-CLI call failed."""
-    match = _ERROR_LINE.search(result.stderr)
-    if match and match.group(1).strip():
-        return match.group(1).strip()
+    """The most useful one-line reason a WP-CLI call failed.
+
+    A PHP fatal gives its PHP message (which names the file); ``Error: Parameter errors:`` and
+    other errors ending in a colon carry their reason on the next lines; with no ``Error:`` line
+    (a dump tool failing under ``db export``), the first line that is not a ``Warning:``.
+    """
+    fatal = _PHP_FATAL.search(result.stderr) or _PHP_FATAL.search(result.stdout)
+    if fatal and not result.ok:
+        return f"PHP fatal error: {fatal.group(1).strip()}"
+    lines = result.stderr.splitlines()
+    for index, line in enumerate(lines):
+        match = _ERROR_LINE.match(line)
+        if match:
+            text = match.group(1).strip()
+            if not text or text.endswith(":"):
+                reasons = [r.strip() for r in lines[index + 1:] if r.strip() and not r.startswith(("Warning:", "Error:"))]
+                text = " ".join([text, *reasons[:3]]).strip()
+            if text:
+                return text
     for stream in (result.stderr, result.stdout):
-        lines = [line.strip() for line in stream.splitlines() if line.strip()]
-        if lines:
-            return lines[0]
-    return f"exit code {result.exit_code}"
+        meaningful = [line.strip() for line in stream.splitlines() if line.strip() and not line.startswith("Warning:")]
+        if meaningful:
+            return meaningful[0]
+    warnings = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    return warnings[0] if warnings else f"exit code {result.exit_code}"
 
 
 def parse_json(stdout: str) -> Any:
@@ -109,9 +136,9 @@ class WPCLI:
 
 def checked(result: CommandResult) -> CommandResult:
     """The result of a call that exited 0; ``WPCLIFatalError`` or ``RemoteCommandError`` otherwise."""
-    if result.exit_code == FATAL_EXIT:
+    if is_fatal(result):
         raise WPCLIFatalError(
-            f"PHP fatal error: {error_message(result)}", command=result.command,
+            error_message(result), command=result.command,
             exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
         )
     if not result.ok:

@@ -4,6 +4,11 @@ site's own host, with a manifest of sizes and SHA-256 sums.
 A backup counts only once verified: the archive reads back whole and the sums match. Free space
 is checked first; anything half-written is removed. The site's first backup is its "initial
 version" and is kept for the whole support period; of the others the newest ``keep`` stay.
+
+The database: ``wp db export`` (mysqldump) for MariaDB/MySQL. An SQLite site (the SQLite
+integration's ``db.php`` drop-in) has no MySQL server for mysqldump to reach: ``wp sqlite export``
+when the host has the wp-cli/sqlite-command package, else a consistent copy of the database file
+through SQLite's own online-backup API (PHP's ``SQLite3::backup``). The manifest says which.
 """
 
 from __future__ import annotations
@@ -14,16 +19,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from inventory import safety
 from inventory.errors import InventoryError
-from inventory.wpcli import checked
+from inventory.wpcli import checked, json_of
 from playbooks.errors import BackupError, PlaybookError
 from playbooks.site import SiteHandle
 
 DB_FILE = "db.sql"
+SQLITE_FILE = "db.sqlite"
 ARCHIVE = "files.tar.gz"
 MANIFEST = "manifest.json"
 BACKUP_ID = re.compile(r"\d{8}T\d{6}Z(-\d+)?")
 EXCLUDED = ("./wp-content/cache", "./wp-content/upgrade", "./wp-content/upgrade-temp-backup", "./.maintenance")
+MYSQL_DUMP: dict[str, str] = {"engine": "mysql", "method": "wp db export", "file": DB_FILE}
+SQLITE_EXPORT: dict[str, str] = {"engine": "sqlite", "method": "wp sqlite export", "file": DB_FILE}
+SQLITE_COPY: dict[str, str] = {"engine": "sqlite", "method": "sqlite online backup", "file": SQLITE_FILE}
+DATABASE_METHODS = (MYSQL_DUMP, SQLITE_EXPORT, SQLITE_COPY)
 SPACE_MARGIN = 1.2
 DEFAULT_KEEP = 7
 TAR_CHANGED = 1  # GNU tar: some files changed while being read; the archive is still complete
@@ -38,20 +49,34 @@ class Backup:
     initial: bool = False
     core: str | None = None
     components: dict[str, str] = field(default_factory=dict)
+    database: dict[str, str] = field(default_factory=lambda: dict(MYSQL_DUMP))
 
     def manifest(self) -> dict[str, Any]:
         return {"id": self.id, "site": self.site, "created_at": self.created_at, "initial": self.initial,
-                "core": self.core, "components": self.components, "files": self.files}
+                "core": self.core, "components": self.components, "database": self.database, "files": self.files}
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> Backup:
         if not BACKUP_ID.fullmatch(str(data.get("id", ""))):
             raise PlaybookError(f"manifest with a bad id: {data.get('id')!r}")
+        database = dict(data.get("database") or MYSQL_DUMP)
+        if database not in DATABASE_METHODS:
+            raise PlaybookError(f"manifest with an unknown database method: {database!r}")
         return cls(data["id"], data["site"], data["created_at"], data["files"], bool(data.get("initial")),
-                   data.get("core"), dict(data.get("components") or {}))
+                   data.get("core"), dict(data.get("components") or {}), database)
+
+    @property
+    def db_file(self) -> str:
+        return self.database["file"]
 
     def size(self) -> int:
         return sum(int(f["size"]) for f in self.files.values())
+
+
+SQLITE_DATABASE = "wp-content/database/.ht.sqlite"
+# SQLite's online-backup API copies a consistent snapshot even while WordPress writes to the file
+SQLITE_BACKUP_PHP = ('$from = new SQLite3($argv[1], SQLITE3_OPEN_READONLY); $to = new SQLite3($argv[2]);'
+                     ' if (!$from->backup($to)) { fwrite(STDERR, $from->lastErrorMsg() . "\n"); exit(1); }')
 
 
 def new_id(now: datetime, taken: set[str]) -> str:
@@ -82,23 +107,41 @@ def list_backups(site: SiteHandle) -> list[Backup]:
 
 def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = None,
            core: str | None = None) -> Backup:
-    """Make and verify a backup; raises ``BackupError`` (leaving nothing behind) when it cannot."""
+    """Make and verify a backup; raises ``BackupError`` (leaving nothing behind) when it cannot.
+
+    ``components`` (``plugin:slug`` -> version) are read from the site when not given.
+    """
     existing = list_backups(site)
     backup_id = new_id(now, {b.id for b in existing})
     folder = site.backup_path(backup_id)
     _check_space(site)
+    try:
+        components = components if components is not None else read_components(site)
+    except (InventoryError, ValueError) as exc:
+        raise BackupError(f"cannot read {site.name}'s plugins and themes for the manifest: {exc}") from exc
     site.sh(["mkdir", "-p", "-m", "700", folder], "creating the backup folder")
     try:
-        _dump_database(site, folder)
+        database = _dump_database(site, folder)
         _archive_files(site, folder)
-        backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), _sums(site, folder),
-                        initial=not existing, core=core, components=dict(components or {}))
+        backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), _sums(site, folder, database["file"]),
+                        initial=not existing, core=core, components=dict(components), database=database)
         site.write_file(f"{folder}/{MANIFEST}", json.dumps(backup.manifest(), indent=1).encode())
         verify(site, backup)
     except (InventoryError, ValueError) as exc:
         site.transport.run(["rm", "-rf", folder])
         raise BackupError(f"backup of {site.name} failed, partial backup removed: {exc}") from exc
     return backup
+
+
+def read_components(site: SiteHandle) -> dict[str, str]:
+    """Every plugin and theme with its version, as the files say (no plugin or theme code runs)."""
+    calls = [(kind, "list", "--fields=name,version", "--skip-update-check", "--format=json") for kind in ("plugin", "theme")]
+    found = {}
+    for kind, result in zip(("plugin", "theme"), site.wp.run_many(calls, skip_plugins=True), strict=True):
+        for row in json_of(result):
+            if isinstance(row, dict) and row.get("name"):
+                found[f"{kind}:{safety.slug(str(row['name']))}"] = str(row.get("version") or "")
+    return found
 
 
 def _check_space(site: SiteHandle) -> None:
@@ -115,11 +158,33 @@ def _check_space(site: SiteHandle) -> None:
                           f"in {site.backup_dir}")
 
 
-def _dump_database(site: SiteHandle, folder: str) -> None:
+def is_sqlite(site: SiteHandle) -> bool:
+    """The SQLite integration's ``db.php`` drop-in is in place."""
+    return site.transport.run(["grep", "-qis", "sqlite", site.path("wp-content", "db.php")]).exit_code == 0
+
+
+def _dump_database(site: SiteHandle, folder: str) -> dict[str, str]:
+    """Write the database into ``folder``; returns how (one of ``DATABASE_METHODS``)."""
+    if not is_sqlite(site):
+        _checked_wp(site, "database export (wp db export)", "db", "export", f"{folder}/{DB_FILE}")
+        return MYSQL_DUMP
+    if site.wp.run("cli", "has-command", "sqlite").exit_code == 0:  # the wp-cli/sqlite-command package
+        _checked_wp(site, "SQLite database export (wp sqlite export)", "sqlite", "export", f"{folder}/{DB_FILE}")
+        return SQLITE_EXPORT
     try:
-        checked(site.wp.run("db", "export", f"{folder}/{DB_FILE}", skip_plugins=True))
+        site.sh(["php", "-r", SQLITE_BACKUP_PHP, site.path(SQLITE_DATABASE), f"{folder}/{SQLITE_FILE}"],
+                "copying the SQLite database")
+    except PlaybookError as exc:
+        raise BackupError(f"SQLite site: `wp sqlite export` is not installed on the host (the wp-cli/sqlite-command "
+                          f"package) and copying the database file with SQLite's backup API failed: {exc}") from exc
+    return SQLITE_COPY
+
+
+def _checked_wp(site: SiteHandle, what: str, *args: str) -> None:
+    try:
+        checked(site.wp.run(*args, skip_plugins=True))
     except InventoryError as exc:
-        raise BackupError(f"database export failed: {exc}") from exc
+        raise BackupError(f"{what} failed: {exc}") from exc
 
 
 def _archive_files(site: SiteHandle, folder: str) -> None:
@@ -131,14 +196,14 @@ def _archive_files(site: SiteHandle, folder: str) -> None:
             ok=(0, TAR_CHANGED))
 
 
-def _sums(site: SiteHandle, folder: str) -> dict[str, dict[str, Any]]:
-    names = [DB_FILE, ARCHIVE]
+def _sums(site: SiteHandle, folder: str, db_file: str) -> dict[str, dict[str, Any]]:
+    names = [db_file, ARCHIVE]
     sums = site.sh(["sha256sum", *[f"{folder}/{n}" for n in names]], "checksumming").stdout.split()
     sizes = site.sh(["stat", "-c", "%s", *[f"{folder}/{n}" for n in names]], "measuring").stdout.split()
     files = {}
     for index, name in enumerate(names):
         files[name] = {"sha256": sums[index * 2], "size": int(sizes[index])}
-    if files[DB_FILE]["size"] == 0:
+    if files[db_file]["size"] == 0:
         raise BackupError("the database dump is empty")
     return files
 
@@ -146,7 +211,7 @@ def _sums(site: SiteHandle, folder: str) -> dict[str, dict[str, Any]]:
 def verify(site: SiteHandle, backup: Backup) -> None:
     """The archive reads back whole and every file matches its manifest sum."""
     folder = site.backup_path(backup.id)
-    now = _sums(site, folder)
+    now = _sums(site, folder, backup.db_file)
     for name, expected in backup.files.items():
         if now.get(name, {}).get("sha256") != expected["sha256"]:
             raise BackupError(f"{name} of backup {backup.id} does not match its checksum")

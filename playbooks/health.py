@@ -1,6 +1,8 @@
-"""Is the site working? Home page, REST index and WP-CLI's own boot, all three.
+"""Is the site working? Home page, REST index and WP-CLI booting WordPress, all three.
 
-"Can't tell" counts as broken: a timeout or a refused connection is not health.
+"Can't tell" counts as broken: a timeout or a refused connection is not health. The WP-CLI part
+reads the ``home`` option, which loads every active plugin and the theme — ``core is-installed``
+would not (it defines WP_INSTALLING) and says "installed" on a site a plugin fatal has taken down.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import requests
 
 from inventory.errors import InventoryError, RestError
 from inventory.rest import RestClient
+from inventory.wpcli import error_message, is_fatal
 from playbooks.site import SiteHandle
 
 FATAL_MARKERS = ("There has been a critical error on this website", "Fatal error:", "Parse error:")
@@ -74,11 +77,11 @@ def _rest(site: SiteHandle) -> str:
 
 def _wpcli(site: SiteHandle) -> str:
     try:
-        result = site.wp.run("core", "is-installed")
+        result = site.wp.run("option", "get", "home")
     except InventoryError as exc:
         return f"cannot tell: {exc}"
-    if result.exit_code == 0:
+    if result.ok and result.stdout.strip():
         return "ok"
-    if result.exit_code == 255:
-        return "PHP fatal error while booting WordPress"
-    return (result.stderr.strip().splitlines() or [f"exit code {result.exit_code}"])[0]
+    if is_fatal(result):
+        return f"WordPress does not boot with its plugins and theme: {error_message(result)}"
+    return error_message(result) if not result.ok else "WP-CLI printed no home URL"

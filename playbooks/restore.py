@@ -2,16 +2,19 @@
 or the whole site.
 
 Nothing here needs WordPress to boot: files come from the archive with ``tar``, the database
-from the dump with ``wp db import`` (which stops after wp-config.php and loads no plugin), so a
+from the dump with ``wp db import`` (which stops after wp-config.php and loads no plugin; an SQLite
+site's with ``wp sqlite import`` or its file copied back), so a
 rollback works even when the update broke WordPress itself. ``.maintenance`` is never left behind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from inventory import safety
 from inventory.errors import InventoryError
 from inventory.wpcli import checked
-from playbooks.backup import ARCHIVE, DB_FILE, Backup, verify
+from playbooks.backup import ARCHIVE, SQLITE_COPY, SQLITE_DATABASE, SQLITE_EXPORT, Backup, verify
 from playbooks.errors import PlaybookError, RestoreError
 from playbooks.site import SiteHandle
 
@@ -27,12 +30,16 @@ def _in_archive(site: SiteHandle, archive: str, member: str) -> bool:
     return site.transport.run(["tar", "-tzf", archive, member]).exit_code == 0
 
 
-def rollback_extension(site: SiteHandle, backup: Backup, kind: str, name: str) -> None:
-    """Put one plugin or theme back exactly as it was in the backup (or remove it if it was not there)."""
-    safety.slug(name)
+def rollback_extension(site: SiteHandle, backup: Backup, kind: str, name: str, also_remove: Sequence[str] = ()) -> None:
+    """Put one plugin or theme back exactly as it was in the backup (or remove it if it was not there).
+
+    ``also_remove``: names the update moved it to (Hello Dolly's ``hello.php`` becomes
+    ``hello-dolly/``); they go too, so nothing of the new release stays behind.
+    """
     folder = "plugins" if kind == "plugin" else "themes"
     archive = _archive(site, backup)
-    candidates = [f"./wp-content/{folder}/{name}"] + ([f"./wp-content/{folder}/{name}.php"] if kind == "plugin" else [])
+    candidates = [f"./wp-content/{folder}/{safety.slug(n)}{suffix}" for n in (name, *also_remove)
+                  for suffix in ("", ".php") if suffix == "" or kind == "plugin"]
     try:
         present = [m for m in candidates if _in_archive(site, archive, m)]
         site.sh(["rm", "-rf", *[site.path(m[2:]) for m in candidates]], f"removing the new {kind} {name}")
@@ -55,10 +62,18 @@ def rollback_core(site: SiteHandle, backup: Backup) -> None:
 
 
 def import_database(site: SiteHandle, backup: Backup) -> None:
+    """The database back as the backup's manifest says it was taken."""
+    source = site.backup_path(backup.id, backup.db_file)
     try:
-        checked(site.wp.run("db", "import", site.backup_path(backup.id, DB_FILE), skip_plugins=True))
+        if backup.database == SQLITE_COPY:
+            live = site.path(SQLITE_DATABASE)
+            site.sh(["cp", source, f"{live}.wpfleet-restore"], "copying the SQLite database back")
+            site.sh(["mv", "-f", f"{live}.wpfleet-restore", live], "putting the SQLite database in place")
+        else:
+            verb = ("sqlite", "import") if backup.database == SQLITE_EXPORT else ("db", "import")
+            checked(site.wp.run(*verb, source, skip_plugins=True))
     except InventoryError as exc:
-        raise RestoreError(f"database import failed: {exc}") from exc
+        raise RestoreError(f"database import ({backup.database['method']}) failed: {exc}") from exc
 
 
 def restore_site(site: SiteHandle, backup: Backup) -> None:

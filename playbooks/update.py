@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inventory.errors import InventoryError, RemoteCommandError, TransportError
-from inventory.wpcli import checked, parse_json, text_of
+from inventory.wpcli import checked, json_of, parse_json, text_of
 from playbooks import health, restore
 from playbooks.backup import Backup
 from playbooks.site import SiteHandle
@@ -32,7 +32,8 @@ class Step:
     newest: bool = True  # False: the newest non-major, reached with WP-CLI's --minor
 
     def label(self) -> str:
-        return f"{self.kind} {self.name} {self.from_version} → {self.to_version}"
+        subject = "core" if self.kind == "core" else f"{self.kind} {self.name}"
+        return f"{subject} {self.from_version} → {self.to_version}"
 
 
 @dataclass
@@ -46,6 +47,7 @@ class StepFailure:
 @dataclass
 class UpdateRun:
     applied: list[Step] = field(default_factory=list)
+    renamed: dict[Step, str] = field(default_factory=dict)  # a slug that changed (hello -> hello-dolly)
     failures: list[StepFailure] = field(default_factory=list)
     restored_whole_site: bool = False
     maintenance_cleared: int = 0
@@ -78,7 +80,7 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step],
             break
         on_step(step, "start")
         try:
-            _apply(site, step)
+            _apply(site, step, run)
             run.maintenance_cleared += site.clear_maintenance()
             _verify(site, step)
         except StepFailed as failure:
@@ -92,29 +94,51 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step],
     return run
 
 
-def _apply(site: SiteHandle, step: Step) -> None:
+def _apply(site: SiteHandle, step: Step, run: UpdateRun) -> None:
     try:
         if step.kind == "core":
-            result = site.wp.run("core", "update", f"--version={step.to_version}", "--format=json", skip_plugins=True)
-            checked(result)
+            # ``core update`` has no --format: its answer is text, and the version is checked after
+            checked(site.wp.run("core", "update", f"--version={step.to_version}", skip_plugins=True))
             checked(site.wp.run("core", "update-db", skip_plugins=True))
             return
+        before = installed(site, step.kind)
         args = [step.kind, "update", step.name, "--format=json"] + ([] if step.newest else ["--minor"])
         result = site.wp.run(*args)
         rows = parse_json(result.stdout) if result.stdout.strip() else []
         row = next((r for r in rows if isinstance(r, dict) and r.get("name") == step.name), None)
+        after = installed(site, step.kind)
+        name = _installed_as(step, before, after)
+        if name != step.name:
+            run.renamed[step] = name
         if result.exit_code != 0 or row is None or row.get("status") != "Updated":
             raise RemoteCommandError(
                 f"WP-CLI did not update {step.name}" + (f" (status {row.get('status')})" if row else ""),
                 command=result.command, exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr)
-        if row.get("new_version") != step.to_version:
-            raise StepFailed(f"WP-CLI installed {row.get('new_version')}, not {step.to_version}")
+        if after.get(name) != step.to_version:
+            raise StepFailed(f"{step.label()}: {after.get(name) or 'nothing'} is installed, not {step.to_version}")
     except TransportError:
         raise
     except RemoteCommandError as exc:
         raise StepFailed(f"{step.label()} failed: {exc}", evidence_of(exc)) from exc
     except (InventoryError, ValueError) as exc:
         raise StepFailed(f"{step.label()} failed: {exc}") from exc
+
+
+def installed(site: SiteHandle, kind: str) -> dict[str, str]:
+    """Plugin or theme names and versions as the files say (loads no plugin or theme code)."""
+    listing = json_of(site.wp.run(kind, "list", "--fields=name,version", "--skip-update-check", "--format=json",
+                                  skip_plugins=True))
+    if not isinstance(listing, list):
+        raise ValueError(f"{kind} list: expected a list")
+    return {str(r["name"]): str(r.get("version") or "") for r in listing if isinstance(r, dict) and "name" in r}
+
+
+def _installed_as(step: Step, before: dict[str, str], after: dict[str, str]) -> str:
+    """The name the component has now: an update can move it (Hello Dolly: hello.php → hello-dolly/)."""
+    if step.name in after:
+        return step.name
+    appeared = sorted(after.keys() - before.keys())
+    return appeared[0] if len(appeared) == 1 else step.name
 
 
 def _verify(site: SiteHandle, step: Step) -> None:
@@ -134,7 +158,8 @@ def _undo(site: SiteHandle, backup: Backup, step: Step, reason: str, evidence: d
         if step.kind == "core":
             restore.rollback_core(site, backup)
         else:
-            restore.rollback_extension(site, backup, step.kind, step.name)
+            moved_to = [run.renamed[step]] if step in run.renamed else []
+            restore.rollback_extension(site, backup, step.kind, step.name, also_remove=moved_to)
     except TransportError:
         raise
     except InventoryError as exc:

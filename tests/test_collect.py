@@ -1,24 +1,83 @@
+"""Reading a site, against the real WP-CLI 2.12.0 outputs in tests/data/wpcli."""
+
 import json
 
 import pytest
 
 from inventory.collect import SiteReadError, collect
+from inventory.errors import WPCLIFatalError
 from inventory.wpcli import WPCLI
+from tests import transcripts
 from tests.fakes import ScriptedTransport
 
-FIELDS = "--fields=name,status,version,update,update_version --format=json"  # noqa: E501
-CLI_INFO = json.dumps({"php_version": "8.2.20", "wp_cli_version": "2.11.0"})
+FIELDS = "--fields=name,status,version,update,update_version --format=json"
+TRANSIENT = "transient get update_plugins --network --format=json"
+# No transcript holds this call; the shapes follow wp_update_plugins(): ``last_checked`` is saved
+# before wordpress.org is asked, ``response``/``no_update`` only once it answered.
+REACHED = (0, '{"last_checked":1795659668,"checked":{"hello.php":"1.7.2"},"response":{},"no_update":{},'
+              '"translations":[]}', "")
+OFFLINE = (0, '{"last_checked":1795659668}', "")
+NOT_SET = (0, "", 'Warning: Transient with key "update_plugins" is not set.\n')
+SITE_A = (2, 3, 4, 5, 6)  # WordPress 6.4.5 on SQLite: cli info, core version, check-update, plugin and theme lists
+SITE_B = (98, 99, 100, 101, 102, 103)  # 6.4.4 on MariaDB; acme-tools 1.0.0 with 2.0.0 and 1.1.0 published
+SITE_B_UNAVAILABLE = (228, 229, 230, 231, 232)  # acme-tools 1.2.0 needs PHP 9.0
+SITE_A_FATAL = (64, 65, 66, 67, 68)  # an active plugin fatals while WordPress boots
 
 
-def script(plugins: list[dict[str, object]], themes: list[dict[str, object]] | None = None,
-           core: str = "6.5.3", offers: str = "[]") -> dict[str, tuple[int, str, str]]:
-    return {
-        "cli info --format=json": (0, CLI_INFO, ""),
-        "core version": (0, core + "\n", ""),
-        "core check-update --format=json": (0, offers, ""),
-        f"plugin list {FIELDS}": (0, json.dumps(plugins), ""),
-        f"theme list {FIELDS}": (0, json.dumps(themes or []), ""),
-    }
+def read(indexes: tuple[int, ...], transient: tuple[int, str, str] = REACHED) -> tuple:
+    steps = transcripts.script(*indexes) | {TRANSIENT: transient}
+    transport = ScriptedTransport(script=steps)
+    return collect("acme", WPCLI(transport, "/srv/wp/siteA")), transport
+
+
+def test_sqlite_site_as_real_wp_cli_describes_it() -> None:
+    inv, transport = read(SITE_A)
+    assert inv.ok and inv.php == "8.2.36" and inv.wp_cli_version == "2.12.0"
+    assert inv.core is not None and inv.core.version == "6.4.5"
+    assert [(o.version, o.type) for o in inv.core.updates] == [("6.5.5", "major")]
+    plugins = {p.name: p for p in inv.plugins}
+    assert (plugins["hello"].update_version, plugins["hello"].update_type) == ("1.7.3", "patch")
+    assert plugins["sqlite-database-integration"].update_version is None
+    assert (plugins["wpfleet-fake-wporg"].status, plugins["db.php"].status) == ("must-use", "dropin")
+    assert plugins["db.php"].update_type is None
+    assert [(t.name, t.version, t.update_version, t.update_type) for t in inv.themes] == [
+        ("twentytwentyfour", "1.0", "1.2", "minor")]
+    assert inv.update_source.reachable is True and inv.update_source.last_checked == "2026-11-26T02:21:08+00:00"
+    assert len(transport.seen) == 6
+
+
+def test_newest_minor_comes_from_wp_cli_when_the_newest_is_a_major() -> None:
+    inv, transport = read(SITE_B)
+    acme = next(p for p in inv.plugins if p.name == "acme-tools")
+    assert (acme.update_version, acme.update_type) == ("2.0.0", "major")
+    assert (acme.minor_update_version, acme.minor_update_type) == ("1.1.0", "minor")
+    assert inv.core is not None and [(o.version, o.type) for o in inv.core.updates] == [
+        ("6.5.5", "major"), ("6.4.5", "minor")]
+    assert len(transport.seen) == 7
+
+
+def test_an_unavailable_release_is_not_an_update() -> None:
+    """WP-CLI lists a release whose PHP requirement is not met as ``unavailable``: it cannot be installed."""
+    inv, _ = read(SITE_B_UNAVAILABLE)
+    acme = next(p for p in inv.plugins if p.name == "acme-tools")
+    assert acme.update_version is None and acme.update_type is None and acme.unavailable_version == "1.2.0"
+
+
+@pytest.mark.parametrize(("transient", "reachable"), [(OFFLINE, False), (NOT_SET, None), (REACHED, True)])
+def test_update_source_tells_offline_from_up_to_date(transient: tuple[int, str, str], reachable: bool | None) -> None:
+    offline_lists = transcripts.script(205, 207, 208)  # wordpress.org unreachable: [] and "none" everywhere
+    steps = transcripts.script(2, 3) | offline_lists | {TRANSIENT: transient}
+    inv = collect("acme", WPCLI(ScriptedTransport(script=steps), "/srv/wp/siteA"))
+    assert inv.core is not None and inv.core.updates == [] and all(p.update_version is None for p in inv.plugins)
+    assert inv.update_source.reachable is reachable
+
+
+def test_a_plugin_fatal_while_booting_is_a_fatal_error() -> None:
+    """Real WP-CLI exits 1 (not 255) with WordPress's fatal-error handler on."""
+    assert transcripts.row(66)["exit_code"] == 1
+    with pytest.raises(WPCLIFatalError, match=r"PHP fatal error: Uncaught Error: Call to undefined function "
+                                              r"wpfleet_undefined_boom\(\) in .*boom\.php:6"):
+        read(SITE_A_FATAL)
 
 
 def row(name: str, version: str, newest: str = "", status: str = "active") -> dict[str, object]:
@@ -26,33 +85,15 @@ def row(name: str, version: str, newest: str = "", status: str = "active") -> di
             "version": version, "update_version": newest}
 
 
-def test_core_offers_typed_in_wordpress_words() -> None:
-    offers = '[{"version":"6.5.5","update_type":"minor","package_url":""},{"version":"6.6.2","update_type":"major","package_url":""}]'
-    transport = ScriptedTransport(script=script([], offers=offers))
-    inv = collect("acme", WPCLI(transport, "/srv/acme"))
-    assert inv.ok and inv.php == "8.2.20"
-    assert inv.core is not None and inv.core.version == "6.5.3"
-    assert inv.core.update is not None and (inv.core.update.version, inv.core.update.type) == ("6.6.2", "major")
-    assert [(o.version, o.type) for o in inv.core.updates] == [("6.6.2", "major"), ("6.5.5", "minor")]
-    assert len(transport.seen) == 5
-
-
-def test_newest_minor_is_asked_only_when_a_major_is_pending() -> None:
-    steps = script([row("akismet", "5.3.0", "6.0.0"), row("hello", "1.7.2")])
-    steps["plugin update akismet --minor --dry-run --format=json"] = (
-        0, '[{"name":"akismet","status":"active","version":"5.3.0","update_version":"5.4.0"}]', "")
-    transport = ScriptedTransport(script=steps)
-    inv = collect("acme", WPCLI(transport, "/srv/acme"))
-    akismet = inv.plugins[0]
-    assert (akismet.update_version, akismet.update_type) == ("6.0.0", "major")
-    assert (akismet.minor_update_version, akismet.minor_update_type) == ("5.4.0", "minor")
-    assert inv.plugins[1].update_version is None and inv.plugins[1].update_type is None
-    assert len(transport.seen) == 6
+def hostile(plugins: list[dict[str, object]], core: str = "6.5.3") -> dict[str, tuple[int, str, str]]:
+    """Attack input a compromised site could send, in the shape of site A's real answers."""
+    return transcripts.script(2, 4, 6) | {"core version": (0, core + "\n", ""), f"plugin list {FIELDS}": (
+        0, json.dumps(plugins), ""), TRANSIENT: REACHED}
 
 
 @pytest.mark.parametrize("name", ["evil;rm -rf ~", "$(curl x)", "-rf", "a\nb", "../../etc", "`id`"])
 def test_hostile_plugin_names_are_refused_and_reported(name: str) -> None:
-    transport = ScriptedTransport(script=script([row(name, "1.0", "2.0"), row("akismet", "5.3.0", "5.3.2")]))
+    transport = ScriptedTransport(script=hostile([row(name, "1.0", "2.0"), row("akismet", "5.3.0", "5.3.2")]))
     inv = collect("acme", WPCLI(transport, "/srv/acme"))
     assert not inv.ok and inv.error is not None and "refused" in inv.error
     assert [p.name for p in inv.plugins] == ["akismet"]
@@ -60,18 +101,12 @@ def test_hostile_plugin_names_are_refused_and_reported(name: str) -> None:
 
 
 def test_hostile_version_from_site_is_refused() -> None:
-    transport = ScriptedTransport(script=script([row("akismet", "5.3.0", "9.9;reboot")]))
+    transport = ScriptedTransport(script=hostile([row("akismet", "5.3.0", "9.9;reboot")]))
     inv = collect("acme", WPCLI(transport, "/srv/acme"))
     assert not inv.ok and inv.plugins == []
 
 
 def test_hostile_core_version_stops_the_site() -> None:
-    transport = ScriptedTransport(script=script([], core="6.5$(id)"))
+    transport = ScriptedTransport(script=hostile([], core="6.5$(id)"))
     with pytest.raises(SiteReadError):
         collect("acme", WPCLI(transport, "/srv/acme"))
-
-
-def test_mu_plugins_and_dropins_carry_no_update() -> None:
-    plugins = [row("loader", "", status="must-use") | {"update": False}, row("db.php", "", status="dropin") | {"update": False}]
-    inv = collect("acme", WPCLI(ScriptedTransport(script=script(plugins)), "/srv/acme"))
-    assert inv.ok and [(p.status, p.update_type) for p in inv.plugins] == [("must-use", None), ("dropin", None)]

@@ -6,14 +6,16 @@ import responses
 from inventory.wpcli import WPCLI
 from playbooks.health import check
 from playbooks.site import SiteHandle
+from tests import transcripts
 from tests.fakes import ScriptedTransport
 
 URL = "https://acme.example/"
 INDEX = {"name": "Acme", "namespaces": ["wp/v2"]}
 
 
-def site(wp_exit: int = 0) -> SiteHandle:
-    transport = ScriptedTransport(script={"core is-installed": (wp_exit, "", "")})
+def site(answer: int = 248) -> SiteHandle:
+    """WP-CLI answers ``option get home`` as real WP-CLI did in transcript ``answer``."""
+    transport = ScriptedTransport(script={"option get home": transcripts.answer(answer)})
     return SiteHandle("acme", URL, "/var/www/acme", "/var/backups/acme", transport, WPCLI(transport, "/var/www/acme"))
 
 
@@ -55,6 +57,19 @@ def test_rest_refused_to_anonymous_still_answers() -> None:
 def test_rest_down_and_wp_cli_fatal_are_broken() -> None:
     responses.get(URL, body="<html>ok</html>")
     responses.get(URL + "wp-json/", status=500, body="oops", content_type="text/html")
-    health = check(site(wp_exit=255))
+    health = check(site(253))
     assert not health.ok
-    assert health.checks["rest"] != "ok" and health.checks["wp-cli"] == "PHP fatal error while booting WordPress"
+    assert health.checks["rest"] != "ok"
+    assert health.checks["wp-cli"].startswith("WordPress does not boot with its plugins and theme: PHP fatal error: "
+                                              "Uncaught Error: Call to undefined function boom_boot_undefined()")
+
+
+@responses.activate
+@pytest.mark.parametrize("answer", [253, 265, 278, 290])  # a plugin's or a theme's fatal, MariaDB and SQLite
+def test_a_fatal_that_core_is_installed_cannot_see_is_broken(answer: int) -> None:
+    """``core is-installed`` says 0 on these sites (transcripts 252, 277): the health check must not use it."""
+    assert transcripts.row(252)["exit_code"] == 0 and transcripts.row(277)["exit_code"] == 0
+    responses.get(URL, body="<html>ok</html>")
+    responses.get(URL + "wp-json/", json=INDEX)
+    health = check(site(answer))
+    assert not health.ok and "does not boot" in health.checks["wp-cli"]

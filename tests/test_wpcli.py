@@ -1,8 +1,11 @@
+import re
+
 import pytest
 
-from inventory.errors import HostileValueError, RemoteCommandError, WPCLIFatalError
+from inventory.errors import HostileValueError, RemoteCommandError
 from inventory.transport import CommandResult
-from inventory.wpcli import WPCLI, error_message, parse_command, parse_json
+from inventory.wpcli import WPCLI, error_message, is_fatal, parse_command, parse_json
+from tests import transcripts
 from tests.fakes import ScriptedTransport, UnexpectedCommand
 
 PLUGINS = '[{"name":"akismet","status":"active","update":"available","version":"5.3.0","update_version":"6.0.0"}]'
@@ -48,12 +51,37 @@ def test_error_line_becomes_the_message() -> None:
     assert caught.value.exit_code == 1 and "--path=/var/www/acme" in caught.value.command
 
 
-def test_fatal_error_exit_255() -> None:
-    stderr = ("PHP Fatal error:  Uncaught Error: Call to undefined function boom() in /w/p.php:3\n"
-              "Error: There has been a critical error on this website.")
-    client, _ = wp({"plugin list --format=json": (255, "", stderr)})
-    with pytest.raises(WPCLIFatalError, match="critical error"):
-        client.json("plugin", "list")
+@pytest.mark.parametrize("index", [47, 56, 57, 253, 265])
+def test_real_fatal_errors_exit_1_or_255_and_name_the_php_error(index: int) -> None:
+    """Exit 1 with WordPress's fatal-error handler on (47, 253: a plugin; 265: a theme), 255 with it
+    off (56) or for a fatal in wp-config.php (57): both are fatal errors, and the message is PHP's."""
+    found = transcripts.row(index)
+    result = CommandResult("wp plugin list", found["exit_code"], found["stdout"], found["stderr"])
+    assert is_fatal(result)
+    assert re.fullmatch(r"PHP fatal error: Uncaught Error: Call to undefined function \w+\(\) in .+:\d+", error_message(result))
+
+
+@pytest.mark.parametrize(("index", "message"), [
+    (70, "Parameter errors: unknown --format parameter"),  # the reason is on the next line
+    (13, "/usr/bin/env: ‘mysqldump’: No such file or directory"),  # db export on an SQLite site
+    (34, 'mariadb-dump: Got error: 2002: "Can\'t connect to local server through socket \'/run/mysqld/mysqld.sock\' (2)" '
+         "when trying to connect"),  # a harmless Warning: line comes first
+    (238, "No plugins updated."),  # a release whose PHP requirement is not met
+    (174, "No plugins updated (1 failed)."),  # JSON mode still writes the Error: line
+    (77, "Failed to get url 'https://wordpress.org/wordpress-6.5.5.zip': cURL error 6: Could not resolve host: "
+         "wordpress.org."),
+])
+def test_real_failures_give_their_reason(index: int, message: str) -> None:
+    found = transcripts.row(index)
+    result = CommandResult("wp", found["exit_code"], found["stdout"], found["stderr"])
+    assert found["exit_code"] != 0 and not is_fatal(result)
+    assert error_message(result) == message
+
+
+@pytest.mark.parametrize("index", [0, 3, 15, 83, 86])
+def test_real_successes_are_not_failures(index: int) -> None:
+    found = transcripts.row(index)
+    assert not is_fatal(CommandResult("wp", found["exit_code"], found["stdout"], found["stderr"]))
 
 
 def test_failure_in_json_quiet_mode_has_empty_stderr() -> None:

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from agent.demo.wpsim import Site
+from agent.demo.wpsim import Fatal, Site
 
 CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
@@ -77,11 +77,13 @@ class StandInWeb:
         marker = root / ".maintenance"
         if marker.exists() and time.time() - marker.stat().st_mtime < MAINTENANCE_TTL:
             return 503, "text/html; charset=UTF-8", MAINTENANCE
-        code, message, _notices = site.boot_problem()
-        if code == 255:
+        problem = site.bootstrap_error()
+        if problem:
+            return 500, "text/html; charset=UTF-8", f"<h1>{problem.splitlines()[0].removeprefix('Error: ')}</h1>"
+        try:
+            site.boot()
+        except Fatal:
             return 500, "text/html; charset=UTF-8", f"<html><body>{CRITICAL}</body></html>"
-        if code:
-            return 500, "text/html; charset=UTF-8", f"<h1>{message.splitlines()[0].removeprefix('Error: ')}</h1>"
         route = parse_qs(parts.query).get("rest_route", [None])[0]
         if rest.startswith("wp-json") or route is not None:
             index = {"name": site.option("blogname") or name, "description": "", "url": self.url(name),

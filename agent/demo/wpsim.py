@@ -4,13 +4,25 @@
 It works on a WordPress-shaped folder the way WP-CLI does: the core version from
 ``wp-includes/version.php``, plugins from their PHP headers, themes from ``style.css``, the
 options from the site's database (the real SQLite file of a SQLite install, else a JSON file).
-It reproduces WP-CLI's documented outputs and exit codes, including the ugly parts: a plugin
-that fatals (``wpsim:fatal`` in its code) makes every command that loads WordPress exit 255,
-``wpsim:notice`` prints a PHP notice on stdout before the JSON, and ``--format=json`` switches
-``update`` commands to the quiet logger.
+It answers as the real WP-CLI 2.12.0 does in the transcripts under ``tests/data/wpcli`` (a test
+replays them), including the ugly parts: an option a command does not have is a parameter error;
+a plugin or theme that fatals (``wpsim:fatal`` in its code) makes every command that loads it exit
+1 with WordPress's fatal-error handler on (255 with it off, or for a fatal in wp-config.php);
+``core is-installed`` loads no plugin or theme; ``wpsim:notice`` prints a PHP notice on stdout
+before the JSON; ``--format=json`` switches ``plugin|theme update`` to the quiet logger; ``db
+export`` shells out to ``mariadb-dump`` (so it cannot work on an SQLite site) and ``sqlite
+export|import`` exist only with the sqlite-command package (``$WPSIM_SQLITE_COMMAND=1``).
+
+The database is the site's MariaDB/MySQL (through the ``mariadb`` client, with wp-config.php's
+credentials), its SQLite file (with the SQLite integration's ``db.php`` drop-in), or for the
+demo's WordPress-shaped folders a JSON file.
 
 "wordpress.org" is a JSON file named by ``$WPSIM_WPORG``:
-``{"core": ["6.5.5"], "plugins": {"akismet": {"5.4.0": {}, "6.0.0": {"fatal": true}}}, "themes": {}}``.
+``{"core": ["6.5.5"], "plugins": {"akismet": {"5.4.0": {}, "6.0.0": {"fault": "fatal"}}}, "themes": {}}``;
+a release may also say ``"requires_php": "9.0"`` (offered as ``unavailable``) or ``"folder":
+"hello-dolly"`` (a single-file plugin that moves into that folder, as Hello Dolly does).
+``$WPSIM_WPORG_DOWN=1`` makes "wordpress.org" unreachable; ``$WPSIM_DOWNLOADS`` is the base of the
+package URLs it offers.
 ``$WPSIM_DELAY`` adds a bootstrap delay in seconds; ``$WPSIM_CALLS`` names a file that gets one
 line per invocation.
 """
@@ -30,7 +42,9 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-CLI_VERSION = "2.11.0"
+import phpserialize
+
+CLI_VERSION = "2.12.0"
 HEADER_BYTES = 8192
 DROPINS = ("advanced-cache.php", "db.php", "db-error.php", "install.php", "maintenance.php",
            "object-cache.php", "php-error.php", "fatal-error-handler.php", "sunrise.php")
@@ -111,6 +125,21 @@ def read_headers(path: Path, names: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
+def config_constants(text: str) -> dict[str, str]:
+    """``define( 'NAME', value )`` lines of wp-config.php: quoted strings unquoted, others raw."""
+    found = {}
+    for name, value in re.findall(r"define\(\s*['\"](\w+)['\"]\s*,\s*(.+?)\s*\);", text):
+        found[name] = value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] else value
+    return found
+
+
+class Fatal(Exception):
+    """PHP died while loading code: a plugin, a theme, or wp-config.php."""
+
+    def __init__(self, file: Path, name: str, in_config: bool = False):
+        self.file, self.name, self.in_config = file, name, in_config
+
+
 class Site:
     def __init__(self, root: Path):
         self.root = root
@@ -134,32 +163,82 @@ class Site:
         match = re.search(rf"\${name}\s*=\s*'?([^';]*)'?;", text)
         return match.group(1) if match else ""
 
-    # options ("the database")
-    def _prefix(self) -> str:
+    def config_text(self) -> str:
         try:
-            text = (self.root / "wp-config.php").read_text("utf-8", "replace")
+            return (self.root / "wp-config.php").read_text("utf-8", "replace")
         except OSError:
-            return "wp_"
-        match = re.search(r"\$table_prefix\s*=\s*'([^']*)'", text)
+            return ""
+
+    def constants(self) -> dict[str, str]:
+        return config_constants(self.config_text())
+
+    def _prefix(self) -> str:
+        match = re.search(r"\$table_prefix\s*=\s*'([^']*)'", self.config_text())
         return match.group(1) if match else "wp_"
 
+    # the database
+    def is_sqlite(self) -> bool:
+        """The SQLite integration's drop-in is in place: WordPress talks to an SQLite file."""
+        dropin = self.content / "db.php"
+        return dropin.exists() and "sqlite" in dropin.read_text("utf-8", "replace").lower()
+
+    def engine(self) -> str:
+        if self.is_sqlite():
+            return "sqlite"
+        if self.jsondb.exists() or not self.constants().get("DB_NAME"):
+            return "json"
+        return "mysql"
+
     def option(self, name: str) -> Any:
-        if self.sqlite.exists():
+        engine = self.engine()
+        if engine == "json":
+            return self._json().get(name)
+        if engine == "sqlite":
             with sqlite3.connect(self.sqlite) as db:
                 row = db.execute(f"SELECT option_value FROM {self._prefix()}options WHERE option_name = ?",
                                  (name,)).fetchone()
             return None if row is None else php_unserialize(row[0])
-        return self._json().get(name)
+        rows = self.mysql(f"SELECT option_value FROM {self._prefix()}options WHERE option_name = {sql_quote(name)}")
+        return None if not rows else php_unserialize(rows[0])
 
     def set_option(self, name: str, value: Any) -> None:
-        if self.sqlite.exists():
-            with sqlite3.connect(self.sqlite) as db:
-                db.execute(f"UPDATE {self._prefix()}options SET option_value = ? WHERE option_name = ?",
-                           (php_serialize(value), name))
+        engine = self.engine()
+        if engine == "json":
+            data = self._json()
+            data[name] = value.__php_vars__ if isinstance(value, phpserialize.phpobject) else value
+            self.jsondb.write_text(json.dumps(data, indent=1))
             return
-        data = self._json()
-        data[name] = value
-        self.jsondb.write_text(json.dumps(data, indent=1))
+        stored = value if isinstance(value, str) else php_serialize(value)
+        table = f"{self._prefix()}options"
+        if engine == "sqlite":
+            with sqlite3.connect(self.sqlite) as db:
+                db.execute(f"DELETE FROM {table} WHERE option_name = ?", (name,))
+                db.execute(f"INSERT INTO {table} (option_name, option_value, autoload) VALUES (?, ?, 'no')",
+                           (name, stored))
+            return
+        self.mysql(f"REPLACE INTO {table} (option_name, option_value, autoload) "
+                   f"VALUES ({sql_quote(name)}, {sql_quote(stored)}, 'no')")
+
+    def mysql(self, sql: str) -> list[str]:
+        """Run SQL with the ``mariadb`` client and wp-config.php's credentials; one string a row."""
+        done = subprocess.run([*mysql_client("mariadb", "mysql"), *self.mysql_args(), "-N", "-B", "-r", "-e", sql],
+                              capture_output=True, text=True, env=self.mysql_env(), check=False)
+        if done.returncode != 0:
+            error("Error establishing a database connection.")
+        return [line for line in done.stdout.split("\n") if line != ""]
+
+    def mysql_args(self) -> list[str]:
+        const = self.constants()
+        host, _, port_or_socket = const.get("DB_HOST", "localhost").partition(":")
+        args = ["--no-defaults", f"--user={const.get('DB_USER', '')}"]
+        if port_or_socket.startswith("/"):
+            args.append(f"--socket={port_or_socket}")
+        else:
+            args += [f"--host={host}"] + ([f"--port={port_or_socket}"] if port_or_socket else [])
+        return args + [const.get("DB_NAME", "")]
+
+    def mysql_env(self) -> dict[str, str]:
+        return {**os.environ, "MYSQL_PWD": self.constants().get("DB_PASSWORD", "")}
 
     def _json(self) -> dict[str, Any]:
         try:
@@ -169,7 +248,10 @@ class Site:
         return data
 
     def has_db(self) -> bool:
-        return self.sqlite.exists() or self.jsondb.exists()
+        engine = self.engine()
+        if engine == "sqlite":
+            return self.sqlite.exists()
+        return self.jsondb.exists() if engine == "json" else True
 
     # plugins and themes
     def plugins(self) -> list[dict[str, Any]]:
@@ -184,6 +266,7 @@ class Site:
             name = rel.split("/")[0] if "/" in rel else file.stem
             found.append({"file": rel, "name": name, "title": headers["Plugin Name"],
                           "version": headers.get("Version", ""), "path": file})
+        found.sort(key=lambda p: (p["title"].lower(), p["file"]))  # WordPress sorts plugins by name
         active = self.option("active_plugins") or []
         for plugin in found:
             plugin["status"] = "active" if plugin["file"] in active else "inactive"
@@ -215,23 +298,35 @@ class Site:
                           "file": f"{name}/style.css"})
         return found
 
-    def boot_problem(self, skip_plugins: bool = False, skip_themes: bool = False) -> tuple[int, str, list[str]]:
-        """What booting WordPress would do: (exit code, stderr text, notices printed on stdout)."""
+    def bootstrap_error(self) -> str | None:
+        """What stops WP-CLI before any site code runs: no WordPress, no config, no database."""
         if not (self.root / "wp-includes" / "version.php").exists():
-            return 1, ("Error: This does not seem to be a WordPress installation.\nThe used path is: "
-                       f"{self.root}/\nPass --path=`path/to/wordpress` or run `wp core download`."), []
+            return ("Error: This does not seem to be a WordPress installation.\nThe used path is: "
+                    f"{self.root}/\nPass --path=`path/to/wordpress` or run `wp core download`.")
         if not (self.root / "wp-config.php").exists():
-            return 1, "Error: 'wp-config.php' not found.\nEither create one manually or use `wp config create`.", []
+            return "Error: 'wp-config.php' not found.\nEither create one manually or use `wp config create`."
         if not self.has_db():
-            return 1, "Error: Error establishing a database connection.", []
+            return "Error: Error establishing a database connection."
+        return None
+
+    def code_to_load(self, skip_plugins: str | bool = False, skip_themes: bool = False) -> list[tuple[str, Path]]:
+        """The PHP files WordPress loads, in order; ``--skip-plugins[=a,b]`` and ``--skip-themes`` drop some."""
         code: list[tuple[str, Path]] = [("core", self.root / "wp-includes" / "wpsim-broken.php")]
         code += [(p.stem, p) for p in sorted((self.content / "mu-plugins").glob("*.php"))]
-        if not skip_plugins:
-            code += [(p["name"], p["path"]) for p in self.plugins() if p["status"] == "active"]
+        if skip_plugins is not True:
+            skipped = set(str(skip_plugins).split(",")) if skip_plugins else set()
+            code += [(p["name"], p["path"]) for p in self.plugins()
+                     if p["status"] == "active" and p["name"] not in skipped]
         if not skip_themes:
             code += [(t["name"], t["path"] / "functions.php") for t in self.themes() if t["status"] in ("active", "parent")]
+        return code
+
+    def boot(self, skip_plugins: str | bool = False, skip_themes: bool = False) -> list[str]:
+        """Load WordPress as WP-CLI does; raises ``Fatal``; returns the PHP notices printed on stdout."""
+        if "wpsim:fatal" in self.config_text():
+            raise Fatal(self.root / "wp-config.php", "wp-config", in_config=True)
         notices = []
-        for name, file in code:
+        for name, file in self.code_to_load(skip_plugins, skip_themes):
             try:
                 text = file.read_text("utf-8", "replace")
             except OSError:
@@ -239,16 +334,31 @@ class Site:
             if "wpsim:notice" in text:
                 notices.append(f"\nNotice: Undefined variable $wpsim in {file} on line 3\n")
             if "wpsim:fatal" in text:
-                return 255, (
-                    f"PHP Fatal error:  Uncaught Error: Call to undefined function wpsim_boom() in {file}:3\n"
-                    "Error: There has been a critical error on this website.Learn more about troubleshooting "
-                    f"WordPress. This may be caused by the '{name}' plugin or theme. Try running again with "
-                    f"--skip-plugins={name} or --skip-themes={name}."), notices
+                raise Fatal(file, name)
+        return notices
+
+    def boot_problem(self, skip_plugins: str | bool = False, skip_themes: bool = False) -> tuple[int, str, list[str]]:
+        """What booting WordPress would do: (exit code, stderr text, notices printed on stdout)."""
+        problem = self.bootstrap_error()
+        if problem:
+            return 1, problem, []
+        try:
+            notices = self.boot(skip_plugins, skip_themes)
+        except Fatal as fatal:
+            return self.fatal_exit(fatal), fatal_text(fatal, self.fatal_handler_on() and not fatal.in_config), []
         return 0, "", notices
 
-    def load_wordpress(self, args: Args) -> None:
+    def fatal_handler_on(self) -> bool:
+        return self.constants().get("WP_DISABLE_FATAL_ERROR_HANDLER", "false").lower() != "true"
+
+    def fatal_exit(self, fatal: Fatal) -> int:
+        # WordPress's handler (on by default since 5.2) ends the request cleanly: WP-CLI exits 1
+        return 1 if self.fatal_handler_on() and not fatal.in_config else 255
+
+    def load_wordpress(self, args: Args, *, plugins: bool = True) -> None:
         """What booting WordPress costs and risks: config, database, plugin and theme code."""
-        code, message, notices = self.boot_problem(args.has("skip-plugins"), args.has("skip-themes"))
+        skip_plugins: str | bool = args.flags.get("skip-plugins", False) if plugins else True
+        code, message, notices = self.boot_problem(skip_plugins, bool(args.flags.get("skip-themes")) or not plugins)
         for notice in notices:
             out(notice)
         if code:
@@ -256,10 +366,13 @@ class Site:
             raise Exit(code)
 
     def load_config(self) -> None:
-        """WP-CLI's db commands stop after wp-config.php: no plugin code runs."""
+        """WP-CLI's db commands stop after wp-config.php: no plugin code runs (a fatal in it still kills)."""
         self.core_version()
         if not (self.root / "wp-config.php").exists():
             error("'wp-config.php' not found.\nEither create one manually or use `wp config create`.")
+        if "wpsim:fatal" in self.config_text():
+            err(fatal_text(Fatal(self.root / "wp-config.php", "wp-config", in_config=True), False))
+            raise Exit(255)
 
     # maintenance mode, as WP_Upgrader::maintenance_mode writes it
     def maintenance(self, on: bool) -> None:
@@ -270,59 +383,67 @@ class Site:
             marker.unlink()
 
 
-# -- PHP serialization, enough for options -------------------------------------------------------
+def fatal_text(fatal: Fatal, handler: bool) -> str:
+    """stderr of a PHP fatal as the CLI SAPI prints it, then WordPress's handler's message."""
+    line = 3
+    where = (f"phar:///opt/wp-cli/wp-cli.phar/vendor/wp-cli/wp-cli/php/WP_CLI/Runner.php(1334) : eval()'d code:{line}"
+             if fatal.in_config else f"{fatal.file}:{line}")
+    function = f"wpsim_{re.sub(r'[^a-z0-9]', '_', fatal.name.lower())}_boom"
+    trace = (f"Uncaught Error: Call to undefined function {function}() in {where}\nStack trace:\n"
+             f"#0 wp-settings.php(2): include_once()\n#1 {{main}}\n"
+             f"  thrown in {fatal.file} on line {line}")
+    text = f"PHP Fatal error:  {trace}\nFatal error: {trace}"
+    if handler:
+        text += ("\nError: There has been a critical error on this website.Learn more about troubleshooting "
+                 "WordPress. There has been a critical error on this website.")
+    return text
 
-def php_unserialize(text: str) -> Any:
-    if not isinstance(text, str) or not re.match(r"^[aisbN][:;]", text):
+
+def sql_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def mysql_client(*names: str) -> list[str]:
+    """The first of ``names`` on PATH, as ``/usr/bin/env NAME`` the way WP-CLI calls it."""
+    for name in names:
+        if shutil.which(name):
+            return [name]
+    return [names[-1]]
+
+
+# -- PHP serialization (options and transients are stored as PHP writes them) ---------------------
+
+def php_unserialize(text: Any) -> Any:
+    if not isinstance(text, str) or not re.match(r"^([aisbdN]:|O:\d)", text):
         return text
-    value, _ = _unser(text.encode(), 0)
+    try:
+        value = phpserialize.loads(text.encode(), decode_strings=True, object_hook=_object)
+    except ValueError:
+        return text
+    return _plain(value)
+
+
+def _object(name: str, data: dict[Any, Any]) -> dict[Any, Any]:
+    return dict(data)
+
+
+def _plain(value: Any) -> Any:
+    """PHP arrays with keys 0..n-1 as lists, the rest as dicts, all the way down."""
+    if isinstance(value, dict):
+        items = {k: _plain(v) for k, v in value.items()}
+        return list(items.values()) if list(items) == list(range(len(items))) and items else items
     return value
 
 
-def _unser(data: bytes, pos: int) -> tuple[Any, int]:
-    kind = chr(data[pos])
-    if kind == "N":
-        return None, pos + 2
-    if kind in "ib":
-        end = data.index(b";", pos)
-        number = int(data[pos + 2:end])
-        return (bool(number) if kind == "b" else number), end + 1
-    if kind == "s":
-        colon = data.index(b":", pos + 2)
-        length = int(data[pos + 2:colon])
-        start = colon + 2
-        return data[start:start + length].decode(), start + length + 2
-    if kind == "a":
-        colon = data.index(b":", pos + 2)
-        count = int(data[pos + 2:colon])
-        pos = colon + 2
-        items: dict[Any, Any] = {}
-        for _ in range(count):
-            key, pos = _unser(data, pos)
-            items[key], pos = _unser(data, pos)
-        pos += 1
-        if list(items) == list(range(len(items))):
-            return list(items.values()), pos
-        return items, pos
-    raise ValueError(f"cannot unserialize at {pos}")
-
-
 def php_serialize(value: Any) -> str:
-    if isinstance(value, list):
-        body = "".join(f"i:{i};{php_serialize(v)}" for i, v in enumerate(value))
-        return f"a:{len(value)}:{{{body}}}"
-    if isinstance(value, str):
-        return f's:{len(value.encode())}:"{value}";'
-    if isinstance(value, int):
-        return f"i:{value};"
-    return str(value)
+    return str(phpserialize.dumps(value).decode())
 
 
 # -- "wordpress.org" -------------------------------------------------------------------------------
 
 def wporg() -> dict[str, Any] | None:
     path = os.environ.get("WPSIM_WPORG")
-    if not path:
+    if not path or os.environ.get("WPSIM_WPORG_DOWN"):
         return None
     try:
         data: dict[str, Any] = json.loads(Path(path).read_text())
@@ -337,6 +458,10 @@ def releases(kind: str, name: str) -> dict[str, dict[str, Any]]:
     if isinstance(entry, list):
         return {v: {} for v in entry}
     return dict(entry)
+
+
+def downloads() -> str:
+    return os.environ.get("WPSIM_DOWNLOADS", "https://downloads.wordpress.org").rstrip("/")
 
 
 def vkey(version: str) -> tuple[Any, ...]:
@@ -371,6 +496,12 @@ def stable(version: str) -> bool:
     return re.fullmatch(r"\d+(\.\d+){0,3}", version) is not None
 
 
+def installable(props: dict[str, Any]) -> bool:
+    """The release's PHP requirement is met on this PHP (else WordPress offers it as "unavailable")."""
+    needed = props.get("requires_php")
+    return not needed or vkey(php_version()) >= vkey(str(needed))
+
+
 # -- output formats -----------------------------------------------------------------------------
 
 def render(args: Args, items: list[dict[str, Any]], fields: list[str], default: str = "table") -> None:
@@ -399,21 +530,81 @@ def render(args: Args, items: list[dict[str, Any]], fields: list[str], default: 
         out("\t".join(fields) + "\n" + "".join("\t".join(str(r[f]) for f in fields) + "\n" for r in rows))
 
 
+# -- what each command accepts (WP-CLI 2.12's synopses); anything else is a parameter error ----------
+
+GLOBAL_OPTIONS = {"path", "url", "ssh", "http", "user", "skip-plugins", "skip-themes", "skip-packages", "require",
+                  "exec", "context", "color", "no-color", "debug", "prompt", "quiet", "allow-root"}
+LIST_FILTERS = {"name", "status", "update", "version", "update_version", "auto_update", "title", "description",
+                "file", "author", "update_package", "update_id", "tested_up_to", "requires", "requires_php"}
+ANY = None  # db export/import hand unknown options on to mysqldump / mysql
+SYNOPSIS: dict[str, set[str] | None] = {
+    "cli info": {"format"}, "cli version": set(), "cli has-command": set(),
+    "core version": {"extra"},
+    "core check-update": {"minor", "major", "force-check", "field", "fields", "format"},
+    "core update": {"minor", "version", "force", "locale", "insecure"},
+    "core update-db": {"network", "dry-run"},
+    "core is-installed": {"network"},
+    "db export": ANY, "db import": ANY,
+    "maintenance-mode activate": {"force"}, "maintenance-mode deactivate": set(),
+    "maintenance-mode status": set(), "maintenance-mode is-active": set(),
+    "option get": {"format"},
+    "plugin list": {"field", "fields", "format", "status", "skip-update-check", "recently-active"} | LIST_FILTERS,
+    "theme list": {"field", "fields", "format", "status", "skip-update-check"} | LIST_FILTERS,
+    "plugin update": {"all", "exclude", "minor", "patch", "format", "version", "dry-run", "insecure",
+                      "auto-update-indicated"},
+    "theme update": {"all", "exclude", "minor", "patch", "format", "version", "dry-run", "insecure"},
+    "plugin is-active": {"network"}, "theme is-active": set(),
+    "plugin activate": {"all", "exclude", "network"}, "plugin deactivate": {"uninstall", "all", "exclude", "network"},
+    "theme activate": set(),
+    "transient get": {"format", "network"},
+    "sqlite export": {"tables", "exclude_tables", "porcelain"}, "sqlite import": set(),
+}
+GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite"}
+
+
+def check_parameters(args: Args) -> str:
+    """The command's name (``plugin list``); exits as WP-CLI does on an unknown command or option."""
+    group = args.words[0]
+    if group not in GROUPS or (group == "sqlite" and not sqlite_command(args)):
+        error(f"'{group}' is not a registered wp command. See 'wp help' for available commands.")
+    verb = args.words[1] if len(args.words) > 1 else ""
+    name = f"{group} {verb}"
+    if name not in SYNOPSIS:
+        error(f"'{verb}' is not a registered subcommand of '{group}'. See 'wp help {group}' for available subcommands.")
+    allowed = SYNOPSIS[name]
+    if allowed is not ANY:
+        unknown = [key for key in args.flags if key not in allowed and key not in GLOBAL_OPTIONS]
+        if unknown:
+            error("Parameter errors:\n" + "\n".join(f" unknown --{key} parameter" for key in unknown))
+    return name
+
+
+def sqlite_command(args: Args) -> bool:
+    """The wp-cli/sqlite-command package is installed (or ``--require``d for this call)."""
+    return bool(os.environ.get("WPSIM_SQLITE_COMMAND")) or "sqlite-command" in str(args.flags.get("require", ""))
+
+
 # -- commands -----------------------------------------------------------------------------------
 
 def cmd_cli(site: Site | None, args: Args) -> None:
-    if args.words[1:2] == ["version"]:
+    verb = args.words[1]
+    if verb == "version":
         out(f"WP-CLI {CLI_VERSION}\n")
         return
-    if args.words[1:2] != ["info"]:
-        error(f"'{' '.join(args.words)}' is not a registered wp command. See 'wp help' for available commands.")
-    info = {"system_os": "Linux", "shell": "/bin/sh", "php_binary_path": shutil.which("php") or "/usr/bin/php",
-            "php_version": php_version(), "php_memory_limit": "128M", "php_ini_used": "",
-            "mysql_binary_path": "", "mysql_version": "", "sql_modes": [], "wp_cli_dir_path": "phar://wp-cli.phar",
-            "wp_cli_vendor_path": "phar://wp-cli.phar/vendor", "wp_cli_phar_path": "", "wp_cli_packages_dir_path": "",
-            "wp_cli_cache_dir_path": "", "global_config_path": "", "project_config_path": "", "wp_cli_version": CLI_VERSION}
+    if verb == "has-command":
+        wanted = " ".join(args.words[2:]).split()
+        known = " ".join(wanted) in SYNOPSIS or (len(wanted) == 1 and wanted[0] in GROUPS)
+        raise Exit(0 if known and (wanted[:1] != ["sqlite"] or sqlite_command(args)) else 1)
+    mysql = mysql_client("mariadb", "mysql")[0]
+    info: dict[str, Any] = {"system_os": "Linux", "shell": "/bin/sh", "php_binary_path": shutil.which("php") or "/usr/bin/php",
+            "php_version": php_version(), "php_ini_used": "",
+            "mysql_binary_path": shutil.which(mysql) or "", "mysql_version": "", "sql_modes": [],
+            "wp_cli_dir_path": "phar://wp-cli.phar/vendor/wp-cli/wp-cli", "wp_cli_vendor_path": "phar://wp-cli.phar/vendor",
+            "wp_cli_phar_path": "phar:///opt/wp-cli/wp-cli.phar", "wp_cli_packages_dir_path": None,
+            "wp_cli_cache_dir_path": "", "global_config_path": False, "project_config_path": False,
+            "wp_cli_version": CLI_VERSION}
     if args.get("format") == "json":
-        out(php_json(info))
+        out(php_json(info) + "\n")
     else:
         out("".join(f"{k}:\t{v}\n" for k, v in info.items()))
 
@@ -430,7 +621,7 @@ def php_version() -> str:
 
 
 def cmd_core(site: Site, args: Args) -> None:
-    verb = args.words[1] if len(args.words) > 1 else ""
+    verb = args.words[1]
     if verb == "version":
         version = site.core_version()
         if args.has("extra"):
@@ -439,17 +630,16 @@ def cmd_core(site: Site, args: Args) -> None:
         else:
             out(version + "\n")
         return
-    site.load_wordpress(args)
+    # is-installed runs with WP_INSTALLING defined: WordPress loads no plugin and no theme
+    site.load_wordpress(args, plugins=verb != "is-installed")
     if verb == "check-update":
         core_check_update(site, args)
     elif verb == "update":
         core_update(site, args)
     elif verb == "update-db":
         core_update_db(site, args)
-    elif verb == "is-installed":
-        raise Exit(0 if site.option("siteurl") else 1)
     else:
-        error(f"'core {verb}' is not a registered subcommand of 'core'. See 'wp help core' for available subcommands.")
+        raise Exit(0 if site.option("siteurl") else 1)
 
 
 def core_offers(site: Site) -> list[dict[str, str]]:
@@ -460,20 +650,22 @@ def core_offers(site: Site) -> list[dict[str, str]]:
         label = {"patch": "minor", "minor": "major", "major": "major"}.get(kind)
         if label and (label not in best or vkey(version) > vkey(best[label])):
             best[label] = version
-    return [{"version": best[t], "update_type": t,
-             "package_url": f"https://downloads.wordpress.org/release/wordpress-{best[t]}.zip"}
+    return [{"version": best[t], "update_type": t, "package_url": f"{downloads()}/release/wordpress-{best[t]}.zip"}
             for t in ("minor", "major") if t in best]
 
 
 def core_check_update(site: Site, args: Args) -> None:
     fmt = args.get("format", "table")
     if wporg() is None:
+        store_transient(site, "update_core", {"updates": [], "version_checked": site.core_version()})
         if fmt == "table":
             warning(args, "Failed to check for updates: cURL error 6: Could not resolve host: api.wordpress.org")
             return
         render(args, [], ["version", "update_type", "package_url"])
         return
     offers = core_offers(site)
+    store_transient(site, "update_core", {"updates": offers or [{"response": "latest"}],
+                                          "version_checked": site.core_version()}, reached=True)
     for only in ("major", "minor"):
         if args.has(only):
             offers = [o for o in offers if o["update_type"] == only]
@@ -484,24 +676,22 @@ def core_check_update(site: Site, args: Args) -> None:
 
 
 def core_update(site: Site, args: Args) -> None:
-    fmt = args.get("format", "table")
-    if fmt in ("json", "csv"):
-        args.quiet = True
+    """Text only: ``core update`` has no ``--format`` (the parameter check refuses it)."""
     current = site.core_version()
     offers = {o["update_type"]: o["version"] for o in core_offers(site)}
     target = args.get("version") or (offers.get("minor") if args.has("minor") else offers.get("major") or offers.get("minor"))
     if not target:
-        success(args, "WordPress is at the latest minor release." if args.has("minor")
-                else f"WordPress is up to date at version {current}.")
+        success(args, "WordPress is at the latest minor release." if args.has("minor") else "WordPress is up to date.")
         return
     if vkey(target) <= vkey(current) and not args.has("force"):
-        success(args, f"WordPress is up to date at version {current}.")
+        success(args, "WordPress is up to date.")
         return
-    props = releases("core", "").get(target)
-    if props is None:
-        error("Download failed.: Not Found")
     log(args, f"Updating to version {target} (en_US)...")
-    log(args, f"Downloading update from https://downloads.wordpress.org/release/wordpress-{target}-no-content.zip...")
+    log(args, f"Downloading update from https://wordpress.org/wordpress-{target}.zip...")
+    props = releases("core", "").get(target)
+    if props is None or wporg() is None:
+        error(f"Failed to get url 'https://wordpress.org/wordpress-{target}.zip': cURL error 6: Could not resolve "
+              "host: wordpress.org." if wporg() is None else "Download failed.: Not Found")
     site.maintenance(True)
     log(args, "Unpacking the update...")
     version_php = site.root / "wp-includes" / "version.php"
@@ -517,11 +707,6 @@ def core_update(site: Site, args: Args) -> None:
     if "hangup" in core_faults:
         hang_up()
     site.maintenance(False)
-    log(args, "Cleaning up files...\nNo old files were removed.")
-    if fmt in ("json", "csv"):
-        render(args, [{"name": "core", "old_version": current, "new_version": target, "status": "Updated"}],
-               ["name", "old_version", "new_version", "status"])
-        return
     success(args, "WordPress updated successfully.")
 
 
@@ -535,62 +720,114 @@ def core_update_db(site: Site, args: Args) -> None:
         log(args, "Performing a dry run, with no database modification.")
         success(args, f"WordPress database will be upgraded from db version {stored} to {wanted}.")
         return
-    site.set_option("db_version", str(wanted) if site.sqlite.exists() else wanted)
+    site.set_option("db_version", str(wanted) if site.engine() != "json" else wanted)
     success(args, f"WordPress database upgraded successfully from db version {stored} to {wanted}.")
 
 
 def cmd_db(site: Site, args: Args) -> None:
-    """``db export`` / ``db import``: they stop after wp-config.php, so broken plugins cannot stop them."""
-    verb = args.words[1] if len(args.words) > 1 else ""
+    """``db export`` / ``db import`` stop after wp-config.php (no plugin runs) and shell out to the
+    MariaDB/MySQL client tools, as WP-CLI does — which cannot reach an SQLite site's database."""
+    verb = args.words[1]
     site.load_config()
-    if not site.has_db():
-        error("Error establishing a database connection.")
     target = args.words[2] if len(args.words) > 2 else ""
     if verb == "export":
-        target = target or f"wordpress-{time.strftime('%Y-%m-%d')}-{os.urandom(4).hex()[:7]}.sql"
-        try:
-            with open(target, "w", encoding="utf-8") as dump:
-                if site.sqlite.exists():
-                    with sqlite3.connect(site.sqlite) as db:
-                        for line in db.iterdump():
-                            dump.write(line + "\n")
-                else:
-                    dump.write("-- wpsim-json\n" + json.dumps(site._json()) + "\n")
-                filler = site.content / "database" / "wpsim-dbsize"
-                if filler.exists():  # a database larger than the files suggest
-                    chunk = "-- " + "x" * 1020 + "\n"
-                    for _ in range(int(filler.read_text().strip() or 0) // 1024):
-                        dump.write(chunk)
-                dump.write(f"-- Dump completed on {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        except OSError as exc:
-            err(f"mysqldump: Got errno {exc.errno} on write")
-            raise Exit(2) from None
+        target = target or f"{site.constants().get('DB_NAME', 'wordpress')}-{time.strftime('%Y-%m-%d')}.sql"
+        dump_database(site, target)
         if args.has("porcelain"):
             out(target + "\n")
         else:
             success(args, f"Exported to '{target}'.")
-    elif verb == "import":
-        target = target or "wordpress.sql"
-        try:
-            text = Path(target).read_text(encoding="utf-8")
-        except OSError:
-            error(f"Import file missing or not readable: {target}")
-        if text.startswith("-- wpsim-json\n"):
-            site.jsondb.write_text(json.dumps(json.loads(text.splitlines()[1]), indent=1))
-        else:
-            fresh = site.sqlite.with_name(".ht.sqlite.import")
-            fresh.unlink(missing_ok=True)
-            with sqlite3.connect(fresh) as db:
-                db.executescript(text)
-            os.replace(fresh, site.sqlite)
-        success(args, f"Imported from '{target}'.")
-    else:
-        error(f"'db {verb}' is not a registered subcommand of 'db'. See 'wp help db' for available subcommands.")
+        return
+    target = target or "wordpress.sql"
+    if not Path(target).is_file():
+        error(f"Import file missing or not readable: {target}")
+    import_database(site, target)
+    success(args, f"Imported from '{target}'.")
+
+
+def mysql_unreachable(tool: str) -> NoReturn:
+    """What WP-CLI prints when the MySQL tools cannot reach a database (an SQLite site has none)."""
+    client, dumper = mysql_client("mariadb", "mysql")[0], mysql_client("mariadb-dump", "mysqldump")[0]
+    if not shutil.which(client):
+        missing = f"/usr/bin/env: ‘{tool}’: No such file or directory"
+        err(f"{missing}\nWarning: Failed to get current character set of the posts table. Reason: "
+            f"/usr/bin/env: ‘mysql’: No such file or directory\n\n{missing}")
+        raise Exit(127)
+    socket_error = "Can't connect to local server through socket '/run/mysqld/mysqld.sock' (2)"
+    err(f"Warning: Failed to get current character set of the posts table. Reason: ERROR 2002 (HY000): "
+        f"{socket_error}\n\n{dumper if tool == 'mysqldump' else client}: Got error: 2002: \"{socket_error}\" "
+        "when trying to connect")
+    raise Exit(2 if tool == "mysqldump" else 1)
+
+
+def dump_database(site: Site, target: str) -> None:
+    engine = site.engine()
+    if engine == "sqlite":
+        mysql_unreachable("mysqldump")
+    try:
+        with open(target, "w", encoding="utf-8") as dump:
+            if engine == "mysql":
+                dump.flush()
+                done = subprocess.run([*mysql_client("mariadb-dump", "mysqldump"), *site.mysql_args(),
+                                       "--single-transaction", "--quick"], stdout=dump, stderr=subprocess.PIPE,
+                                      text=True, env=site.mysql_env(), check=False)
+                if done.returncode != 0:
+                    err(done.stderr.rstrip())
+                    raise Exit(done.returncode)
+            else:
+                dump.write("-- wpsim-json\n" + json.dumps(site._json()) + "\n")
+            filler = site.content / "database" / "wpsim-dbsize"
+            if filler.exists():  # a database larger than the files suggest
+                chunk = "-- " + "x" * 1020 + "\n"
+                for _ in range(int(filler.read_text().strip() or 0) // 1024):
+                    dump.write(chunk)
+    except OSError as exc:
+        err(f"mysqldump: Got errno {exc.errno} on write")
+        raise Exit(2) from None
+
+
+def import_database(site: Site, source: str) -> None:
+    engine = site.engine()
+    if engine == "sqlite":
+        mysql_unreachable("mysql")
+    if engine == "json":
+        text = Path(source).read_text(encoding="utf-8")
+        site.jsondb.write_text(json.dumps(json.loads(text.splitlines()[1]), indent=1))
+        return
+    with open(source, "rb") as dump:
+        done = subprocess.run([*mysql_client("mariadb", "mysql"), *site.mysql_args()], stdin=dump,
+                              capture_output=True, env=site.mysql_env(), check=False)
+    if done.returncode != 0:
+        err(done.stderr.decode("utf-8", "replace").rstrip())
+        raise Exit(done.returncode)
+
+
+def cmd_sqlite(site: Site, args: Args) -> None:
+    """wp-cli/sqlite-command: ``sqlite export|import FILE`` on an SQLite site's database."""
+    verb = args.words[1]
+    site.load_wordpress(args)
+    target = args.words[2] if len(args.words) > 2 else ""
+    if verb == "export":
+        target = target or "database.sql"
+        success(args, "Exporting database...")
+        with sqlite3.connect(site.sqlite) as db, open(target, "w", encoding="utf-8") as dump:
+            for line in db.iterdump():
+                dump.write(line + "\n")
+        success(args, f"Export complete. File written to {target}")
+        return
+    if not Path(target).is_file():
+        error(f"Import file missing or not readable: {target}")
+    fresh = site.sqlite.with_name(".ht.sqlite.import")
+    fresh.unlink(missing_ok=True)
+    with sqlite3.connect(fresh) as db:
+        db.executescript(Path(target).read_text(encoding="utf-8"))
+    os.replace(fresh, site.sqlite)
+    success(args, f"Imported from '{target}'.")
 
 
 def cmd_maintenance(site: Site, args: Args) -> None:
-    verb = args.words[1] if len(args.words) > 1 else ""
-    site.load_config()
+    verb = args.words[1]
+    site.load_wordpress(args)
     active = (site.root / ".maintenance").exists()
     if verb == "status":
         out(f"Maintenance mode is {'active' if active else 'not active'}.\n")
@@ -602,45 +839,73 @@ def cmd_maintenance(site: Site, args: Args) -> None:
         log(args, "Enabling Maintenance mode...")
         site.maintenance(True)
         success(args, "Activated Maintenance mode.")
-    elif verb == "deactivate":
+    else:
         if not active:
             error("Maintenance mode already deactivated.")
         log(args, "Disabling Maintenance mode...")
         site.maintenance(False)
         success(args, "Deactivated Maintenance mode.")
-    else:
-        error(f"'maintenance-mode {verb}' is not a registered subcommand.")
+
+
+CONSTANT_OPTIONS = {"home": "WP_HOME", "siteurl": "WP_SITEURL"}
 
 
 def cmd_option(site: Site, args: Args) -> None:
     site.load_wordpress(args)
     name = args.words[2] if len(args.words) > 2 else ""
-    value = site.option(name)
+    value = site.constants().get(CONSTANT_OPTIONS.get(name, ""), site.option(name))
     if value is None:
         error(f"Could not get '{name}' option. Does it exist?")
     out((php_json(value) if args.get("format") == "json" else str(value)) + "\n")
 
 
-def extension_rows(site: Site, kind: str) -> list[dict[str, Any]]:
+def cmd_transient(site: Site, args: Args) -> None:
+    """``transient get KEY --network``: the site transients WordPress keeps of its update checks."""
+    site.load_wordpress(args)
+    key = args.words[2] if len(args.words) > 2 else ""
+    prefix = "_site_transient_" if args.has("network") else "_transient_"
+    value = site.option(prefix + key)
+    if value is None:
+        warning(args, f'Transient with key "{key}" is not set.')
+        return
+    out((php_json(value) if args.get("format") == "json" else str(value)) + "\n")
+
+
+def store_transient(site: Site, key: str, data: dict[str, Any], *, reached: bool = False) -> None:
+    """As ``wp_version_check`` / ``wp_update_plugins`` do: ``last_checked`` is written before asking
+    wordpress.org, the answer's fields only when it answered."""
+    value = {"last_checked": int(time.time())} | (data if reached or key == "update_core" else {})
+    site.set_option(f"_site_transient_{key}", phpserialize.phpobject("stdClass", value))
+
+
+def extension_rows(site: Site, kind: str, args: Args | None = None) -> list[dict[str, Any]]:
     items = site.plugins() if kind == "plugin" else site.themes()
     offline = wporg() is None
+    checked, response = {}, {}
     for item in items:
         item["auto_update"] = "off"
         if item["status"] in ("must-use", "dropin"):
             item["update"], item["update_version"] = False, ""
             continue
-        newer = [v for v in releases(f"{kind}s", item["name"]) if vkey(v) > vkey(item["version"])]
-        newest = max(newer, key=vkey) if newer and not offline else ""
-        item["update"] = "available" if newest else "none"
+        checked[item["file"]] = item["version"]
+        offered = releases(f"{kind}s", item["name"])
+        newer = [v for v in offered if vkey(v) > vkey(item["version"])] if not offline else []
+        newest = max(newer, key=vkey) if newer else ""
+        item["update"] = "none" if not newest else "available" if installable(offered[newest]) else "unavailable"
         item["update_version"] = newest
+        if newest:
+            response[item["file"]] = {"slug": item["name"], "new_version": newest}
+    if args is None or not args.has("skip-update-check"):
+        store_transient(site, f"update_{kind}s", {"checked": checked, "response": response, "no_update": {},
+                                                   "translations": []}, reached=not offline)
     return items
 
 
 def cmd_extension(site: Site, args: Args, kind: str) -> None:
-    verb = args.words[1] if len(args.words) > 1 else ""
+    verb = args.words[1]
     site.load_wordpress(args)
     if verb == "list":
-        items = extension_rows(site, kind)
+        items = extension_rows(site, kind, args)
         for status in [args.get("status")] if args.get("status") else []:
             items = [i for i in items if i["status"] == status]
         fields = ["name", "status", "update", "version", "update_version", "auto_update"]
@@ -650,8 +915,25 @@ def cmd_extension(site: Site, args: Args, kind: str) -> None:
     elif verb == "is-active":
         name = args.words[2] if len(args.words) > 2 else ""
         raise Exit(0 if any(i["name"] == name and i["status"] == "active" for i in extension_rows(site, kind)) else 1)
-    else:
-        error(f"'{kind} {verb}' is not a registered subcommand of '{kind}'. See 'wp help {kind}' for available subcommands.")
+    elif verb in ("activate", "deactivate"):
+        set_active(site, args, kind, verb == "activate")
+
+
+def set_active(site: Site, args: Args, kind: str, on: bool) -> None:
+    items = {i["name"]: i for i in (site.plugins() if kind == "plugin" else site.themes())}
+    name = args.words[2] if len(args.words) > 2 else ""
+    if name not in items:
+        error(f"The '{name}' {kind} could not be found.")
+    if kind == "theme":
+        site.set_option("stylesheet", name)
+        site.set_option("template", name)
+        success(args, f"Switched to '{items[name]['title']}' theme.")
+        return
+    active = [f for f in (site.option("active_plugins") or []) if f != items[name]["file"]]
+    site.set_option("active_plugins", active + ([items[name]["file"]] if on else []))
+    word = "activated" if on else "deactivated"
+    log(args, f"Plugin '{name}' {word}.")
+    success(args, f"{word.title()} 1 of 1 plugins.")
 
 
 def extension_update(site: Site, args: Args, kind: str) -> None:
@@ -663,19 +945,21 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     fmt = args.get("format", "table")
     if fmt in ("json", "csv"):
         args.quiet = True
-    items = {i["name"]: i for i in extension_rows(site, kind)}
+    items = {i["name"]: i for i in extension_rows(site, kind, args)}
     failures = 0
     for name in names:
         if name not in items:
             warning(args, f"The '{name}' {kind} could not be found.")
             failures += 1
-    candidates = [items[n] for n in (names or items) if n in items and items[n]["update"] not in ("none", False)]
+    offered = [items[n] for n in (names or items) if n in items and items[n]["update"] not in ("none", False)]
+    candidates = [c for c in offered if c["update"] == "available" or args.has("minor") or args.has("patch")]
     if args.has("minor") or args.has("patch"):
         allowed = ("patch",) if args.has("patch") else ("patch", "minor")
         picked = []
         for item in candidates:
-            options = [v for v in releases(f"{kind}s", item["name"])
-                       if stable(v) and semver_name(v, item["version"]) in allowed]
+            releases_of = releases(f"{kind}s", item["name"])
+            options = [v for v in releases_of if stable(v) and semver_name(v, item["version"]) in allowed
+                       and installable(releases_of[v])]
             if options:
                 picked.append({**item, "update_version": max(options, key=vkey)})
         candidates = picked
@@ -690,6 +974,11 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
             out(f"Available {kind} updates:\n")
         render(args, candidates, ["name", "status", "version", "update_version"])
         return
+    for item in offered:
+        if item not in candidates and item["update"] == "unavailable":
+            warning(args, f"{item['name']}: This update requires PHP version "
+                          f"{releases(f'{kind}s', item['name'])[item['update_version']].get('requires_php')}, "
+                          f"but the version installed is {php_version()}.")
     updated: list[str] = []
     failed = failures
     summary = []
@@ -701,12 +990,13 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
         if needs_maintenance:
             log(args, "Enabling Maintenance mode...")
             site.maintenance(True)
-        log(args, f"Downloading update from https://downloads.wordpress.org/{kind}/{item['name']}.{target}.zip...")
-        log(args, "Unpacking the update...")
-        log(args, f"Installing the latest version...\nRemoving the old version of the {kind}...")
+        log(args, f"Downloading update from {downloads()}/{kind}/{item['name']}.{target}.zip...")
+        if "download" not in faults:
+            log(args, "Unpacking the update...")
+            log(args, f"Installing the latest version...\nRemoving the old version of the {kind}...")
         if "slow" in faults:  # a large package: the site stays in maintenance mode a while
             time.sleep(float(os.environ.get("WPSIM_SLOW", "4")))
-        ok = install_release(item, target, props)
+        ok = install_release(site, item, target, props)
         if "hangup" in faults:
             hang_up()
         if needs_maintenance and "stuck-maintenance" not in faults:
@@ -716,7 +1006,7 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
             log(args, f"{kind.title()} updated successfully.")
             updated.append(item["name"])
         else:
-            warning(args, f"Download failed. Could not unpack the {kind} package.")
+            warning(args, 'Download failed. "Not Found"')
             failed += 1
         summary.append({"name": item["name"], "old_version": item["version"], "new_version": target,
                         "status": "Updated" if ok else "Error"})
@@ -725,21 +1015,30 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     total = len(names) if names else len(candidates)
     noun = f"{kind}s" if total != 1 else kind
     if not candidates and not failed:
+        if offered:  # only releases this site cannot take: nothing was updated
+            error(f"No {kind}s updated.")
         if fmt not in ("json", "csv"):
             success(args, f"{kind.title()} already updated." if total == 1 else f"{kind.title()}s already updated.")
         return
     if failed:
-        message = (f"No {noun} updated ({failed} failed)." if not updated
+        message = (f"No {kind}s updated ({failed} failed)." if not updated
                    else f"Only updated {len(updated)} of {total} {noun} ({failed} failed).")
-        if fmt not in ("json", "csv"):
-            err(f"Error: {message}")
-        raise Exit(1)
+        error(message)
     success(args, f"Updated {len(updated)} of {total} {noun}.")
 
 
-def install_release(item: dict[str, Any], target: str, props: dict[str, Any]) -> bool:
+def install_release(site: Site, item: dict[str, Any], target: str, props: dict[str, Any]) -> bool:
     """Replace the installed files with release ``target``; faults come from "wordpress.org"."""
     path: Path = item["path"]
+    folder = props.get("folder")
+    if folder and path.suffix == ".php" and path.parent.name == "plugins":  # Hello Dolly: hello.php -> hello-dolly/
+        moved = path.parent / str(folder) / path.name
+        moved.parent.mkdir(exist_ok=True)
+        path.rename(moved)
+        active = site.option("active_plugins") or []
+        if item["file"] in active:
+            site.set_option("active_plugins", [f"{folder}/{path.name}" if f == item["file"] else f for f in active])
+        path = item["path"] = moved
     main = path if path.suffix == ".php" else (path / "style.css" if (path / "style.css").exists() else None)
     if main is None:
         main = next((f for f in sorted(path.glob("*.php")) if "Plugin Name" in read_headers(f, ("Plugin Name",))), None)
@@ -796,19 +1095,17 @@ def main(argv: list[str]) -> int:
     try:
         if not args.words:
             error("Please specify a command.")
+        check_parameters(args)
         group = args.words[0]
         if group == "cli":
             cmd_cli(None, args)
             return 0
-        path = args.get("path") or os.getcwd()
-        site = Site(Path(path))
-        handlers: dict[str, Any] = {"core": cmd_core, "db": cmd_db, "maintenance-mode": cmd_maintenance,
-                    "option": cmd_option, "plugin": lambda s, a: cmd_extension(s, a, "plugin"),
-                    "theme": lambda s, a: cmd_extension(s, a, "theme")}
-        handler = handlers.get(group)
-        if handler is None:
-            error(f"'{group}' is not a registered wp command. See 'wp help' for available commands.")
-        handler(site, args)
+        site = Site(Path(args.get("path") or os.getcwd()))
+        handlers: dict[str, Any] = {
+            "core": cmd_core, "db": cmd_db, "maintenance-mode": cmd_maintenance, "option": cmd_option,
+            "transient": cmd_transient, "sqlite": cmd_sqlite,
+            "plugin": lambda s, a: cmd_extension(s, a, "plugin"), "theme": lambda s, a: cmd_extension(s, a, "theme")}
+        handlers[group](site, args)
     except Exit as done:
         sys.stdout.flush()
         return done.code
