@@ -14,12 +14,22 @@ if TYPE_CHECKING:
 
 
 def _update(ext: Extension) -> str:
+    if ext.unavailable_version:
+        return f"{ext.unavailable_version} unavailable here (its PHP or WordPress requirement is not met)"
     if not ext.update_version:
         return "up to date"
     text = f"→ {ext.update_version} ({ext.update_type})"
     if ext.minor_update_version:
         text += f", newest {ext.minor_update_type} {ext.minor_update_version}"
     return text
+
+
+def _no_offers(inv: SiteInventory) -> str:
+    """"up to date" only when the site really asked wordpress.org."""
+    source = inv.update_source
+    if source.reachable is False:
+        return f"cannot tell: the site could not reach wordpress.org (last checked {source.last_checked or 'never'})"
+    return "up to date" if source.reachable else "no offers (cannot tell whether the site reached wordpress.org)"
 
 
 def inventory_table(inventories: list[SiteInventory]) -> str:
@@ -29,7 +39,7 @@ def inventory_table(inventories: list[SiteInventory]) -> str:
             lines.append(f"{inv.site}  FAILED  {inv.error}")
             lines.append("")
             continue
-        offers = ", ".join(f"{o.version} ({o.type})" for o in inv.core.updates) or "up to date"
+        offers = ", ".join(f"{o.version} ({o.type})" for o in inv.core.updates) or _no_offers(inv)
         lines.append(
             f"{inv.site}  {'ok' if inv.ok else 'PROBLEM'}  WordPress {inv.core.version} → {offers}"
             f"  PHP {inv.php or '?'}  [{', '.join(inv.sources)}]"
