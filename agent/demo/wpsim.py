@@ -625,8 +625,10 @@ def cmd_core(site: Site, args: Args) -> None:
     if verb == "version":
         version = site.core_version()
         if args.has("extra"):
+            tinymce = site.version_var("tinymce_version")
+            readable = re.sub(r"^(\d)(\d+)-.*$", r"\1.\2", tinymce)
             out(f"WordPress version: {version}\nDatabase revision: {site.version_var('wp_db_version')}\n"
-                f"TinyMCE version:   {site.version_var('tinymce_version')}\nPackage language:  en_US\n")
+                f"TinyMCE version:   {readable} ({tinymce})\nPackage language:  en_US\n")
         else:
             out(version + "\n")
         return
@@ -656,10 +658,10 @@ def core_offers(site: Site) -> list[dict[str, str]]:
 
 def core_check_update(site: Site, args: Args) -> None:
     fmt = args.get("format", "table")
-    if wporg() is None:
+    if wporg() is None:  # WP-CLI 2.12 says nothing of it: offline looks exactly like up to date
         store_transient(site, "update_core", {"updates": [], "version_checked": site.core_version()})
         if fmt == "table":
-            warning(args, "Failed to check for updates: cURL error 6: Could not resolve host: api.wordpress.org")
+            success(args, "WordPress is at the latest version.")
             return
         render(args, [], ["version", "update_type", "package_url"])
         return
@@ -707,6 +709,8 @@ def core_update(site: Site, args: Args) -> None:
     if "hangup" in core_faults:
         hang_up()
     site.maintenance(False)
+    if (wporg() or {}).get("checksums") is False:
+        warning(args, f"Checksums not available for WordPress {current}/en_US. Please cleanup files manually.")
     success(args, "WordPress updated successfully.")
 
 
@@ -908,8 +912,7 @@ def cmd_extension(site: Site, args: Args, kind: str) -> None:
         items = extension_rows(site, kind, args)
         for status in [args.get("status")] if args.get("status") else []:
             items = [i for i in items if i["status"] == status]
-        fields = ["name", "status", "update", "version", "update_version", "auto_update"]
-        render(args, items, fields + (["type"] if kind == "theme" else []))
+        render(args, items, ["name", "status", "update", "version", "update_version", "auto_update"])
     elif verb == "update":
         extension_update(site, args, kind)
     elif verb == "is-active":
@@ -956,7 +959,10 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     if args.has("minor") or args.has("patch"):
         allowed = ("patch",) if args.has("patch") else ("patch", "minor")
         picked = []
+        unknown = set(((wporg() or {}).get("no_info") or {}).get(f"{kind}s", []))
         for item in candidates:
+            if item["name"] in unknown:  # --minor/--patch need wordpress.org's version list of the slug
+                continue
             releases_of = releases(f"{kind}s", item["name"])
             options = [v for v in releases_of if stable(v) and semver_name(v, item["version"]) in allowed
                        and installable(releases_of[v])]
@@ -965,6 +971,11 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
         candidates = picked
     excluded = set((args.get("exclude") or "").split(",")) - {""}
     candidates = [c for c in candidates if c["name"] not in excluded]
+    for item in offered:
+        if item not in candidates and item["update"] == "unavailable":
+            needed = releases(f"{kind}s", item["name"])[item["update_version"]].get("requires_php")
+            warning(args, f"{item['name']}: This update requires PHP version {needed}, but the version installed "
+                          f"is {php_version()}.")
     if args.has("dry-run"):
         if not candidates:
             if fmt == "table":
@@ -974,11 +985,6 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
             out(f"Available {kind} updates:\n")
         render(args, candidates, ["name", "status", "version", "update_version"])
         return
-    for item in offered:
-        if item not in candidates and item["update"] == "unavailable":
-            warning(args, f"{item['name']}: This update requires PHP version "
-                          f"{releases(f'{kind}s', item['name'])[item['update_version']].get('requires_php')}, "
-                          f"but the version installed is {php_version()}.")
     updated: list[str] = []
     failed = failures
     summary = []
