@@ -112,6 +112,46 @@ class RealWordPress:
             self.server = None
 
 
+INSTALL_PHP = """<?php
+define( 'WP_INSTALLING', true );
+require __DIR__ . '/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+$result = wp_install( 'wpfleet on MariaDB', 'admin', 'admin@example.test', true, '', wp_generate_password( 24 ) );
+update_option( 'siteurl', $argv[1] );
+update_option( 'home', $argv[1] );
+echo $result['user_id'], "\\n";
+"""
+
+
+def install_mysql(root: Path, socket: Path, database: str, user: str, password: str, version: str = "6.5",
+                  port: int | None = None) -> RealWordPress:
+    """A real WordPress on a MariaDB/MySQL database reached through ``socket``, installed by WordPress itself."""
+    if shutil.which("php") is None:
+        raise RealWordPressUnavailable("php is not installed")
+    build = _member(fetch_builds(), f"package/src/wordpress/wp-{version}.zip")
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(build) as archive:
+        archive.extractall(root)
+    (root / "wp-content" / "db.php").unlink(missing_ok=True)  # the playground build's SQLite drop-in, if any
+    (root / "wp-config.php").write_text(
+        "<?php\n"
+        f"define( 'DB_NAME', '{database}' );\ndefine( 'DB_USER', '{user}' );\ndefine( 'DB_PASSWORD', '{password}' );\n"
+        f"define( 'DB_HOST', 'localhost:{socket}' );\ndefine( 'DB_CHARSET', 'utf8mb4' );\ndefine( 'DB_COLLATE', '' );\n"
+        "define( 'WP_ENVIRONMENT_TYPE', 'local' );\n$table_prefix = 'wp_';\n"
+        "if ( ! defined( 'ABSPATH' ) ) { define( 'ABSPATH', __DIR__ . '/' ); }\nrequire_once ABSPATH . 'wp-settings.php';\n")
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    script = root / "wpfleet-install.php"
+    script.write_text(INSTALL_PHP)
+    try:
+        done = subprocess.run(["php", str(script), url], cwd=root, capture_output=True, text=True, check=False, timeout=120)
+    finally:
+        script.unlink()
+    if done.returncode != 0:
+        raise RealWordPressUnavailable(f"installing WordPress on MariaDB failed: {done.stdout[-300:]} {done.stderr[-300:]}")
+    return RealWordPress(root=root, port=port, user="admin", app_password="")
+
+
 def install(root: Path, version: str = "6.5", port: int | None = None) -> RealWordPress:
     """Unpack a real WordPress into ``root``, wire SQLite, set its URL, create an app password."""
     if not php_ready():
