@@ -2,12 +2,14 @@
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
+from agent import demo
 from agent.cli import main
 from agent.demo import realwp
 from tests import sshd as sshd_mod
@@ -132,3 +134,35 @@ def test_real_wordpress_fatal_update_is_rolled_back(
     assert sample["version"] == "1.0.0" and sample["status"] == "active"
     assert not (site.root / ".maintenance").exists()
     assert main(["--config", str(fleet.config), "audit", "verify"], clock=clock) == 0
+
+
+@pytest.mark.parametrize(("package", "method"), [(True, "wp sqlite export"), (False, "sqlite online backup")])
+def test_sqlite_site_backup_and_restore(
+    real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], package: bool, method: str,
+) -> None:
+    """``wp db export`` cannot reach an SQLite site's database (it runs mysqldump): the backup uses
+    ``wp sqlite export`` where the host has the package, else SQLite's own backup API."""
+    site = real_wordpress_factory("6.4")
+    wp = demo.write_wp_command(fleet.folder / f"bin-{package}", fleet.wporg, sqlite_command=package)
+    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
+    fleet.blocks.append(f'[[sites]]\nname = "lite"\nurl = "{site.url}"\npath = "{site.root}"\nwp_cli = "{wp}"\n'
+                        f'backup_dir = "{fleet.folder / "backups" / "lite"}"\nsettle_seconds = 3\n')
+    fleet.write()
+    database = site.root / "wp-content" / "database" / ".ht.sqlite"
+
+    def blogname() -> str:
+        with sqlite3.connect(database) as db:
+            return str(db.execute("SELECT option_value FROM wp_options WHERE option_name = 'blogname'").fetchone()[0])
+
+    before = blogname()
+    assert main(["--config", str(fleet.config), "backup", "--site", "lite"]) == 0
+    [backup] = [p for p in (fleet.folder / "backups" / "lite").iterdir() if p.name[0].isdigit()]
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["database"]["method"] == method and manifest["database"]["engine"] == "sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE wp_options SET option_value = 'defaced' WHERE option_name = 'blogname'")
+    assert blogname() == "defaced"
+    capsys.readouterr()
+    assert main(["--config", str(fleet.config), "restore", "--site", "lite", backup.name]) == 0, capsys.readouterr()
+    assert blogname() == before

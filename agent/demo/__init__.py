@@ -91,10 +91,12 @@ def real_site_block(name: str, url: str, root: Path, wp: Path, backups: Path, pa
             '[sites.contract]\nhold = ["core"]  # the stand-in cannot really replace core files\n')
 
 
-def write_wp_command(folder: Path, wporg: Path, delay: float = 0.0, calls: Path | None = None) -> Path:
-    """An executable ``wp`` that runs the stand-in with this fleet's "wordpress.org"."""
+def write_wp_command(folder: Path, wporg: Path, delay: float = 0.0, calls: Path | None = None,
+                     sqlite_command: bool = False) -> Path:
+    """An executable ``wp`` that runs the stand-in with this fleet's "wordpress.org" (and, with
+    ``sqlite_command``, the wp-cli/sqlite-command package installed)."""
     folder.mkdir(parents=True, exist_ok=True)
-    exports = [f"export WPSIM_WPORG='{wporg}'"]
+    exports = [f"export WPSIM_WPORG='{wporg}'"] + (["export WPSIM_SQLITE_COMMAND=1"] if sqlite_command else [])
     if delay:
         exports.append(f"export WPSIM_DELAY={delay}")
     if calls is not None:
