@@ -38,6 +38,7 @@ COMMANDS = {
     "core-check-update": ["core", "check-update", "--format=json"],
     "plugin-list": ["plugin", "list", "--fields=name,status,version,update,update_version", "--format=json"],
     "theme-list": ["theme", "list", "--fields=name,status,version,update,update_version", "--format=json"],
+    "update-transient": ["transient", "get", "update_plugins", "--network", "--format=json"],
 }
 SPEC = demo.DemoSite("bench", "6.5.3", {"contact-form-7": ("5.9.3", True), "classic-editor": ("1.6.4", False)})
 
