@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from inventory import safety
 from inventory.errors import InventoryError
-from inventory.wpcli import checked, json_of
+from inventory.wpcli import checked
 from playbooks.errors import BackupError, PlaybookError
 from playbooks.site import SiteHandle
 
@@ -135,13 +134,7 @@ def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = 
 
 def read_components(site: SiteHandle) -> dict[str, str]:
     """Every plugin and theme with its version, as the files say (no plugin or theme code runs)."""
-    calls = [(kind, "list", "--fields=name,version", "--skip-update-check", "--format=json") for kind in ("plugin", "theme")]
-    found = {}
-    for kind, result in zip(("plugin", "theme"), site.wp.run_many(calls, skip_plugins=True), strict=True):
-        for row in json_of(result):
-            if isinstance(row, dict) and row.get("name"):
-                found[f"{kind}:{safety.slug(str(row['name']))}"] = str(row.get("version") or "")
-    return found
+    return {f"{kind}:{name}": version for kind in ("plugin", "theme") for name, version in site.installed(kind).items()}
 
 
 def _check_space(site: SiteHandle) -> None:

@@ -12,7 +12,7 @@ import requests
 from inventory import safety
 from inventory.rest import make_session
 from inventory.transport import CommandResult, Transport
-from inventory.wpcli import WPCLI
+from inventory.wpcli import WPCLI, json_of
 from playbooks.errors import PlaybookError
 
 
@@ -42,6 +42,15 @@ class SiteHandle:
             detail = (result.stderr or result.stdout).strip().splitlines()
             raise PlaybookError(f"{what} failed on {self.name}: {detail[-1] if detail else f'exit {result.exit_code}'}")
         return result
+
+    def installed(self, kind: str) -> dict[str, str]:
+        """Plugin or theme names and versions as the files say (no plugin or theme code runs)."""
+        listing = json_of(self.wp.run(kind, "list", "--fields=name,version", "--skip-update-check", "--format=json",
+                                      skip_plugins=True))
+        if not isinstance(listing, list):
+            raise ValueError(f"{kind} list: expected a list")
+        return {safety.slug(str(r["name"])): str(r.get("version") or "") for r in listing
+                if isinstance(r, dict) and "name" in r}
 
     def settle(self) -> None:
         """Give the web server's PHP time to see changed files (OPcache revalidation) before probing."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inventory.errors import InventoryError, RemoteCommandError, TransportError
-from inventory.wpcli import checked, json_of, parse_json, text_of
+from inventory.wpcli import checked, parse_json, text_of
 from playbooks import health, restore
 from playbooks.backup import Backup
 from playbooks.site import SiteHandle
@@ -101,12 +101,12 @@ def _apply(site: SiteHandle, step: Step, run: UpdateRun) -> None:
             checked(site.wp.run("core", "update", f"--version={step.to_version}", skip_plugins=True))
             checked(site.wp.run("core", "update-db", skip_plugins=True))
             return
-        before = installed(site, step.kind)
+        before = site.installed(step.kind)
         args = [step.kind, "update", step.name, "--format=json"] + ([] if step.newest else ["--minor"])
         result = site.wp.run(*args)
         rows = parse_json(result.stdout) if result.stdout.strip() else []
         row = next((r for r in rows if isinstance(r, dict) and r.get("name") == step.name), None)
-        after = installed(site, step.kind)
+        after = site.installed(step.kind)
         name = _installed_as(step, before, after)
         if name != step.name:
             run.renamed[step] = name
@@ -122,15 +122,6 @@ def _apply(site: SiteHandle, step: Step, run: UpdateRun) -> None:
         raise StepFailed(f"{step.label()} failed: {exc}", evidence_of(exc)) from exc
     except (InventoryError, ValueError) as exc:
         raise StepFailed(f"{step.label()} failed: {exc}") from exc
-
-
-def installed(site: SiteHandle, kind: str) -> dict[str, str]:
-    """Plugin or theme names and versions as the files say (loads no plugin or theme code)."""
-    listing = json_of(site.wp.run(kind, "list", "--fields=name,version", "--skip-update-check", "--format=json",
-                                  skip_plugins=True))
-    if not isinstance(listing, list):
-        raise ValueError(f"{kind} list: expected a list")
-    return {str(r["name"]): str(r.get("version") or "") for r in listing if isinstance(r, dict) and "name" in r}
 
 
 def _installed_as(step: Step, before: dict[str, str], after: dict[str, str]) -> str:
