@@ -14,10 +14,10 @@ import requests
 
 from inventory.errors import InventoryError, RestError
 from inventory.rest import RestClient
-from inventory.wpcli import error_message, is_fatal
+from inventory.wpcli import CRITICAL_ERROR, error_message, is_fatal
 from playbooks.site import SiteHandle
 
-FATAL_MARKERS = ("There has been a critical error on this website", "Fatal error:", "Parse error:")
+FATAL_MARKERS = (CRITICAL_ERROR, "Fatal error:", "Parse error:")
 TIMEOUT = 20.0
 
 

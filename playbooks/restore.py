@@ -38,8 +38,8 @@ def rollback_extension(site: SiteHandle, backup: Backup, kind: str, name: str, a
     """
     folder = "plugins" if kind == "plugin" else "themes"
     archive = _archive(site, backup)
-    candidates = [f"./wp-content/{folder}/{safety.slug(n)}{suffix}" for n in (name, *also_remove)
-                  for suffix in ("", ".php") if suffix == "" or kind == "plugin"]
+    suffixes = ("", ".php") if kind == "plugin" else ("",)  # a plugin may be a single file
+    candidates = [f"./wp-content/{folder}/{safety.slug(n)}{suffix}" for n in (name, *also_remove) for suffix in suffixes]
     try:
         present = [m for m in candidates if _in_archive(site, archive, m)]
         site.sh(["rm", "-rf", *[site.path(m[2:]) for m in candidates]], f"removing the new {kind} {name}")

@@ -562,8 +562,8 @@ SYNOPSIS: dict[str, set[str] | None] = {
 GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite"}
 
 
-def check_parameters(args: Args) -> str:
-    """The command's name (``plugin list``); exits as WP-CLI does on an unknown command or option."""
+def check_parameters(args: Args) -> None:
+    """Exit as WP-CLI does on an unknown command, subcommand or option."""
     group = args.words[0]
     if group not in GROUPS or (group == "sqlite" and not sqlite_command(args)):
         error(f"'{group}' is not a registered wp command. See 'wp help' for available commands.")
@@ -576,7 +576,6 @@ def check_parameters(args: Args) -> str:
         unknown = [key for key in args.flags if key not in allowed and key not in GLOBAL_OPTIONS]
         if unknown:
             error("Parameter errors:\n" + "\n".join(f" unknown --{key} parameter" for key in unknown))
-    return name
 
 
 def sqlite_command(args: Args) -> bool:
@@ -771,7 +770,6 @@ def dump_database(site: Site, target: str) -> None:
     try:
         with open(target, "w", encoding="utf-8") as dump:
             if engine == "mysql":
-                dump.flush()
                 done = subprocess.run([*mysql_client("mariadb-dump", "mysqldump"), *site.mysql_args(),
                                        "--single-transaction", "--quick"], stdout=dump, stderr=subprocess.PIPE,
                                       text=True, env=site.mysql_env(), check=False)
