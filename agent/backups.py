@@ -42,7 +42,7 @@ def backup_now(services: Services, site: SiteConfig) -> Outcome:
 
 def _public(site: SiteConfig, made: backups.Backup, services: Services) -> dict[str, Any]:
     return {"site": site.name, "id": made.id, "created_at": made.created_at, "initial": made.initial,
-            "size": made.size(), "core": made.core, "restorable": services.today() <= site.contract.support_until}
+            "size": made.size(), "core": made.core, "restorable": not site.contract.support_ended(services.today())}
 
 
 def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]
 
 
 def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outcome:
-    if services.today() > site.contract.support_until:
+    if site.contract.support_ended(services.today()):
         return Outcome(False, f"{site.name}: support ended on {site.contract.support_until}; backups are not "
                               "offered for restore", {"site": site.name})
     try:

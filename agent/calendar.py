@@ -9,7 +9,7 @@ period. An emergency ticket is due ``response_minutes`` later round the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_calendars
@@ -79,15 +79,15 @@ class SupportCalendar:
         current = self.next_support_start(moment)
         while True:
             _, end = self.period(current.date())
-            available = end.astimezone(ZoneInfo("UTC")) - current.astimezone(ZoneInfo("UTC"))
+            available = end.astimezone(UTC) - current.astimezone(UTC)
             if remaining <= available:
-                return (current.astimezone(ZoneInfo("UTC")) + remaining).astimezone(self.zone)
+                return (current.astimezone(UTC) + remaining).astimezone(self.zone)
             remaining -= available
             current = self.next_support_start(end)
 
     def response_due(self, opened_at: datetime, minutes: int, *, emergency: bool = False) -> datetime:
-        if emergency:
-            return (opened_at + timedelta(minutes=minutes)).astimezone(self.zone)
+        if emergency:  # elapsed time: aware-datetime arithmetic in one zone is wall-clock, off by a DST shift
+            return (opened_at.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(self.zone)
         if self.in_support(opened_at):
             return self.add_support_minutes(opened_at, minutes)
         return self.next_support_start(opened_at)

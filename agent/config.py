@@ -7,20 +7,24 @@ the environment variables that hold them; those are read when a site is worked o
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as holiday_calendars
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +38,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTH_DAY = re.compile(r"(\d{2})-(\d{2})")
 _HOURS = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+_PAGE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 _SITE_NAME = r"^[a-z0-9][a-z0-9-]*$"
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
@@ -85,6 +90,8 @@ class AgentConfig(_Strict):
     retention_interval: float = 86400.0
     checkup_interval: float = 86400.0
     watch_timeout: float = Field(10.0, gt=0, le=120)
+    # pages every health check compares with their baseline taken before the change
+    health_pages: list[str] = Field(default_factory=lambda: ["/"], min_length=1, max_length=20)
     metrics: str | None = Field(None, pattern=r"^[0-9a-zA-Z.:\[\]-]+:\d{1,5}$")  # "127.0.0.1:9101"
     log_format: Literal["text", "json"] = "text"
 
@@ -102,6 +109,14 @@ class AgentConfig(_Strict):
         return {"inventory": self.inventory_interval, "update": self.update_interval,
                 "watch": self.watch_interval, "retention": self.retention_interval,
                 "checkup": self.checkup_interval}
+
+    @field_validator("health_pages")
+    @classmethod
+    def _pages(cls, value: list[str]) -> list[str]:
+        for page in value:
+            if not _PAGE.fullmatch(page):
+                raise ValueError(f"{page!r} is not a path on the site like '/shop/'")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -165,6 +180,8 @@ class Contract(_Strict):
     def _holidays(cls, value: list[str]) -> list[str]:
         for item in value:
             if _COUNTRY.fullmatch(item):
+                if item not in holiday_calendars.list_supported_countries():
+                    raise ValueError(f"{item!r} is not a country code the holidays package knows")
                 continue
             try:
                 date.fromisoformat(item)
@@ -188,6 +205,10 @@ class Contract(_Strict):
             raise ValueError("support_until is before support_start")
         return self
 
+    def support_ended(self, today: date) -> bool:
+        """After ``support_until``: inventory only, no changes, no restores."""
+        return today > self.support_until
+
     @property
     def hours(self) -> tuple[time, time]:
         match = _HOURS.fullmatch(self.support_hours)
@@ -199,6 +220,20 @@ class Contract(_Strict):
         match = _MONTH_DAY.fullmatch(self.major_window_start)
         assert match is not None
         return int(match[1]), int(match[2])
+
+
+def _private_channel(url: str) -> bool:
+    """https, or plain http to this very machine."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _valid_month_day(month: int, day: int) -> bool:
@@ -277,6 +312,16 @@ class SiteConfig(_Strict):
         except (ValueError, HostileValueError) as exc:
             raise ValueError(f"not a plain command: {exc}") from None
         return value
+
+    @field_validator("rest")
+    @classmethod
+    def _password_over_tls(cls, rest: RestConfig | None, info: ValidationInfo) -> RestConfig | None:
+        """An application password is Basic auth: never sent in the clear to another machine."""
+        url = str(rest.url or info.data.get("url") or "") if rest else ""
+        if rest is not None and url and not _private_channel(url):
+            raise ValueError(f"the application password would cross the network in the clear to {url}: "
+                             "use https (plain http only to a loopback host)")
+        return rest
 
     @property
     def is_local(self) -> bool:

@@ -149,7 +149,7 @@ class Daemon:
         today = self.services.today()
 
         def prune(site: Any) -> bool:
-            if today > site.contract.support_until:
+            if site.contract.support_ended(today):
                 return False
             with transport_for(site) as transport:
                 handle = self.services.handle(site, transport)

@@ -118,7 +118,7 @@ def plan_site(site: SiteConfig, inventory: dict[str, Any], today: date, history:
 
 def _decide(contract: Contract, candidate: Candidate, today: date, history: SiteHistory,
             force_major: bool) -> tuple[Action, str, date | None]:
-    if today > contract.support_until:
+    if contract.support_ended(today):
         return "held", f"support ended on {contract.support_until}: inventory only", None
     if candidate.name in contract.hold or (candidate.kind == "core" and "core" in contract.hold):
         return "held", "on hold in the contract (hold)", None

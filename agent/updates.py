@@ -79,7 +79,7 @@ def update_site(services: Services, site: SiteConfig, options: UpdateOptions) ->
     if options.stop.is_set():
         result.status, result.error = "skipped", "the agent is stopping"
         return result
-    if services.today() > site.contract.support_until:
+    if site.contract.support_ended(services.today()):
         result.status, result.error = "skipped", f"support ended on {site.contract.support_until}: inventory only"
         return result
     try:

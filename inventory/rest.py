@@ -45,7 +45,7 @@ class RestClient:
 
     base_url: str
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout: float = 20.0
     session: requests.Session = field(default_factory=make_session)
     max_bytes: int = MAX_BODY_BYTES
@@ -93,13 +93,18 @@ class RestClient:
 
 
 def _read_bounded(response: requests.Response, limit: int) -> bytes:
+    """The body, or a ``RestError`` when it is larger than ``limit`` or breaks off mid-stream."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=65536):
-        size += len(chunk)
-        if size > limit:
-            raise RestError(f"REST response larger than {limit} bytes", status=response.status_code)
-        chunks.append(chunk)
+    try:
+        for chunk in response.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > limit:
+                raise RestError(f"REST response larger than {limit} bytes", status=response.status_code)
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise RestError(f"REST response broke off after {size} bytes: {type(exc).__name__}",
+                        status=response.status_code) from exc
     return b"".join(chunks)
 
 

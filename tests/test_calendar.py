@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -63,7 +63,6 @@ def test_long_response_spans_several_days() -> None:
 BERLIN_CAL = SupportCalendar.for_contract(
     contract(support_days=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], support_hours="00:30-23:30"), BERLIN)
 
-UTC = ZoneInfo("UTC")
 DST_CASES = [
     # 2026-03-29: clocks go 02:00 -> 03:00 (UTC+1 -> UTC+2); two hours of support time are two real hours
     ("2026-03-29 01:00", 120, "2026-03-29 02:00"),
@@ -78,3 +77,13 @@ def test_dst_zone(opened: str, minutes: int, due_utc: str) -> None:
     result = BERLIN_CAL.response_due(at(opened, BERLIN), minutes)
     assert result.astimezone(UTC) == at(due_utc, UTC)
     assert result.tzinfo == BERLIN
+
+
+@pytest.mark.parametrize("opened", ["2026-03-29 01:30", "2026-10-25 02:30"])
+def test_emergency_due_is_elapsed_time_across_a_dst_change(opened: str) -> None:
+    """Berlin springs forward on 2026-03-29 and falls back on 2026-10-25: an hour is still an hour."""
+    calendar = SupportCalendar.for_contract(contract(), BERLIN)
+    start = at(opened, BERLIN)
+    due = calendar.response_due(start, 60, emergency=True)
+    assert (due.astimezone(UTC) - start.astimezone(UTC)).total_seconds() == 3600
+    assert due.utcoffset() != start.utcoffset()  # the wall clock jumped in between

@@ -101,3 +101,37 @@ def test_secrets_are_only_env_names(tmp_path: Path) -> None:
     text = CONTRACT + SITE.replace('password_env = "ACME_WP_APP_PASSWORD"', 'password = "hunter2"')
     found = problems(tmp_path, text)
     assert "sites[0].rest.password: unknown key" in found
+
+
+def test_unknown_holiday_country_is_refused_at_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CONTRACT.replace('holidays = ["IR"', 'holidays = ["XX"') + SITE.split("[sites.rest]")[0])
+    assert 'holidays = ["XX"' in path.read_text()
+    assert main(["--config", str(path), "check-config"]) == 2
+    assert "contract.holidays: 'XX' is not a country code the holidays package knows" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("url", "refused"), [
+    ("http://acme.example/", True), ("http://10.0.0.5/", True), ("https://acme.example/", False),
+    ("http://127.0.0.1:8080/", False), ("http://localhost/", False), ("http://[::1]/", False)])
+def test_application_password_never_crosses_the_network_in_the_clear(tmp_path: Path, url: str, refused: bool) -> None:
+    text = CONTRACT + SITE.replace('url = "https://acme.example/"', f'url = "{url}"')
+    if refused:
+        found = problems(tmp_path, text)
+        assert [p for p in found if p.startswith("sites[0].rest:")] == [
+            f"sites[0].rest: the application password would cross the network in the clear to {url}: "
+            "use https (plain http only to a loopback host)"]
+    else:
+        assert config.load(write(tmp_path, text)).site("acme").rest is not None
+
+
+def test_a_rest_url_of_its_own_is_checked_too(tmp_path: Path) -> None:
+    text = CONTRACT + SITE + 'url = "http://api.acme.example/"\n'
+    assert any(p.startswith("sites[0].rest:") for p in problems(tmp_path, text))
+
+
+def test_health_pages_are_paths_on_the_site(tmp_path: Path) -> None:
+    assert config.load(write(tmp_path, CONTRACT + SITE)).agent.health_pages == ["/"]
+    good = config.load(write(tmp_path, '[agent]\nhealth_pages = ["/", "/shop/"]\n' + CONTRACT + SITE))
+    assert good.agent.health_pages == ["/", "/shop/"]
+    found = problems(tmp_path, '[agent]\nhealth_pages = ["https://evil.example/"]\n' + CONTRACT + SITE)
+    assert any(p.startswith("agent.health_pages:") for p in found)

@@ -83,3 +83,28 @@ def test_tls_failure_is_reported_not_bypassed() -> None:
     responses.get(f"{BASE}/wp-json/", body=requests.exceptions.SSLError("certificate verify failed"))
     with pytest.raises(RestError, match="TLS verification failed"):
         client().index()
+
+
+def test_a_body_that_breaks_off_mid_stream_is_a_rest_error() -> None:
+    """A real socket that promises 100000 bytes and hangs up after 10: an error of ours, not requests'."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                           b'{"name": "')
+        connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    rest = RestClient(f"http://127.0.0.1:{server.getsockname()[1]}/", session=make_session(retries=0))
+    with pytest.raises(RestError, match="REST response broke off after"):
+        rest.index()
+    server.close()
+
+
+def test_the_password_is_not_in_the_clients_repr() -> None:
+    assert "abcd efgh ijkl" not in repr(client()) and "fleet" in repr(client())
