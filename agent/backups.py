@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from agent.config import SiteConfig
-from agent.fleet import for_each_site, transport_for
+from agent.fleet import for_each_site
+from agent.reconcile import settle_site
 from agent.services import Services
+from agent.sessions import site_session
 from inventory.errors import InventoryError
 from inventory.wpcli import text_of
 from playbooks import backup as backups
 from playbooks import health, restore
-from playbooks.lock import site_lock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,19 +28,31 @@ class Outcome:
 
 def backup_now(services: Services, site: SiteConfig) -> Outcome:
     try:
-        with transport_for(site) as transport:
-            handle = services.handle(site, transport)
-            with site_lock(handle, uuid.uuid4().hex[:12]):
-                version = handle.wp.run("core", "version")
-                core = text_of(version) if version.ok else None
-                made = backups.create(handle, services.clock.now(), core=core)
-                pruned = backups.prune(handle, backups.DEFAULT_KEEP)
+        with site_session(services, site) as session:
+            version = session.handle.wp.run("core", "version")
+            core = text_of(version) if version.ok else None
+            made = backups.create(session.handle, services.clock.now(), core=core)
+            pruned = backups.prune(session.handle, backups.DEFAULT_KEEP)
     except InventoryError as exc:
-        services.audit.append("backup", site=site.name, result="failed", detail={"error": str(exc)})
-        return Outcome(False, str(exc), {"site": site.name, "error": str(exc)})
+        return _failed(services, site, "backup", exc, {})
     services.audit.append("backup", site=site.name, detail={"backup_id": made.id, "size": made.size(),
                                                             "initial": made.initial, "pruned": pruned})
     return Outcome(True, f"{site.name}: backup {made.id} verified ({made.size()} bytes)", _public(site, made, services))
+
+
+def _failed(services: Services, site: SiteConfig, action: str, exc: InventoryError,
+            detail: dict[str, Any]) -> Outcome:
+    """A failed backup or restore: an ERROR line, an audit record and a ticket, whoever asked for it."""
+    log.error("%s: %s failed: %s", site.name, action, exc)
+    services.audit.append(action, site=site.name, result="failed", detail=detail | {"error": str(exc)})
+    ticket = services.tickets.open(site, services.calendar(site), kind=f"{action}_failed", severity="normal",
+                                   title=f"{site.name}: {action} failed", body=str(exc),
+                                   dedup_key=f"{site.name}:{action}-request")
+    services.audit.append("ticket", site=site.name, detail={"id": ticket.id, "kind": ticket.kind,
+                                                             "severity": ticket.severity,
+                                                             "response_due": ticket.response_due})
+    services.tickets.deliver_pending()
+    return Outcome(False, str(exc), {"site": site.name, "error": str(exc), "ticket": ticket.id})
 
 
 def _public(site: SiteConfig, made: backups.Backup, services: Services) -> dict[str, Any]:
@@ -47,9 +62,8 @@ def _public(site: SiteConfig, made: backups.Backup, services: Services) -> dict[
 
 def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]]:
     def read(site: SiteConfig) -> list[dict[str, Any]]:
-        with transport_for(site) as transport:
-            handle = services.handle(site, transport)
-            return [_public(site, b, services) for b in backups.list_backups(handle)]
+        with site_session(services, site, lock=False) as session:
+            return [_public(site, b, services) for b in backups.list_backups(session.handle)]
 
     def failed(site: SiteConfig, exc: Exception) -> list[dict[str, Any]]:
         return [{"site": site.name, "error": str(exc)}]
@@ -59,22 +73,27 @@ def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]
 
 
 def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outcome:
+    """Put a backup back, under the site's lock and journalled: an interrupted restore is finished
+    by the next run (``agent/reconcile.py``)."""
     if site.contract.support_ended(services.today()):
         return Outcome(False, f"{site.name}: support ended on {site.contract.support_until}; backups are not "
                               "offered for restore", {"site": site.name})
     try:
-        with transport_for(site) as transport:
-            handle = services.handle(site, transport)
-            with site_lock(handle, uuid.uuid4().hex[:12]):
-                found = {b.id: b for b in backups.list_backups(handle)}
-                if backup_id not in found:
-                    return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
-                restore.restore_site(handle, found[backup_id])
-                state = health.check_after_change(handle)
+        with site_session(services, site) as session:
+            handle = session.handle
+            settled = settle_site(services, site, handle)
+            found = {b.id: b for b in backups.list_backups(handle)}
+            if backup_id not in found:
+                return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
+            services.state.journal.begin(site.name, "restore", session.run_id, services.clock.now(), backup_id)
+            restore.restore_site(handle, found[backup_id])
+            services.state.journal.end(site.name)
+            state = health.check_after_change(handle)
     except InventoryError as exc:
-        services.audit.append("restore", site=site.name, result="failed", detail={"backup_id": backup_id,
-                                                                                  "error": str(exc)})
-        return Outcome(False, str(exc), {"site": site.name, "error": str(exc)})
+        return _failed(services, site, "restore", exc, {"backup_id": backup_id})
+    if settled is not None:
+        services.audit.append("reconcile", site=site.name, result="ok" if settled.health.ok else "restored",
+                              detail={"run": settled.run_id, "kind": settled.kind, "outcome": settled.outcome})
     result = "ok" if state.ok else "unhealthy"
     services.audit.append("restore", site=site.name, result=result,
                           detail={"backup_id": backup_id, "health": state.checks})

@@ -13,13 +13,6 @@ from agent.config import Contract, SiteConfig
 from agent.services import Services
 
 MONTHS = 6
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkups (
-    site TEXT PRIMARY KEY,
-    last_due TEXT,
-    next_due TEXT
-);
-"""
 
 
 def add_months(day: date, months: int) -> date:
@@ -38,19 +31,16 @@ def due_dates(contract: Contract) -> list[date]:
 
 def note_due(services: Services, sites: list[SiteConfig], today: date) -> dict[str, str | None]:
     """Record check-ups that came due since the last look; returns each site's next due date."""
-    services.state.ensure(SCHEMA)
     nexts: dict[str, str | None] = {}
     for site in sites:
         dates = due_dates(site.contract)
         passed = [d for d in dates if d <= today]
         upcoming = next((d for d in dates if d > today), None)
-        row = services.state.rows("SELECT last_due FROM checkups WHERE site = ?", (site.name,))
-        noted = date.fromisoformat(row[0][0]) if row and row[0][0] else None
+        noted = services.state.checkups.last_due(site.name)
         if passed and passed[-1] != noted:
             services.audit.append("checkup_due", site=site.name, detail={"due": passed[-1].isoformat(),
                                                                           "next": upcoming and upcoming.isoformat()})
             noted = passed[-1]
-        services.state.execute("INSERT OR REPLACE INTO checkups VALUES (?, ?, ?)",
-                               (site.name, noted and noted.isoformat(), upcoming and upcoming.isoformat()))
+        services.state.checkups.save(site.name, noted, upcoming)
         nexts[site.name] = upcoming.isoformat() if upcoming else None
     return nexts

@@ -15,12 +15,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, checkups, config, daemon, demo, fleet, logs, render, watch
+from agent import __version__, config, daemon, demo, fleet, logs, render
 from agent import backups as agent_backups
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import ConfigError, FleetConfig
-from agent.services import Services, default_actor
+from agent.secrets import Redactor
+from agent.services import Services, default_actor, secret_env_names
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory.models import SiteInventory
 
@@ -111,11 +112,14 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
 
 
 def load_config(args: argparse.Namespace) -> FleetConfig:
-    return config.load(config.locate(args.config))
+    """The config; from here on the secrets it names are masked in every log line and in stdout."""
+    loaded = config.load(config.locate(args.config))
+    logs.mask(Redactor(secret_env_names(loaded)))
+    return loaded
 
 
 def emit_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(logs.masked(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
 
 
 def cmd_check_config(args: argparse.Namespace, clock: Clock) -> int:
@@ -162,7 +166,7 @@ def cmd_plan(args: argparse.Namespace, clock: Clock) -> int:
     with Services.open(loaded, clock) as services:
         snapshots: dict[str, dict[str, Any]] = {}
         for site in sites:
-            last = None if args.fresh else services.state.last_snapshot(site.name)
+            last = None if args.fresh else services.state.snapshots.last(site.name)
             if last is not None:
                 snapshots[site.name] = last[1]
                 log.info("%s: planning from the inventory of %s", site.name, last[0].isoformat(timespec="seconds"))
@@ -191,13 +195,13 @@ def cmd_update(args: argparse.Namespace, clock: Clock) -> int:
     sites = loaded.select(args.site)
     with Services.open(loaded, clock) as services:
         options = UpdateOptions(force_major=args.major, reason=args.reason, dry_run=args.dry_run)
-        if args.major:
+        if args.major and not args.dry_run:
             services.audit.append("major_requested", detail={"reason": args.reason, "sites": [s.name for s in sites]})
         results = update_fleet(services, sites, options)
     if args.json:
         emit_json([r.public() for r in results])
     else:
-        sys.stdout.write(render.update_table(results))
+        sys.stdout.write(logs.masked(render.update_table(results)))
     return FAILED if any(r.status in ("failed", "rolled_back") for r in results) else OK
 
 
@@ -215,7 +219,7 @@ def _one_site(args: argparse.Namespace, clock: Clock,
     site = loaded.select([args.site])[0]
     with Services.open(loaded, clock) as services:
         outcome = action(services, site)
-    print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
+    print(logs.masked(outcome.message), file=sys.stdout if outcome.ok else sys.stderr)
     return OK if outcome.ok else FAILED
 
 
@@ -285,12 +289,11 @@ def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
 
 def status_report(services: Services) -> dict[str, Any]:
     state, now = services.state, services.clock.now()
-    jobs = state.jobs()
+    jobs = state.jobs.all()
     intervals = services.config.agent.intervals
-    down = watch.down_sites(services)
-    services.state.ensure(checkups.SCHEMA)
-    nexts = {r[0]: r[1] for r in state.rows("SELECT site, next_due FROM checkups")}
-    results = state.site_results()
+    down = state.watch.down_sites()
+    nexts = state.checkups.next_dues()
+    results = state.sites.all()
     return {
         "at": now.isoformat(timespec="seconds"),
         "jobs": [{"job": job, "last_run": jobs[job]["last_run"].isoformat(timespec="seconds") if job in jobs else None,

@@ -1,16 +1,17 @@
 """``wpfleet run``: the maintenance daemon.
 
 Jobs — inventory, the update round, the uptime watch, backup retention, check-up due dates —
-each run when due: their last run is kept in state, so a restart neither repeats nor skips them,
-and on start everything due runs at once. ``--once`` is one such round. The ``schedule`` library
-only ticks; the loop is ours, a few lines. The watch has its own thread so a long update round
-never silences it.
+each run when due: their last run is kept in state, so a restart neither repeats nor skips them;
+on start everything due runs at once, then each job every interval from its last run. ``--once``
+is one such round. The watch has its own thread, started before anything else, so neither
+settling interrupted runs nor a long update round ever silences it.
 
-Stopping: the first SIGTERM/SIGINT lets every site finish its current step (a backup is always
-finished and verified, a site never left in maintenance mode) and exits 0. A second raises
-``Shutdown``, a ``BaseException`` no ``except Exception`` can swallow: connections are closed,
-``.maintenance`` is removed from every site that was mid-update, and the process exits at once;
-the next start reconciles those sites from the update journal.
+Stopping (``run`` and ``run --once`` alike): the first SIGTERM/SIGINT lets every site finish its
+current step (a backup is always finished and verified, a site never left in maintenance mode)
+and exits 0. A second raises ``Shutdown``, a ``BaseException`` no ``except Exception`` can
+swallow: every transport is aborted (no worker reconnects or starts another remote command),
+``.maintenance`` and this agent's lock are removed from every site it was working on, and the
+process exits at once; the next start settles those sites from the journal.
 """
 
 from __future__ import annotations
@@ -26,24 +27,24 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-import schedule
-
 from agent import checkups, watch
 from agent.clock import Clock
 from agent.config import FleetConfig
-from agent.fleet import OPEN_TRANSPORTS, for_each_site, inventory_and_audit, transport_for
+from agent.fleet import abort_all, for_each_site, inventory_and_audit
 from agent.metrics import Metrics, serve
 from agent.services import Services
+from agent.sessions import ACTIVE, site_session
 from agent.updates import UpdateOptions, reconcile_site, update_fleet
 from inventory.errors import InventoryError
 from playbooks import backup as backups
-from playbooks.lock import site_lock
+from playbooks.lock import SiteLock
 
 log = logging.getLogger(__name__)
 JOB_ORDER = ("watch", "inventory", "update", "retention", "checkup")
 ACTOR = "wpfleet-daemon"
 EXIT_FORCED = 130
 SLACK = 0.5  # seconds: a job ticked a hair early is still due
+LONGEST_NAP = 60.0  # the loop looks again at least this often (a changed clock, a stop)
 
 
 class Shutdown(BaseException):
@@ -90,20 +91,28 @@ class Daemon:
 
     # one round -------------------------------------------------------------------------------------
 
-    def due(self) -> list[str]:
+    def until_due(self, jobs: tuple[str, ...] = JOB_ORDER) -> dict[str, float]:
+        """Seconds until each job is due, from its last run as persisted (0 or less: due now)."""
         now = self.clock.now()
-        last = self.services.state.jobs()
+        last = self.services.state.jobs.all()
         intervals = self.config.agent.intervals
-        return [job for job in JOB_ORDER
-                if job not in last or (now - last[job]["last_run"]).total_seconds() + SLACK >= intervals[job]]
+        return {job: (intervals[job] - (now - last[job]["last_run"]).total_seconds()) if job in last else 0.0
+                for job in jobs}
 
-    def run_due(self, skip: tuple[str, ...] = ()) -> bool:
+    def due(self, jobs: tuple[str, ...] = JOB_ORDER) -> list[str]:
+        return [job for job, wait in self.until_due(jobs).items() if wait <= SLACK]
+
+    def run_due(self, jobs: tuple[str, ...] = JOB_ORDER) -> bool:
         """Run every job that is due now; True when a site failed or was rolled back."""
         failed = False
-        for job in self.due():
-            if job not in skip and not self.stop.is_set():
+        for job in self.due(jobs):
+            if not self.stop.is_set():
                 failed |= self.run_job(job)
         return failed
+
+    def nap(self, jobs: tuple[str, ...]) -> float:
+        """How long to sleep before one of ``jobs`` is due."""
+        return min(LONGEST_NAP, max(SLACK, min(self.until_due(jobs).values())))
 
     def run_job(self, job: str) -> bool:
         started = time.monotonic()
@@ -115,7 +124,7 @@ class Daemon:
             failed, status = True, "error"
         duration = time.monotonic() - started
         now = self.clock.now()
-        self.services.state.job_done(job, now, status if not failed else f"{status}; sites failed", duration)
+        self.services.state.jobs.done(job, now, status if not failed else f"{status}; sites failed", duration)
         self.metrics.gauge("wpfleet_round_duration_seconds", "job", job, duration)
         self.metrics.gauge("wpfleet_job_last_run_timestamp_seconds", "job", job, now.timestamp())
         log.info("job %s done in %.1fs%s", job, duration, " (with failures)" if failed else "")
@@ -127,7 +136,7 @@ class Daemon:
     def _update(self) -> bool:
         results = update_fleet(self.services, self.config.sites, UpdateOptions(stop=self.stop))
         for result in results:
-            self.services.state.site_result(result.site, self.clock.now(), result.status, result.error)
+            self.services.state.sites.record(result.site, self.clock.now(), result.status, result.error)
             self.metrics.count("wpfleet_updates_total", result.site, len(result.changes))
             if result.status == "rolled_back":
                 self.metrics.count("wpfleet_rollbacks_total", result.site)
@@ -151,10 +160,8 @@ class Daemon:
         def prune(site: Any) -> bool:
             if site.contract.support_ended(today):
                 return False
-            with transport_for(site) as transport:
-                handle = self.services.handle(site, transport)
-                with site_lock(handle, "retention"):
-                    removed = backups.prune(handle, backups.DEFAULT_KEEP)
+            with site_session(self.services, site) as session:
+                removed = backups.prune(session.handle, backups.DEFAULT_KEEP)
             if removed:
                 self.services.audit.append("backup_pruned", site=site.name, detail={"removed": removed})
             return False
@@ -173,16 +180,34 @@ class Daemon:
     # start-up and the loop -------------------------------------------------------------------------
 
     def reconcile_interrupted(self) -> None:
-        """Sites whose update was cut off (crash, SIGKILL) are settled before anything else."""
-        for name in self.services.state.open_journals():
-            site = self.config.site(name)
-            result = reconcile_site(self.services, site)
-            log.warning("%s: %s", name, result.reconciled or result.error)
+        """Sites whose change was cut off (crash, SIGKILL) are settled before their next round.
+
+        A site no longer in the config keeps its journal entry (nothing is known to reach it by);
+        that is logged as an error and audited, and the others go on.
+        """
+        names = self.services.state.journal.sites()
+        known = {site.name: site for site in self.config.sites}
+        for name in (n for n in names if n not in known):
+            log.error("%s: an interrupted change is journalled but the site is no longer in the config; "
+                      "its journal entry is kept", name)
+            self.services.audit.append("reconcile", site=name, result="failed",
+                                       detail={"error": "site not in the config"})
+        sites = [known[n] for n in names if n in known]
+        results = for_each_site(sites, lambda site: reconcile_site(self.services, site),
+                                lambda site, exc: None, concurrency=self.config.agent.concurrency)
+        for site, result in zip(sites, results, strict=True):
+            if result is not None:
+                log.warning("%s: %s", site.name, result.reconciled or result.error)
         self.services.tickets.deliver_pending()
 
     def once(self) -> int:
-        self.reconcile_interrupted()
-        return 1 if self.run_due() else 0
+        self._signals()
+        try:
+            self.reconcile_interrupted()
+            return 1 if self.run_due() else 0
+        except Shutdown:
+            self._force_stop()
+            return EXIT_FORCED
 
     def serve(self) -> int:
         self._signals()
@@ -190,20 +215,14 @@ class Daemon:
         if self.config.agent.metrics:
             server = serve(self.config.agent.metrics, self.metrics, self.services.tickets.open_count)
             log.info("metrics on http://%s/metrics", self.config.agent.metrics)
+        watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
+        rounds = tuple(job for job in JOB_ORDER if job != "watch")
         try:
-            self.reconcile_interrupted()
-            self.run_due()
-            watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
             watcher.start()
-            scheduler = schedule.Scheduler()
-            for job in JOB_ORDER:
-                if job != "watch":
-                    every = max(1, round(self.config.agent.intervals[job]))
-                    scheduler.every(every).seconds.do(self._tick, job)
+            self.reconcile_interrupted()
             while not self.stop.is_set():
-                scheduler.run_pending()
-                idle = scheduler.idle_seconds
-                self.stop.wait(1.0 if idle is None else min(1.0, max(0.05, idle)))
+                self.run_due(rounds)
+                self.stop.wait(self.nap(rounds))
             watcher.join(self.config.agent.watch_timeout + 5)
             log.info("stopped cleanly")
             return 0
@@ -214,14 +233,10 @@ class Daemon:
             if server is not None:
                 server.shutdown()
 
-    def _tick(self, job: str) -> None:
-        if job in self.due():
-            self.run_job(job)
-
     def _watch_loop(self) -> None:
-        interval = self.config.agent.watch_interval
-        while not self.stop.wait(interval):
-            self.run_job("watch")
+        while not self.stop.is_set():
+            self.run_due(("watch",))
+            self.stop.wait(self.nap(("watch",)))
 
     def _signals(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -236,17 +251,19 @@ class Daemon:
         signal.signal(signal.SIGINT, handler)
 
     def _force_stop(self) -> None:
-        """Stop now: cut every connection (remote commands die with it), then clear maintenance mode."""
+        """Stop now: abort every transport (remote commands die with their connection, no worker
+        reconnects), then remove ``.maintenance`` and our own lock from each site we were working on."""
         log.warning("stopping at once")
-        for transport in list(OPEN_TRANSPORTS):
-            transport.close()
-        time.sleep(0.5)
-        for name in self.services.state.open_journals():
+        working = dict(ACTIVE)  # before the abort: unwinding workers drop their entries
+        abort_all()
+        for name, held in working.items():
             site = self.config.site(name)
             try:
-                with transport_for(site) as transport:
-                    left = self.services.handle(site, transport).clear_maintenance()
-                self.services.audit.append("forced_stop", site=name, detail={"maintenance_removed": left})
+                with site_session(self.services, site, lock=False, even_when_stopping=True) as session:
+                    left = session.handle.clear_maintenance()
+                    released = SiteLock(session.handle, held.run_id, token=held.token).release()
+                self.services.audit.append("forced_stop", site=name, detail={"maintenance_removed": left,
+                                                                             "lock_released": released})
             except InventoryError as exc:
                 log.error("%s: could not clear maintenance mode: %s", name, exc)
 

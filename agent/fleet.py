@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -14,7 +15,7 @@ from agent.clock import Clock
 from agent.config import FleetConfig, SiteConfig
 from agent.state import State
 from inventory.collect import collect, failed
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, TransportError
 from inventory.models import SiteInventory
 from inventory.rest import RestClient
 from inventory.transport import LocalTransport, SSHTransport, Transport
@@ -22,13 +23,26 @@ from inventory.wpcli import WPCLI, parse_command
 
 log = logging.getLogger(__name__)
 Outcome = TypeVar("Outcome")
-# every transport this process has open: a forced stop closes them all at once (cutting SSH
-# connections, terminating local commands)
+# every transport this process has open: a forced stop aborts them all at once (cutting SSH
+# connections, terminating local commands, refusing reconnects)
 OPEN_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+STOPPING_NOW = threading.Event()
 
 
-def transport_for(site: SiteConfig) -> Transport:
-    """SSH for a remote site; the agent's own host when the site has no [sites.ssh]."""
+def abort_all() -> None:
+    """A forced stop: every worker's remote work ends here; no new transport is opened."""
+    STOPPING_NOW.set()
+    for transport in list(OPEN_TRANSPORTS):
+        transport.abort()
+
+
+def transport_for(site: SiteConfig, *, even_when_stopping: bool = False) -> Transport:
+    """SSH for a remote site; the agent's own host when the site has no [sites.ssh].
+
+    After ``abort_all`` only the forced stop's own clean-up (``even_when_stopping``) may open one.
+    """
+    if STOPPING_NOW.is_set() and not even_when_stopping:
+        raise TransportError("the agent is stopping at once: no more remote work")
     ssh = site.ssh
     transport: Transport = LocalTransport() if ssh is None else SSHTransport(
         host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key, known_hosts=ssh.known_hosts,
@@ -85,7 +99,7 @@ def for_each_site(
             try:
                 outcome = future.result()
             except Exception as exc:  # noqa: BLE001 - every failure is this site's outcome
-                log.debug("site %s failed", site.name, exc_info=True)
+                log.error("%s: internal error", site.name, exc_info=exc)
                 outcome = on_failure(site, exc)
             results[index] = outcome
             if on_done is not None:
@@ -134,7 +148,7 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
     progress = Progress(total=len(sites))
 
     def done(site: SiteConfig, result: SiteInventory) -> None:
-        state.save_snapshot(site.name, clock.now(), result.ok, result.to_public())
+        state.snapshots.save(site.name, clock.now(), result.ok, result.to_public())
         progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
 
     try:

@@ -1,4 +1,4 @@
-"""Logging to stderr, one line per event (journald adds its own timestamps)."""
+"""Logging to stderr, one line per event (journald adds its own timestamps), secrets masked."""
 
 from __future__ import annotations
 
@@ -6,6 +6,30 @@ import json
 import logging
 import sys
 from typing import Any, TextIO
+
+from agent.secrets import Redactor
+
+_MASK = Redactor()
+
+
+def mask(redactor: Redactor) -> None:
+    """Mask these secrets in every log line (and traceback) from now on, and in ``masked``."""
+    global _MASK
+    _MASK = redactor
+
+
+def masked(text: str) -> str:
+    return _MASK.text(text)
+
+
+class _Masking(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _MASK.text(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _MASK.text(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = _MASK.text(record.exc_text)
+        return True
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -27,12 +51,13 @@ class JSONFormatter(logging.Formatter):
         document = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(),
                     "logger": record.name, "thread": record.threadName, "msg": record.getMessage()}
         if record.exc_info:
-            document["exc"] = self.formatException(record.exc_info)
+            document["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(document, ensure_ascii=False)
 
 
 def setup(verbose: bool = False, fmt: str = "text") -> None:
     handler = _StderrHandler()
+    handler.addFilter(_Masking())
     handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter("wpfleet %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

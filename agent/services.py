@@ -71,4 +71,5 @@ class Services:
             raise PlaybookError(f"{site.name} has no backup_dir: nothing may change without a backup")
         settle = site.settle_seconds if site.settle_seconds is not None else self.config.agent.settle_seconds
         return SiteHandle(name=site.name, url=str(site.url), root=site.path, backup_dir=site.backup_dir,
-                          transport=transport, wp=wpcli_for(site, transport), settle_seconds=settle)
+                          transport=transport, wp=wpcli_for(site, transport), settle_seconds=settle,
+                          health_pages=tuple(self.config.agent.health_pages))

@@ -8,6 +8,7 @@ within one call of ``deliver_pending``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ import logging
 import os
 import smtplib
 import ssl
+import threading
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -28,57 +30,45 @@ from agent.clock import Clock
 from agent.config import SiteConfig, TicketsConfig
 from agent.secrets import Redactor
 from agent.state import State
+from agent.state.tickets import PUBLIC_FIELDS, Ticket
+
+__all__ = ["PUBLIC_FIELDS", "Sink", "SinkError", "Ticket", "TicketDesk", "sink_for"]
 
 log = logging.getLogger(__name__)
 Severity = Literal["emergency", "normal"]
 SIGNATURE_HEADER = "X-Wpfleet-Signature"
-PUBLIC_FIELDS = ("id", "site", "kind", "severity", "title", "body", "opened_at", "response_due", "dedup_key")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tickets (
-    id TEXT PRIMARY KEY,
-    site TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    title TEXT NOT NULL,
-    body TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    response_due TEXT NOT NULL,
-    dedup_key TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open',
-    occurrences INTEGER NOT NULL DEFAULT 1,
-    updated_at TEXT NOT NULL,
-    closed_at TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (dedup_key) WHERE status = 'open';
-CREATE TABLE IF NOT EXISTS ticket_outbox (
-    seq INTEGER PRIMARY KEY,
-    ticket_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    delivered_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-"""
-
 
 class SinkError(Exception):
     """The sink did not take the ticket; it stays queued."""
 
 
 class Sink(Protocol):
-    def send(self, payload: dict[str, Any]) -> None: ...
+    def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
+        """Deliver one event; ``maybe_sent``: an earlier attempt may have got through (drop a duplicate)."""
+        ...
+
+
+def delivery_id(payload: dict[str, Any]) -> str:
+    """The same for every attempt at one event: what a receiver deduplicates on."""
+    return f"{payload['id']}:{payload['event_seq']}"
 
 
 @dataclass
 class FileSink:
     path: Path
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if maybe_sent and self._holds(delivery_id(payload)):
+            return
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+    def _holds(self, delivery: str) -> bool:
+        if not self.path.exists():
+            return False
+        with open(self.path, encoding="utf-8") as lines:
+            return any(delivery == delivery_id(json.loads(line)) for line in lines if line.strip())
 
 
 @dataclass
@@ -88,9 +78,12 @@ class WebhookSink:
     timeout: float = 15.0
     session: requests.Session | None = None
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
+        """The receiver drops a repeated ``X-Wpfleet-Delivery``; ``X-Wpfleet-Retry`` says one may come."""
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = {"Content-Type": "application/json", "X-Wpfleet-Delivery": f"{payload['id']}:{payload['event_seq']}"}
+        headers = {"Content-Type": "application/json", "X-Wpfleet-Delivery": delivery_id(payload)}
+        if maybe_sent:
+            headers["X-Wpfleet-Retry"] = "1"
         if self.secret:
             digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
             headers[SIGNATURE_HEADER] = f"sha256={digest}"
@@ -114,8 +107,10 @@ class EmailSink:
     ca_file: Path | None = None
     timeout: float = 30.0
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
+        """A resent mail has the same Message-ID, which mail systems use to drop the duplicate."""
         message = EmailMessage()
+        message["Message-ID"] = f"<{delivery_id(payload).replace(':', '.')}@wpfleet>"
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)
         message["Subject"] = f"[wpfleet {payload['severity']}] {payload['site']}: {payload['title']}"
@@ -150,114 +145,79 @@ def sink_for(config: TicketsConfig, state_dir: Path) -> Sink:
     return FileSink(state_dir / "tickets.jsonl")
 
 
-@dataclass
-class Ticket:
-    id: str
-    site: str
-    kind: str
-    severity: Severity
-    title: str
-    body: str
-    opened_at: str
-    response_due: str
-    dedup_key: str
-    status: str = "open"
-    occurrences: int = 1
-    updated_at: str = ""
-
-    def public(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in PUBLIC_FIELDS} | {"status": self.status, "occurrences": self.occurrences}
-
-
 class TicketDesk:
-    """Opens, updates and delivers tickets; one instance per agent run."""
+    """Opens, updates, closes and delivers tickets; one instance per agent run."""
 
     def __init__(self, state: State, sink: Sink, clock: Clock, redactor: Redactor | None = None):
-        self.state = state
+        self.ledger = state.tickets
         self.sink = sink
         self.clock = clock
         self.redactor = redactor or Redactor()
-        state.ensure(SCHEMA)
+        self._deliverer = threading.Lock()
+        self._lock_file = state.path.parent / "deliver.lock"
 
     def open(self, site: SiteConfig, calendar: SupportCalendar, *, kind: str, severity: Severity, title: str,
              body: str, dedup_key: str) -> Ticket:
         """A new ticket, or the open one with the same ``dedup_key`` brought up to date."""
         now = self.clock.now().astimezone(calendar.zone)
-        body, title = self.redactor.text(body), self.redactor.text(title)
-        with self.state.transaction() as db:
-            row = db.execute("SELECT id FROM tickets WHERE dedup_key = ? AND status = 'open'", (dedup_key,)).fetchone()
-            if row is not None:
-                db.execute(
-                    "UPDATE tickets SET body = ?, occurrences = occurrences + 1, updated_at = ? WHERE id = ?",
-                    (body, now.isoformat(timespec="seconds"), row[0]))
-                ticket = self._get(db, row[0])
-                self._queue(db, ticket, "updated")
-                return ticket
-            due = calendar.response_due(now, site.contract.response_minutes, emergency=severity == "emergency")
-            ticket = Ticket(
-                id=f"WPF-{uuid.uuid4().hex[:10]}", site=site.name, kind=kind, severity=severity, title=title,
-                body=body, opened_at=now.isoformat(timespec="seconds"), response_due=due.isoformat(timespec="seconds"),
-                dedup_key=dedup_key, updated_at=now.isoformat(timespec="seconds"),
-            )
-            db.execute(
-                "INSERT INTO tickets (id, site, kind, severity, title, body, opened_at, response_due, dedup_key, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ticket.id, ticket.site, kind, severity, title, body, ticket.opened_at, ticket.response_due,
-                 dedup_key, ticket.updated_at))
-            self._queue(db, ticket, "opened")
-        log.warning("ticket %s opened for %s: %s (response due %s)", ticket.id, site.name, title, ticket.response_due)
+        stamp = now.isoformat(timespec="seconds")
+        due = calendar.response_due(now, site.contract.response_minutes, emergency=severity == "emergency")
+        draft = Ticket(id=f"WPF-{uuid.uuid4().hex[:10]}", site=site.name, kind=kind, severity=severity,
+                       title=self.redactor.text(title), body=self.redactor.text(body), opened_at=stamp,
+                       response_due=due.isoformat(timespec="seconds"), dedup_key=dedup_key, updated_at=stamp)
+        ticket, new = self.ledger.open(draft)
+        if new:
+            log.warning("ticket %s opened for %s: %s (response due %s)", ticket.id, site.name, ticket.title,
+                        ticket.response_due)
         return ticket
 
     def close(self, dedup_key: str, note: str) -> Ticket | None:
-        """Close the open ticket with this key, noting why; None when there is none."""
-        now = self.clock.now().isoformat(timespec="seconds")
-        with self.state.transaction() as db:
-            row = db.execute("SELECT id, body FROM tickets WHERE dedup_key = ? AND status = 'open'", (dedup_key,)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE tickets SET status = 'closed', closed_at = ?, updated_at = ?, body = ? WHERE id = ?",
-                       (now, now, f"{row[1]}\n\n{now}: {self.redactor.text(note)}", row[0]))
-            ticket = self._get(db, row[0])
-            self._queue(db, ticket, "closed")
-        return ticket
+        """Close the open ticket with this key, noting the evidence; None when there is none."""
+        return self.ledger.close(dedup_key, self.redactor.text(note), self.clock.now().isoformat(timespec="seconds"))
 
-    def _queue(self, db: Any, ticket: Ticket, event: str) -> None:
-        db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload) VALUES (?, ?, ?)",
-                   (ticket.id, event, json.dumps(ticket.public() | {"event": event})))
-
-    def _get(self, db: Any, ticket_id: str) -> Ticket:
-        row = db.execute(
-            "SELECT id, site, kind, severity, title, body, opened_at, response_due, dedup_key, status, occurrences,"
-            " updated_at FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
-        return Ticket(*row)
+    def open_one(self, dedup_key: str) -> Ticket | None:
+        return self.ledger.open_one(dedup_key)
 
     def deliver_pending(self) -> tuple[int, int]:
-        """Send queued deliveries in order; stops at the first refusal. Returns (sent, still queued)."""
+        """Send queued deliveries in order, stopping at the first refusal; (sent, still queued).
+
+        One deliverer at a time, in this process and across processes: a caller that finds another
+        delivering returns at once; the one delivering takes whatever was queued meanwhile.
+        """
+        if not self._deliverer.acquire(blocking=False):
+            return 0, self.ledger.pending()
+        try:
+            with open(self._lock_file, "a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return 0, self.ledger.pending()
+                return self._deliver()
+        finally:
+            self._deliverer.release()
+
+    def _deliver(self) -> tuple[int, int]:
         sent = 0
-        queued = self.state.rows("SELECT seq, payload FROM ticket_outbox WHERE delivered_at IS NULL ORDER BY seq")
-        for seq, payload in queued:
-            document = json.loads(payload) | {"event_seq": seq}
+        while (delivery := self.ledger.claim_next(self._stamp())) is not None:
             try:
-                self.sink.send(document)
+                self.sink.send(delivery.payload, maybe_sent=delivery.uncertain)
             except SinkError as exc:
-                self.state.execute("UPDATE ticket_outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
-                                   (str(exc), seq))
-                log.warning("ticket sink down (%s); %d deliveries wait", exc, len(queued) - sent)
-                return sent, len(queued) - sent
-            self.state.execute("UPDATE ticket_outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq = ?",
-                               (self.clock.now().isoformat(timespec="seconds"), seq))
+                self.ledger.refused(delivery.seq, str(exc))
+                waiting = self.ledger.pending()
+                log.warning("ticket sink down (%s); %d deliveries wait", exc, waiting)
+                return sent, waiting
+            self.ledger.delivered(delivery.seq, self._stamp())
             sent += 1
         return sent, 0
 
+    def _stamp(self) -> str:
+        return self.clock.now().isoformat(timespec="seconds")
+
     def all(self, open_only: bool = False) -> list[Ticket]:
-        where = "WHERE status = 'open'" if open_only else ""
-        ids = self.state.rows(f"SELECT id FROM tickets {where} ORDER BY opened_at, id")
-        with self.state.transaction() as db:
-            return [self._get(db, i[0]) for i in ids]
+        return self.ledger.all(open_only)
 
     def open_count(self) -> int:
-        return int(self.state.rows("SELECT COUNT(*) FROM tickets WHERE status = 'open'")[0][0])
+        return self.ledger.open_count()
 
     def pending(self) -> int:
-        return int(self.state.rows("SELECT COUNT(*) FROM ticket_outbox WHERE delivered_at IS NULL")[0][0])
-
+        return self.ledger.pending()

@@ -1,36 +1,38 @@
 """The update round: for each site, under its lock on the host,
-fresh inventory → plan → health baseline → verified backup → one component at a time → tickets
-and audit. A site already down is not touched; one site's failure never stops the others.
+settle an interrupted run → fresh inventory → plan → health baseline → verified backup → one
+component at a time. A site already down is not touched; one site's failure never stops the others.
+
+Each site's run gathers what it found and did into one ``SiteRun``; ``conclude`` alone turns
+that into the site's status, the tickets it opens and closes, and the audit records. A ticket is
+closed only on evidence gathered in that run (``down``: a health check in this run saw the site
+working). A dry run takes no lock, settles nothing, opens no ticket and writes one audit record.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent import policy
 from agent.config import SiteConfig
-from agent.fleet import for_each_site, rest_for, transport_for
+from agent.fleet import for_each_site, rest_for
+from agent.reconcile import Settlement, settle_site
 from agent.services import Services
+from agent.sessions import Session, site_session
 from inventory.collect import collect
 from inventory.errors import InventoryError, TransportError
 from inventory.models import SiteInventory
 from playbooks import backup as backups
-from playbooks import health, restore
+from playbooks import health
 from playbooks.errors import BackupError, LockedError
-from playbooks.lock import site_lock
-from playbooks.site import SiteHandle
-from playbooks.update import Step, UpdateRun, apply_steps
+from playbooks.update import Step, StepFailure, UpdateRun, apply_steps
 
 log = logging.getLogger(__name__)
 Status = Literal["updated", "unchanged", "rolled_back", "failed", "skipped"]
-
-
-class _Stop(InventoryError):
-    """The run for this site ends here; the result already says why."""
 
 
 @dataclass
@@ -63,130 +65,155 @@ class SiteUpdate:
         return document
 
 
+@dataclass
+class SiteRun:
+    """What one site's run found and did: facts only, no verdicts."""
+
+    site: SiteConfig
+    options: UpdateOptions
+    skipped: str | None = None  # not tried, and why
+    reached: bool = False  # the host answered
+    settled: Settlement | None = None  # what settling an interrupted run did
+    pending_journal: str | None = None  # a dry run found an interrupted run it did not settle
+    inventory: SiteInventory | None = None
+    planned: list[policy.PlanItem] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    down: str | None = None  # the site did not work before any change
+    backup: backups.Backup | None = None
+    backup_error: str | None = None
+    update: UpdateRun | None = None
+    evidence: health.Health | None = None  # the newest health check of this run
+    lost: str | None = None  # the connection broke; the journal (if any) stays open
+    failure: str | None = None  # a playbook could not do its work
+    crash: str | None = None  # a bug; its traceback is logged
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+
 def update_fleet(services: Services, sites: list[SiteConfig], options: UpdateOptions) -> list[SiteUpdate]:
     results = for_each_site(
         sites, lambda site: update_site(services, site, options),
-        lambda site, exc: SiteUpdate(site.name, "failed", error=f"internal error: {exc!r}"),
+        lambda site, exc: conclude(services, SiteRun(site, options, crash=_crash_text(exc))),
         concurrency=services.config.agent.concurrency,
         on_done=lambda site, r: log.info("%s: %s%s", site.name, r.status, f" ({r.error})" if r.error else ""),
     )
-    services.tickets.deliver_pending()
+    if not options.dry_run:
+        services.tickets.deliver_pending()
     return results
 
 
 def update_site(services: Services, site: SiteConfig, options: UpdateOptions) -> SiteUpdate:
-    result = SiteUpdate(site.name)
+    return conclude(services, gather(services, site, options))
+
+
+def gather(services: Services, site: SiteConfig, options: UpdateOptions) -> SiteRun:
+    """Do the site's run, recording every fact into a ``SiteRun``; never raises for a site's trouble."""
+    run = SiteRun(site, options)
     if options.stop.is_set():
-        result.status, result.error = "skipped", "the agent is stopping"
-        return result
+        run.skipped = "the agent is stopping"
+        return run
     if site.contract.support_ended(services.today()):
-        result.status, result.error = "skipped", f"support ended on {site.contract.support_until}: inventory only"
-        return result
+        run.skipped = f"support ended on {site.contract.support_until}: inventory only"
+        return run
     try:
         rest = rest_for(site)
-        with transport_for(site) as transport:
-            handle = services.handle(site, transport)
-            with site_lock(handle, options.run_id):
-                _reconcile(services, site, handle, result)
-                _update_locked(services, site, handle, rest, options, result)
+        with site_session(services, site, lock=not options.dry_run, run_id=options.run_id) as session:
+            run.reached = True
+            if options.dry_run:
+                _note_pending_journal(services, run)
+            else:
+                run.settled = settle_site(services, site, session.handle)
+                run.evidence = run.settled.health if run.settled else None
+            _update(services, session, rest, run)
     except LockedError as exc:
-        result.status, result.error = "skipped", str(exc)
-    except _Stop:
-        pass  # the result already says why
+        run.skipped = str(exc)
     except TransportError as exc:
-        if services.state.journal_open(site.name) is not None:
-            result.status, result.error = "failed", f"{exc}; the site is reconciled on the next run"
-            title = f"{site.name}: connection lost in the middle of an update"
-        else:
-            result.status, result.error = "failed", f"cannot reach the host: {exc}"
-            title = f"{site.name}: host unreachable for maintenance"
-        _ticket(services, site, result, kind="unreachable", severity="normal", key=f"{site.name}:unreachable",
-                title=title, body=str(exc))
+        run.lost = str(exc)
     except InventoryError as exc:
-        result.status, result.error = "failed", str(exc)
-        _ticket(services, site, result, kind="update_failed", severity="normal", key=f"{site.name}:update",
-                title=f"{site.name}: maintenance run failed", body=str(exc))
-    if result.status in ("updated", "unchanged", "rolled_back") and not options.dry_run:
-        _resolve(services, site, "the next maintenance run reached the site and left it healthy")
-    services.audit.append("update_run", site=site.name, result=result.status,
-                          detail={"run": options.run_id, "error": result.error, "changes": result.changes})
-    return result
+        run.failure = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug must still end in a ticket, an audit record and a log line
+        log.error("%s: internal error in the update run", site.name, exc_info=exc)
+        run.crash = _crash_text(exc)
+    return run
 
 
-RESOLVED_BY_A_GOOD_RUN = ("unreachable", "update", "backup", "down", "update-source")
+def _note_pending_journal(services: Services, run: SiteRun) -> None:
+    entry = services.state.journal.open(run.name)
+    if entry is not None:
+        run.pending_journal = f"interrupted {entry.kind} {entry.run_id} is settled by the next real run"
 
 
-def _resolve(services: Services, site: SiteConfig, note: str) -> None:
-    """Close the tickets whose condition a good run has shown to be over (not rollback tickets)."""
-    for suffix in RESOLVED_BY_A_GOOD_RUN:
-        ticket = services.tickets.close(f"{site.name}:{suffix}", note)
-        if ticket is not None:
-            services.audit.append("ticket_resolved", site=site.name, detail={"id": ticket.id, "kind": ticket.kind})
-
-
-def _update_locked(services: Services, site: SiteConfig, handle: SiteHandle, rest: Any,
-                   options: UpdateOptions, result: SiteUpdate) -> None:
+def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> None:
+    handle, options = session.handle, run.options
     try:
-        inventory = collect(site.name, handle.wp, rest)
+        run.inventory = collect(run.name, handle.wp, rest, cached_offers=options.dry_run)
     except TransportError:
         raise
     except InventoryError as exc:
-        _down_or_raise(services, site, handle, result, exc)
+        state = health.check(handle)
+        run.evidence = state
+        if state.ok:
+            raise
+        run.down = f"site is down, nothing was changed: {state.summary()}\n\ninventory: {exc}"
         return
-    services.state.save_snapshot(site.name, services.clock.now(), inventory.ok, inventory.to_public())
-    if inventory.core is None or inventory.rejected:
-        raise InventoryError(inventory.error or "the site could not be read")
-    if inventory.update_source.reachable is False:
-        _blind(services, site, inventory, result)
+    if not options.dry_run:
+        services.state.snapshots.save(run.name, services.clock.now(), run.inventory.ok, run.inventory.to_public())
+    if run.inventory.core is None or run.inventory.rejected:
+        raise InventoryError(run.inventory.error or "the site could not be read")
+    if run.inventory.update_source.reachable is False:
         return
-    items = plan_for(services, site, inventory.to_public(), options.force_major)
-    _audit_gating(services, site, items)
-    steps = [_step(item, inventory) for item in policy.to_apply(items)]
-    if not steps:
-        return
-    if options.dry_run:
-        result.status = "skipped"
-        result.planned = [i.public() for i in items]
-        result.changes = [_change(s) for s in steps]
+    run.planned = plan_for(services, run.site, run.inventory.to_public(), options.force_major)
+    run.steps = [_step(item, run.inventory) for item in policy.to_apply(run.planned)]
+    if not run.steps or options.dry_run:
         return
     baseline = health.check(handle)
+    run.evidence = baseline
     if not baseline.ok:
-        result.status, result.error = "failed", f"site is down before any change: {baseline.summary()}"
-        _ticket(services, site, result, kind="site_down", severity="emergency", key=f"{site.name}:down",
-                title=f"{site.name} is down (found before updating)", body=baseline.summary())
+        run.down = f"site is down before any change: {baseline.summary()}"
         return
-    backup = _backup(services, site, handle, inventory, result)
-    services.state.journal_begin(site.name, options.run_id, services.clock.now(), backup.id)
-    run = apply_steps(handle, backup, steps, on_step=lambda step, phase: _on_step(services, site, step, phase),
-                      should_stop=options.stop.is_set)
-    services.state.journal_end(site.name)
-    _record(services, site, options, run, result)
+    run.backup = _backup(services, run, handle)
+    if run.backup is None:
+        return
+    journal = services.state.journal
+    journal.begin(run.name, "update", options.run_id, services.clock.now(), run.backup.id, baseline.baseline())
+    run.update = apply_steps(handle, run.backup, run.steps, baseline.pages,
+                             on_step=lambda step, phase: _on_step(services, run.site, step, phase),
+                             should_stop=lambda: options.stop.is_set() or session.lock_lost())
+    journal.end(run.name)
+    run.evidence = run.update.final
 
 
-def _down_or_raise(services: Services, site: SiteConfig, handle: SiteHandle, result: SiteUpdate,
-                   exc: InventoryError) -> None:
-    """The site could not be read: if it does not boot, that is an emergency, not a failed run."""
-    state = health.check(handle)
-    if state.ok:
-        raise exc
-    result.status, result.error = "failed", f"site is down, nothing was changed: {state.summary()}"
-    _ticket(services, site, result, kind="site_down", severity="emergency", key=f"{site.name}:down",
-            title=f"{site.name} is down (found by the update round)", body=f"{state.summary()}\n\ninventory: {exc}")
+def _backup(services: Services, run: SiteRun, handle: Any) -> backups.Backup | None:
+    inventory = run.inventory
+    assert inventory is not None and inventory.core is not None
+    components = {f"{k}:{e.name}": e.version for k, found in (("plugin", inventory.plugins), ("theme", inventory.themes))
+                  for e in found}
+    try:
+        made = backups.create(handle, services.clock.now(), components, inventory.core.version)
+    except BackupError as exc:
+        run.backup_error = str(exc)
+        return None
+    services.audit.append("backup", site=run.name, detail={"backup_id": made.id, "size": made.size(),
+                                                           "initial": made.initial})
+    pruned = backups.prune(handle, backups.DEFAULT_KEEP)
+    if pruned:
+        services.audit.append("backup_pruned", site=run.name, detail={"removed": pruned})
+    return made
 
 
-def _blind(services: Services, site: SiteConfig, inventory: SiteInventory, result: SiteUpdate) -> None:
-    """WordPress could not ask wordpress.org: its "no updates" says nothing, so nothing counts as up to date."""
-    checked = inventory.update_source.last_checked or "never"
-    result.status = "failed"
-    result.error = f"cannot tell which updates are due: the site could not reach wordpress.org (last checked {checked})"
-    _ticket(services, site, result, kind="updates_unreachable", severity="normal", key=f"{site.name}:update-source",
-            title=f"{site.name}: cannot check for updates (wordpress.org unreachable from the site)",
-            body=f"{result.error}. Security releases cannot be applied until the site reaches api.wordpress.org.")
+def _on_step(services: Services, site: SiteConfig, step: Step, phase: str) -> None:
+    """Written as it happens, so a crash loses nothing: the journal's step and each applied update."""
+    services.state.journal.step(site.name, _change(step) | {"type": step.type, "newest": step.newest}, phase)
+    if phase == "done":
+        services.audit.append("update", site=site.name, detail=_change(step) | {"type": step.type})
 
 
 def plan_for(services: Services, site: SiteConfig, inventory: dict[str, Any], force_major: bool,
              today: Any = None) -> list[policy.PlanItem]:
-    history = policy.SiteHistory(services.state.major_runs(site.name), services.state.failed_releases(site.name))
+    history = policy.SiteHistory(services.state.history.major_runs(site.name),
+                                 services.state.history.failed_releases(site.name))
     return policy.plan_site(site, inventory, today or services.today(), history, force_major)
 
 
@@ -205,132 +232,235 @@ def _change(step: Step, renamed: str | None = None) -> dict[str, str]:
     return change | ({"renamed_from": step.name} if renamed else {})
 
 
-def _audit_gating(services: Services, site: SiteConfig, items: list[policy.PlanItem]) -> None:
-    gated = [i.public() for i in items if i.action == "gated"]
+def _crash_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()
+
+
+# --- the one place that decides ------------------------------------------------------------------
+
+
+def conclude(services: Services, run: SiteRun) -> SiteUpdate:
+    """The site's status, tickets (opened and closed) and audit records, all from the facts in ``run``."""
+    result = SiteUpdate(run.name)
+    if run.options.dry_run:
+        return _conclude_dry_run(services, run, result)
+    if run.skipped:
+        result.status, result.error = "skipped", run.skipped
+    else:
+        desk = _Desk(services, run, result)
+        _settlement(services, run, result, desk)
+        _verdict(services, run, result, desk)
+        _close_what_is_over(services, run, desk)
+    services.audit.append("update_run", site=run.name, result=result.status,
+                          detail={"run": run.options.run_id, "error": result.error, "changes": result.changes})
+    return result
+
+
+def _conclude_dry_run(services: Services, run: SiteRun, result: SiteUpdate) -> SiteUpdate:
+    result.reconciled = run.pending_journal
+    result.planned = [i.public() for i in run.planned if run.steps]
+    result.changes = [_change(s) for s in run.steps]
+    problem = run.skipped or run.lost or run.failure or run.crash or run.down
+    if run.skipped:
+        result.status, result.error = "skipped", run.skipped
+    elif problem:
+        result.status, result.error = "failed", problem
+    elif run.inventory is not None and run.inventory.update_source.reachable is False:
+        result.status, result.error = "failed", _blind_text(run.inventory)
+    else:
+        result.status = "skipped" if run.steps else "unchanged"
+    services.audit.append("update_dry_run", site=run.name, result=result.status,
+                          detail={"run": run.options.run_id, "would_apply": result.changes, "error": result.error})
+    return result
+
+
+@dataclass
+class _Desk:
+    """Opens tickets for one site's run, remembering their keys so nothing opened now is also closed."""
+
+    services: Services
+    run: SiteRun
+    result: SiteUpdate
+    opened: set[str] = field(default_factory=set)
+
+    def open(self, suffix: str, *, kind: str, title: str, body: str, severity: Any = "normal") -> None:
+        key = f"{self.run.name}:{suffix}"
+        ticket = self.services.tickets.open(self.run.site, self.services.calendar(self.run.site), kind=kind,
+                                            severity=severity, title=title, body=body, dedup_key=key)
+        self.services.audit.append("ticket", site=self.run.name,
+                                   detail={"id": ticket.id, "kind": kind, "severity": severity,
+                                           "response_due": ticket.response_due})
+        self.opened.add(key)
+        if ticket.id not in self.result.tickets:
+            self.result.tickets.append(ticket.id)
+
+
+def _settlement(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) -> None:
+    settled = run.settled
+    if settled is None:
+        return
+    result.reconciled = f"interrupted {settled.kind} {settled.run_id}: {settled.outcome}"
+    verdict = "kept" if settled.undone is None and not settled.restored else "rolled_back"
+    services.audit.append("reconcile", site=run.name, result=verdict if settled.health.ok else "failed",
+                          detail={"run": settled.run_id, "kind": settled.kind, "step": settled.step,
+                                  "outcome": settled.outcome, "maintenance_left": settled.maintenance_left})
+    if settled.applied is not None:
+        services.audit.append("update", site=run.name, detail=_change(settled.applied) | {
+            "type": settled.applied.type, "completed_by": f"interrupted run {settled.run_id}"})
+    if settled.applied is not None:
+        result.status = "updated"
+        result.changes.append(_change(settled.applied))
+    if settled.undone is not None or settled.restored:
+        result.status = "rolled_back"
+        desk.open("interrupted", kind="update_interrupted", title=f"{run.name}: an interrupted {settled.kind} was "
+                  "settled from its backup", body=f"found: {settled.found}\n{settled.outcome}")
+    if not settled.health.ok:
+        result.status, result.error = "failed", f"still unhealthy after settling: {settled.health.summary()}"
+        desk.open("down", kind="site_down", severity="emergency", body=f"{settled.outcome}\n{settled.health.summary()}",
+                  title=f"{run.name} is down after an interrupted {settled.kind}")
+
+
+def _verdict(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) -> None:
+    """Status and the tickets that open, from the first fact that decides."""
+    result.backup_id = run.backup.id if run.backup else None
+    if run.crash:
+        result.status, result.error = "failed", f"internal error: {run.crash}"
+        desk.open("update", kind="update_failed", title=f"{run.name}: maintenance run failed (internal error)",
+                  body=f"{run.crash}\n\nThe agent's log has the traceback. An interrupted change, if any, is "
+                       "settled from its journal on the next run.")
+    elif run.lost:
+        midway = services.state.journal.open(run.name) is not None
+        result.status = "failed"
+        result.error = f"{run.lost}; the site is reconciled on the next run" if midway else \
+            f"cannot reach the host: {run.lost}"
+        desk.open("unreachable", kind="unreachable", body=run.lost,
+                  title=f"{run.name}: connection lost in the middle of an update" if midway
+                  else f"{run.name}: host unreachable for maintenance")
+    elif run.failure:
+        result.status, result.error = "failed", run.failure
+        desk.open("update", kind="update_failed", title=f"{run.name}: maintenance run failed", body=run.failure)
+    elif run.down:
+        result.status, result.error = "failed", run.down.split("\n")[0]
+        desk.open("down", kind="site_down", severity="emergency", body=run.down,
+                  title=f"{run.name} is down (found by the update round)")
+    elif run.inventory is not None and run.inventory.update_source.reachable is False:
+        result.status, result.error = "failed", _blind_text(run.inventory)
+        desk.open("update-source", kind="updates_unreachable", body=f"{result.error}. Security releases cannot be "
+                  "applied until the site reaches api.wordpress.org.",
+                  title=f"{run.name}: cannot check for updates (wordpress.org unreachable from the site)")
+    elif run.backup_error:
+        services.audit.append("backup", site=run.name, result="failed", detail={"error": run.backup_error})
+        result.status, result.error = "failed", f"no update without a verified backup: {run.backup_error}"
+        desk.open("backup", kind="backup_failed", title=f"{run.name}: backup failed, no update applied",
+                  body=run.backup_error)
+    else:
+        _gated(services, run)
+    if run.update is not None:
+        _applied(services, run, result, desk)
+
+
+def _gated(services: Services, run: SiteRun) -> None:
+    gated = [i.public() for i in run.planned if i.action == "gated"]
     if gated:
-        services.audit.append("major_gated", site=site.name, result="gated", detail={"items": gated})
+        services.audit.append("major_gated", site=run.name, result="gated", detail={"items": gated})
 
 
-def _backup(services: Services, site: SiteConfig, handle: SiteHandle, inventory: SiteInventory,
-            result: SiteUpdate) -> backups.Backup:
-    components = {f"{k}:{e.name}": e.version for k, found in (("plugin", inventory.plugins), ("theme", inventory.themes))
-                  for e in found}
-    try:
-        made = backups.create(handle, services.clock.now(), components, inventory.core.version if inventory.core else None)
-    except BackupError as exc:
-        services.audit.append("backup", site=site.name, result="failed", detail={"error": str(exc)})
-        result.status, result.error = "failed", f"no update without a verified backup: {exc}"
-        _ticket(services, site, result, kind="backup_failed", severity="normal", key=f"{site.name}:backup",
-                title=f"{site.name}: backup failed, no update applied", body=str(exc))
-        raise _Stop from exc
-    result.backup_id = made.id
-    services.audit.append("backup", site=site.name, detail={"backup_id": made.id, "size": made.size(),
-                                                            "initial": made.initial})
-    pruned = backups.prune(handle, backups.DEFAULT_KEEP)
-    if pruned:
-        services.audit.append("backup_pruned", site=site.name, detail={"removed": pruned})
-    return made
-
-
-def _on_step(services: Services, site: SiteConfig, step: Step, phase: str) -> None:
-    services.state.journal_step(site.name, _change(step) | {"type": step.type, "newest": step.newest}, phase)
-    if phase == "done":
-        services.audit.append("update", site=site.name, detail=_change(step) | {"type": step.type})
-
-
-def _record(services: Services, site: SiteConfig, options: UpdateOptions, run: UpdateRun, result: SiteUpdate) -> None:
-    result.changes = [_change(s, run.renamed.get(s)) for s in run.applied]
-    majors = [s for s in run.applied + [f.step for f in run.failures] if s.type == "major"]
+def _applied(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) -> None:
+    update = run.update
+    assert update is not None
+    result.changes += [_change(s, update.renamed.get(s)) for s in update.applied]
+    majors = [s for s in update.applied + [f.step for f in update.failures] if s.type == "major"]
     if majors:
+        options = run.options
         reason = options.reason if options.force_major else "yearly major window"
-        services.state.record_major_run(site.name, services.today(), services.actor, reason or "")
-        action = "major_override" if options.force_major else "major_run"
-        services.audit.append(action, site=site.name, detail={"reason": reason, "majors": [_change(s) for s in majors]})
-    for failure in run.failures:
-        step = failure.step
-        services.state.record_failed_release(site.name, step.kind, step.name, step.to_version,
-                                             services.clock.now(), failure.reason)
-        services.audit.append("rollback", site=site.name, result="rolled_back" if failure.rolled_back else "failed",
-                              detail=_change(step) | {"reason": failure.reason,
-                                                      "whole_site_restored": run.restored_whole_site})
-        _ticket(services, site, result, kind="update_rolled_back", severity="normal",
-                key=f"{site.name}:{step.kind}:{step.name}:{step.to_version}",
-                title=f"{site.name}: {step.label()} failed and was rolled back", body=_failure_body(failure, result))
-    if run.maintenance_cleared:
-        services.audit.append("maintenance_cleared", site=site.name, detail={"times": run.maintenance_cleared})
-    result.status = "rolled_back" if run.failures else ("updated" if run.applied else "unchanged")
-    if run.final is not None and not run.final.ok:
-        result.status, result.error = "failed", f"site unhealthy after the run: {run.final.summary()}"
-        _ticket(services, site, result, kind="site_down", severity="emergency", key=f"{site.name}:down",
-                title=f"{site.name} is down after maintenance", body=run.final.summary())
-    elif run.failures:
-        result.error = "; ".join(f.reason for f in run.failures)
-    if run.stopped:
-        result.error = "; ".join(filter(None, [result.error, "stopped by a shutdown; the rest waits for the next round"]))
+        services.state.history.record_major_run(run.name, services.today(), services.actor, reason or "")
+        services.audit.append("major_override" if options.force_major else "major_run", site=run.name,
+                              detail={"reason": reason, "majors": [_change(s) for s in majors]})
+    for failure in update.failures:
+        _rolled_back(services, run, result, desk, failure)
+    if update.maintenance_cleared:
+        services.audit.append("maintenance_cleared", site=run.name, detail={"times": update.maintenance_cleared})
+    result.status = "rolled_back" if update.failures else ("updated" if update.applied else "unchanged")
+    if update.final is not None and not update.final.ok:
+        result.status, result.error = "failed", f"site unhealthy after the run: {update.final.summary()}"
+        desk.open("down", kind="site_down", severity="emergency", title=f"{run.name} is down after maintenance",
+                  body=update.final.summary())
+    elif update.failures:
+        result.error = "; ".join(f.reason for f in update.failures)
+    if update.stopped:
+        why = "stopped: another run took the site's lock" if not run.options.stop.is_set() else \
+            "stopped by a shutdown; the rest waits for the next round"
+        result.error = "; ".join(filter(None, [result.error, why]))
 
 
-def _failure_body(failure: Any, result: SiteUpdate) -> str:
+def _rolled_back(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk, failure: StepFailure) -> None:
+    step = failure.step
+    services.state.history.record_failed_release(run.name, step.kind, step.name, step.to_version,
+                                                 services.clock.now(), failure.reason)
+    services.audit.append("rollback", site=run.name, result="rolled_back" if failure.rolled_back else "failed",
+                          detail=_change(step) | {"reason": failure.reason,
+                                                  "whole_site_restored": bool(failure.evidence.get("whole_site_restored"))})
+    verb = "was rolled back" if failure.rolled_back else "could NOT be rolled back"
+    desk.open(f"{step.kind}:{step.name}:{step.to_version}", kind="update_rolled_back",
+              title=f"{run.name}: {step.label()} failed and {verb}", body=_failure_body(failure, result))
+
+
+def _failure_body(failure: StepFailure, result: SiteUpdate) -> str:
     lines = [failure.reason, f"backup: {result.backup_id}", f"rolled back: {'yes' if failure.rolled_back else 'NO'}"]
     evidence = failure.evidence
     if "command" in evidence:
         lines += [f"command: {evidence['command']}", f"exit code: {evidence['exit_code']}",
                   f"stdout:\n{evidence['stdout']}", f"stderr:\n{evidence['stderr']}"]
+    for key in ("rollback_error", "restore_error"):
+        if key in evidence:
+            lines.append(f"{key.replace('_', ' ')}: {evidence[key]}")
     if "health" in evidence:
         lines.append("health: " + "; ".join(f"{k}: {v}" for k, v in evidence["health"].items()))
     return "\n".join(lines)
 
 
-def _ticket(services: Services, site: SiteConfig, result: SiteUpdate, *, kind: str, severity: Any, key: str,
-            title: str, body: str) -> None:
-    ticket = services.tickets.open(site, services.calendar(site), kind=kind, severity=severity, title=title,
-                                   body=body, dedup_key=key)
-    services.audit.append("ticket", site=site.name, detail={"id": ticket.id, "kind": kind, "severity": severity,
-                                                             "response_due": ticket.response_due})
-    if ticket.id not in result.tickets:
-        result.tickets.append(ticket.id)
+def _blind_text(inventory: SiteInventory) -> str:
+    checked = inventory.update_source.last_checked or "never"
+    return f"cannot tell which updates are due: the site could not reach wordpress.org (last checked {checked})"
 
 
-def _reconcile(services: Services, site: SiteConfig, handle: SiteHandle, result: SiteUpdate) -> None:
-    """A run that died mid-update left a journal: settle the site before anything else."""
-    entry = services.state.journal_open(site.name)
-    if entry is None:
-        return
-    left_maintenance = handle.clear_maintenance()
-    state = health.check(handle)
-    step = entry.get("step")
-    outcome = "healthy, kept as it is"
-    if not state.ok:
-        found = {b.id: b for b in backups.list_backups(handle)}
-        backup = found.get(entry["backup_id"])
-        if backup is None:
-            raise InventoryError(f"interrupted run {entry['run_id']} left {site.name} broken and its backup is gone")
-        if step and step["kind"] != "core":
-            restore.rollback_extension(handle, backup, step["kind"], step["name"])
-        elif step:
-            restore.rollback_core(handle, backup)
-        if not health.check_after_change(handle).ok:
-            restore.restore_site(handle, backup)
-        outcome = f"broken, restored from {backup.id}"
-        if step:
-            services.state.record_failed_release(site.name, step["kind"], step["name"], step["to"],
-                                                 services.clock.now(), "interrupted and rolled back")
-        _ticket(services, site, result, kind="update_interrupted", severity="normal", key=f"{site.name}:interrupted",
-                title=f"{site.name}: an interrupted update was rolled back", body=f"{state.summary()}\n{outcome}")
-    services.state.journal_end(site.name)
-    result.reconciled = f"interrupted run {entry['run_id']}: {outcome}"
-    services.audit.append("reconcile", site=site.name, result="ok" if state.ok else "restored",
-                          detail={"run": entry["run_id"], "step": step, "outcome": outcome,
-                                  "maintenance_left": left_maintenance})
+# ticket key suffix -> the evidence in a run that its condition is over
+def _close_what_is_over(services: Services, run: SiteRun, desk: _Desk) -> None:
+    healthy = run.evidence is not None and run.evidence.ok
+    read = run.inventory is not None and run.inventory.core is not None and not run.inventory.rejected
+    over = {
+        "unreachable": (run.reached and not run.lost, "the next maintenance run reached the host"),
+        "update": (read and not run.failure and not run.crash, "the next maintenance run read the site"),
+        "backup": (run.backup is not None, f"a verified backup was made: {run.backup.id if run.backup else ''}"),
+        "update-source": (read and run.inventory is not None and run.inventory.update_source.reachable is True,
+                          "the site reached wordpress.org again"),
+        "down": (healthy, "a health check of the maintenance run found the site working: "
+                 + (run.evidence.summary() if run.evidence else "")),
+    }
+    for suffix, (evident, note) in over.items():
+        key = f"{run.name}:{suffix}"
+        if evident and key not in desk.opened:
+            ticket = services.tickets.close(key, note)
+            if ticket is not None:
+                services.audit.append("ticket_resolved", site=run.name, detail={"id": ticket.id, "kind": ticket.kind,
+                                                                                 "evidence": note})
 
 
 def reconcile_site(services: Services, site: SiteConfig) -> SiteUpdate:
-    """Settle a site whose update was interrupted (crash, kill, lost connection), at start-up."""
-    result = SiteUpdate(site.name)
+    """Settle a site whose change was interrupted (crash, kill, lost connection), at start-up."""
+    run = SiteRun(site, UpdateOptions())
     try:
-        with transport_for(site) as transport:
-            handle = services.handle(site, transport)
-            with site_lock(handle, uuid.uuid4().hex[:12]):
-                _reconcile(services, site, handle, result)
+        with site_session(services, site, run_id=run.options.run_id) as session:
+            run.reached = True
+            run.settled = settle_site(services, site, session.handle)
+            run.evidence = run.settled.health if run.settled else None
+    except LockedError as exc:
+        run.skipped = str(exc)
+    except TransportError as exc:
+        run.lost = str(exc)
     except InventoryError as exc:
-        result.status, result.error = "failed", f"reconciling failed: {exc}"
-    return result
+        run.failure = f"settling an interrupted run failed: {exc}"
+    except Exception as exc:  # noqa: BLE001 - see gather()
+        log.error("%s: internal error while settling", site.name, exc_info=exc)
+        run.crash = _crash_text(exc)
+    return conclude(services, run)

@@ -172,10 +172,15 @@ def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
     return notes
 
 
-def collect(site: str, wp: WPCLI, rest: RestClient | None = None) -> SiteInventory:
-    """Read one site; raises ``InventoryError`` for a site that cannot be read at all."""
+def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offers: bool = False) -> SiteInventory:
+    """Read one site; raises ``InventoryError`` for a site that cannot be read at all.
+
+    ``cached_offers``: plugin and theme offers as WordPress last stored them (``--skip-update-check``),
+    so the read does not rewrite the site's update transients (what a dry run needs).
+    """
     rejected: list[str] = []
-    info, version, offers, plugin_list, theme_list, transient = wp.run_many(BASE_CALLS)
+    calls = [c + ("--skip-update-check",) if cached_offers and c[1] == "list" else c for c in BASE_CALLS]
+    info, version, offers, plugin_list, theme_list, transient = wp.run_many(calls)
     php, wp_cli_version = read_php(info, rejected)
     core = read_core(version, offers, rejected)
     plugins = read_extensions(wp, "plugin", plugin_list, rejected)

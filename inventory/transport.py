@@ -8,6 +8,7 @@ commands on the agent's own host, for sites that live there. Neither retries a c
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -45,12 +46,14 @@ class Transport(ABC):
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     commands_run: int = field(default=0, init=False)
     logins: int = field(default=0, init=False)
+    aborted: bool = field(default=False, init=False)
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
         """Run one command built from already validated arguments; never raises on exit codes."""
+        self._refuse_if_aborted()
         self.commands_run += 1
         return self._execute(self._with_env(argv, env), timeout or self.command_timeout, stdin)
 
@@ -62,6 +65,7 @@ class Transport(ABC):
         A remote transport sends them in one go (one shell, one round trip); the results are
         exactly those of running them one by one.
         """
+        self._refuse_if_aborted()
         full = [self._with_env(argv, env) for argv in commands]
         self.commands_run += len(full)
         return self._execute_many(full, timeout or self.command_timeout)
@@ -77,7 +81,16 @@ class Transport(ABC):
         return [self._execute(argv, timeout) for argv in commands]
 
     def close(self) -> None:  # noqa: B027 - a transport without a connection has nothing to release
-        """Release the connection, if any."""
+        """Release the connection, if any; the next command opens a new one."""
+
+    def abort(self) -> None:
+        """A forced stop: cut what runs now and refuse every later command (no reconnecting)."""
+        self.aborted = True
+        self.close()
+
+    def _refuse_if_aborted(self) -> None:
+        if self.aborted:
+            raise TransportError("the agent is stopping at once: no more remote commands")
 
     def __enter__(self) -> Transport:
         return self
@@ -116,7 +129,7 @@ class LocalTransport(Transport):
         return CommandResult(command, process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     def close(self) -> None:
-        """Terminate commands still running (a forced stop); the transport stays usable."""
+        """Terminate commands still running; the transport stays usable unless aborted."""
         for process in list(self._running):
             self._stopped.add(process)
             process.terminate()
@@ -137,10 +150,18 @@ class SSHTransport(Transport):
     known_hosts: Path = Path()
     connect_timeout: float = 15.0
     _connection: Connection | None = field(default=None, init=False, repr=False)
+    _connecting: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def _connect(self) -> Connection:
-        if self._connection is not None:
+        """The open login, or a new one; thread-safe (a lock's heartbeat shares the login)."""
+        with self._connecting:
+            self._refuse_if_aborted()
+            if self._connection is not None:
+                return self._connection
+            self._connection = self._login()
             return self._connection
+
+    def _login(self) -> Connection:
         if not self.known_hosts.is_file():
             raise HostKeyError(f"known_hosts file {self.known_hosts} does not exist")
         connection = Connection(
@@ -166,7 +187,6 @@ class SSHTransport(Transport):
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise TransportError(f"ssh to {self.host}:{self.port} failed: {reason}") from exc
         self.logins += 1
-        self._connection = connection
         return connection
 
     def _execute(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:

@@ -1,8 +1,12 @@
-"""One run at a time per site: a lock folder on the site's own host.
+"""One run at a time per site: a lock folder on the site's own host, kept alive by a heartbeat.
 
-``mkdir`` is atomic, so two agents (or an agent and a crashed one's leftovers) cannot both hold
-it. A lock is stale, and taken over, when it is older than an hour or when its owner ran on this
-very machine and that process is gone (a killed agent).
+``mkdir`` is atomic, so two runs cannot both create the lock. The holder writes its random token
+into it and touches that file every ``HEARTBEAT_EVERY`` seconds while it works; a lock is stale
+only when its heartbeat has stopped for ``STALE_AFTER`` seconds, or when its holder ran on this
+very machine and that process is gone (a killed agent). Fails closed: a lock whose age cannot be
+read is held, not stale. A takeover happens under ``flock`` on a guard file beside the lock and
+only if the stale token it saw is still there, so two agents cannot both take one stale lock.
+A run releases only its own lock.
 """
 
 from __future__ import annotations
@@ -10,57 +14,124 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
+from inventory.errors import InventoryError
 from playbooks.errors import LockedError
 from playbooks.site import SiteHandle
 
-STALE_AFTER = 3600
+HEARTBEAT_EVERY = 15.0
+STALE_AFTER = 120.0
 LOCK_NAME = ".wpfleet.lock"
+TAKEN, HELD = "taken", "held"
+
+# $1 lock folder, $2 token, $3 owner description: create, or say who holds it and how old its heartbeat is
+_ACQUIRE = r'''
+if mkdir "$1" 2>/dev/null; then printf %s "$2" >"$1/token" && printf %s "$3" >"$1/owner.json" && echo taken; exit; fi
+f="$1/token"; [ -e "$f" ] || f="$1"
+age=$(( $(date +%s) - $(stat -c %Y "$f") )) || exit 3
+echo "held $age $(cat "$1/token" 2>/dev/null)"
+cat "$1/owner.json" 2>/dev/null; exit 0
+'''
+# $1 lock, $2 the stale token seen, $3 new token, $4 owner, $5 stale seconds, $6 1 = holder known dead
+_TAKEOVER = r'''
+exec 9>>"$1.guard" && flock -n 9 || exit 75
+[ "$(cat "$1/token" 2>/dev/null)" = "$2" ] || exit 75
+f="$1/token"; [ -e "$f" ] || f="$1"
+age=$(( $(date +%s) - $(stat -c %Y "$f") )) || exit 75
+[ "$6" = 1 ] || [ "$age" -gt "$5" ] || exit 75
+rm -rf "$1" && mkdir "$1" || exit 75
+printf %s "$3" >"$1/token" && printf %s "$4" >"$1/owner.json"
+'''
+# $1 lock, $2 token: refresh the heartbeat if the lock is still ours (exit 1 when it is not)
+_BEAT = r'''[ "$(cat "$1/token" 2>/dev/null)" = "$2" ] && touch "$1/token"'''
+# $1 lock, $2 token: remove the lock only if it is ours, never while a takeover is deciding
+_RELEASE = r'''
+exec 9>>"$1.guard" && flock -w 30 9 || exit 75
+[ "$(cat "$1/token" 2>/dev/null)" = "$2" ] || exit 1
+rm -rf "$1"
+'''
+
+
+@dataclass
+class SiteLock:
+    site: SiteHandle
+    run_id: str
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    lost: threading.Event = field(default_factory=threading.Event)  # set: another run took the lock from us
+
+    @property
+    def path(self) -> str:
+        return self.site.backup_path(LOCK_NAME)
+
+    def owner(self) -> str:
+        return json.dumps({"run": self.run_id, "host": socket.gethostname(), "pid": os.getpid()})
+
+    def acquire(self) -> None:
+        self.site.sh(["mkdir", "-p", self.site.backup_dir], "creating the backup folder")
+        result = self.site.transport.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.token, self.owner()])
+        first, _, rest = result.stdout.partition("\n")
+        if result.ok and first == TAKEN:
+            return
+        words = first.split()
+        if not result.ok or len(words) < 2 or words[0] != HELD or not words[1].lstrip("-").isdigit():
+            raise LockedError(f"{self.site.name} is locked and the lock's age cannot be read: not taken over")
+        age, seen = int(words[1]), words[2] if len(words) > 2 else ""
+        holder = _parse_owner(rest)
+        dead = _dead_here(holder)
+        if age <= STALE_AFTER and not dead:
+            raise LockedError(f"{self.site.name} is locked by another run ({_describe(holder)}, "
+                              f"heartbeat {age}s ago)")
+        taken = self.site.transport.run(["sh", "-c", _TAKEOVER, "sh", self.path, seen, self.token, self.owner(),
+                                         str(int(STALE_AFTER)), "1" if dead else "0"])
+        if not taken.ok:
+            raise LockedError(f"{self.site.name}: another run took the stale lock first")
+
+    def beat(self) -> bool:
+        """Refresh the heartbeat; False (and ``lost`` set) when the lock is no longer ours."""
+        result = self.site.transport.run(["sh", "-c", _BEAT, "sh", self.path, self.token])
+        if result.exit_code == 1:
+            self.lost.set()
+        return result.ok
+
+    def release(self) -> bool:
+        """Remove the lock if it is still ours; True when it was."""
+        return self.site.transport.run(["sh", "-c", _RELEASE, "sh", self.path, self.token]).ok
 
 
 @contextmanager
-def site_lock(site: SiteHandle, run_id: str) -> Iterator[None]:
-    """Hold the site's lock for the block; does not wait for a held lock."""
-    acquire(site, run_id)
+def site_lock(site: SiteHandle, run_id: str, on_beat: Callable[[], None] = lambda: None,
+              every: float = HEARTBEAT_EVERY) -> Iterator[SiteLock]:
+    """Hold the site's lock for the block, its heartbeat refreshed from a thread; does not wait."""
+    lock = SiteLock(site, run_id)
+    lock.acquire()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(every):
+            try:
+                if lock.beat():
+                    on_beat()
+            except InventoryError:
+                continue  # the connection is down: the run itself finds out and stops
+
+    beater = threading.Thread(target=heartbeat, name=f"heartbeat-{site.name}", daemon=True)
+    beater.start()
     try:
-        yield
+        yield lock
     finally:
-        release(site)
+        done.set()
+        beater.join(every + 5)
+        lock.release()
 
 
-def acquire(site: SiteHandle, run_id: str) -> None:
-    lock = site.backup_path(LOCK_NAME)
-    site.sh(["mkdir", "-p", site.backup_dir], "creating the backup folder")
-    if site.transport.run(["mkdir", lock]).exit_code != 0:
-        age = _age(site, lock)
-        owner = _owner(site, lock)
-        if age is not None and age < STALE_AFTER and not _dead_here(owner):
-            raise LockedError(f"{site.name} is locked by another run ({_describe(owner)}, {age}s ago)")
-        site.sh(["rm", "-rf", lock], "removing a stale lock")
-        if site.transport.run(["mkdir", lock]).exit_code != 0:
-            raise LockedError(f"{site.name} is locked by another run")
-    owner = {"run": run_id, "host": socket.gethostname(), "pid": os.getpid()}
-    site.write_file(f"{lock}/owner.json", json.dumps(owner).encode())
-
-
-def release(site: SiteHandle) -> None:
-    site.transport.run(["rm", "-rf", site.backup_path(LOCK_NAME)])
-
-
-def _age(site: SiteHandle, lock: str) -> int | None:
-    result = site.transport.run(["sh", "-c", 'echo $(( $(date +%s) - $(stat -c %Y "$1") ))', "sh", lock])
+def _parse_owner(text: str) -> dict[str, object]:
     try:
-        return int(result.stdout.strip())
-    except ValueError:
-        return None
-
-
-def _owner(site: SiteHandle, lock: str) -> dict[str, object]:
-    result = site.transport.run(["cat", f"{lock}/owner.json"])
-    try:
-        owner = json.loads(result.stdout)
+        owner = json.loads(text)
     except ValueError:
         return {}
     return owner if isinstance(owner, dict) else {}

@@ -25,6 +25,7 @@ class SiteHandle:
     transport: Transport
     wp: WPCLI
     settle_seconds: float = 0.0
+    health_pages: tuple[str, ...] = ("/",)
     http: requests.Session = field(default_factory=lambda: make_session(retries=1, backoff=0.2))
 
     def path(self, *parts: str) -> str:
@@ -51,6 +52,15 @@ class SiteHandle:
             raise ValueError(f"{kind} list: expected a list")
         return {safety.slug(str(r["name"])): str(r.get("version") or "") for r in listing
                 if isinstance(r, dict) and "name" in r}
+
+    def resolve_paths(self) -> None:
+        """The root and the backup folder as the host resolves them (either may be, or lie under, a
+        symlink): what keeps "is the backup folder inside the root?" and ``du``/``find`` right."""
+        lines = self.sh(["realpath", "-m", "--", self.root, self.backup_dir], "resolving the site's paths")
+        resolved = lines.stdout.splitlines()
+        if len(resolved) != 2:
+            raise PlaybookError(f"resolving {self.root} and {self.backup_dir} on {self.name}: unexpected answer")
+        self.root, self.backup_dir = (safety.remote_path(p) for p in resolved)
 
     def settle(self) -> None:
         """Give the web server's PHP time to see changed files (OPcache revalidation) before probing."""

@@ -66,11 +66,13 @@ def evidence_of(exc: RemoteCommandError) -> dict[str, Any]:
             "stdout": exc.stdout[-OUTPUT_LIMIT:], "stderr": exc.stderr[-OUTPUT_LIMIT:]}
 
 
-def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step],
+def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step], before: dict[str, health.PageView],
                 on_step: Callable[[Step, str], None] = lambda step, phase: None,
                 should_stop: Callable[[], bool] = lambda: False) -> UpdateRun:
-    """Apply ``steps`` in order; raises ``TransportError`` only when the host cannot be reached.
+    """Apply ``steps`` in order, each checked against the pages as they were ``before``.
 
+    Raises ``TransportError`` when the host cannot be reached (after reconnecting): nothing is then
+    judged or undone without evidence; the caller's journal settles the site later.
     ``should_stop`` is asked between steps only: a step, once begun, is finished (or rolled back).
     """
     run = UpdateRun()
@@ -82,15 +84,17 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step],
         try:
             _apply(site, step, run)
             run.maintenance_cleared += site.clear_maintenance()
-            _verify(site, step)
+            _verify(site, step, before)
         except StepFailed as failure:
             run.maintenance_cleared += site.clear_maintenance()
-            run.failures.append(_undo(site, backup, step, str(failure), failure.evidence, run))
+            run.failures.append(undo_step(site, backup, step, str(failure), failure.evidence, before,
+                                          run.renamed.get(step)))
+            run.restored_whole_site |= bool(run.failures[-1].evidence.get("whole_site_restored"))
             on_step(step, "rolled_back")
             continue
         run.applied.append(step)
         on_step(step, "done")
-    run.final = health.check(site)
+    run.final = health.check(site, before)
     return run
 
 
@@ -132,8 +136,8 @@ def _installed_as(step: Step, before: dict[str, str], after: dict[str, str]) -> 
     return appeared[0] if len(appeared) == 1 else step.name
 
 
-def _verify(site: SiteHandle, step: Step) -> None:
-    state = health.check_after_change(site)
+def _verify(site: SiteHandle, step: Step, before: dict[str, health.PageView]) -> None:
+    state = health.check_after_change(site, before)
     if not state.ok:
         raise StepFailed(f"{step.label()} broke the site: {state.summary()}", {"health": state.checks})
     if step.kind == "core":
@@ -142,24 +146,37 @@ def _verify(site: SiteHandle, step: Step) -> None:
             raise StepFailed(f"core is at {installed} after updating to {step.to_version}")
 
 
-def _undo(site: SiteHandle, backup: Backup, step: Step, reason: str, evidence: dict[str, Any],
-          run: UpdateRun) -> StepFailure:
-    """Roll back the one component; if the site is still broken, the whole backup."""
+def undo_step(site: SiteHandle, backup: Backup, step: Step, reason: str, evidence: dict[str, Any],
+              before: dict[str, health.PageView], renamed: str | None = None) -> StepFailure:
+    """Roll back the one component; if the site is still broken, the whole backup.
+
+    Also what settles a step an interrupted run left behind. A failed restore is part of the
+    answer (``rolled_back`` false, the error in the evidence), never an escape.
+    """
     try:
         if step.kind == "core":
             restore.rollback_core(site, backup)
         else:
-            moved_to = [run.renamed[step]] if step in run.renamed else []
-            restore.rollback_extension(site, backup, step.kind, step.name, also_remove=moved_to)
+            restore.rollback_extension(site, backup, step.kind, step.name, also_remove=[renamed] if renamed else [])
     except TransportError:
         raise
     except InventoryError as exc:
         evidence = evidence | {"rollback_error": str(exc)}
-    after = health.check_after_change(site)
+    after = health.check_after_change(site, before)
     if not after.ok:
-        restore.restore_site(site, backup)
-        run.restored_whole_site = True
-        after = health.check_after_change(site)
         evidence = evidence | {"whole_site_restored": True}
+        after = restore_whole(site, backup, before, evidence)
     evidence = evidence | {"health_after_rollback": after.checks}
-    return StepFailure(step, reason, rolled_back=after.ok, evidence=evidence)
+    return StepFailure(step, reason, rolled_back=after.ok and "restore_error" not in evidence, evidence=evidence)
+
+
+def restore_whole(site: SiteHandle, backup: Backup, before: dict[str, health.PageView],
+                  evidence: dict[str, Any]) -> health.Health:
+    """Put the whole backup back; a failure is written into ``evidence``. Returns the health after."""
+    try:
+        restore.restore_site(site, backup)
+    except TransportError:
+        raise
+    except InventoryError as exc:
+        evidence["restore_error"] = str(exc)
+    return health.check_after_change(site, before)

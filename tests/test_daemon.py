@@ -33,7 +33,7 @@ def once(fleet: Fleet, at: datetime) -> int:
 def last_runs(fleet: Fleet) -> dict[str, datetime]:
     state = State(fleet.folder / "state")
     try:
-        return {job: info["last_run"] for job, info in state.jobs().items()}
+        return {job: info["last_run"] for job, info in state.jobs.all().items()}
     finally:
         state.close()
 
@@ -180,7 +180,7 @@ def test_daemon_applies_minors_refuses_a_second_instance_and_stops_cleanly(
     assert "Version: 5.4.0" in (root / "wp-content/plugins/akismet/akismet.php").read_text()  # a minor, applied
     assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
     state = State(fleet.folder / "state")
-    assert state.open_journals() == []
+    assert state.journal.sites() == []
     state.close()
 
 
@@ -199,7 +199,7 @@ def test_daemon_recovers_after_sigkill_mid_update(fleet: Fleet, sshd: sshd_mod.S
             daemon.kill()
     time.sleep(5)  # the orphaned remote update finishes, leaving a broken plugin behind
     state = State(fleet.folder / "state")
-    assert state.open_journals() == ["acme"]
+    assert state.journal.sites() == ["acme"]
     state.close()
     capsys.readouterr()
     again = start_daemon(fleet, "--once")

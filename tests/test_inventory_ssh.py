@@ -75,10 +75,10 @@ def test_fleet_inventory_over_ssh(fleet: Fleet, sshd: sshd_mod.SSHServer, tmp_pa
     assert "akismet --minor --dry-run" in " ".join(fleet.wp_calls(fleet.folder / "sites" / "bakery"))
 
     state = State(fleet.folder / "state")
-    assert state.snapshot_count() == 7
-    snapshot = state.last_snapshot("acme")
+    assert state.snapshots.count() == 7
+    snapshot = state.snapshots.last("acme")
     assert snapshot is not None and snapshot[1]["core"]["version"] == "6.5.3"
-    assert state.last_snapshot("moved") is None  # a failed read is stored, but never as the last good one
+    assert state.snapshots.last("moved") is None  # a failed read is stored, but never as the last good one
     state.close()
 
 

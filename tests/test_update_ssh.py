@@ -156,7 +156,7 @@ def test_a_good_run_resolves_the_tickets_of_conditions_that_are_over(
     code, result = cli(fleet, capsys, "update", "--json")
     assert code == 0 and result[0]["status"] == "updated"
     (down,) = cli(fleet, capsys, "tickets", "--json")[1]
-    assert down["kind"] == "site_down" and down["status"] == "closed" and "healthy" in down["body"]
+    assert down["kind"] == "site_down" and down["status"] == "closed" and "found the site working: home: ok" in down["body"]
     assert "ticket_resolved" in [r["action"] for r in
                                  AuditLog(fleet.folder / "state", FixedClock(SATURDAY_9_TEHRAN), "t").records()]
 
@@ -210,7 +210,7 @@ def test_ssh_dropped_mid_update_is_reconciled_on_the_next_run(
 
     code, result = cli(fleet, capsys, "update", "--json")
     site = result[0]
-    assert "restored" in site["reconciled"], site
+    assert "rolled back from" in site["reconciled"], site
     assert not (acme / ".maintenance").exists()
     assert version_of(acme, "plugin", "contact-form-7") == "5.9.3"
     assert fleet.web.answer("/acme/")[0] == 200

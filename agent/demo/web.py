@@ -20,6 +20,9 @@ from agent.demo.wpsim import Fatal, Site
 CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
 MAINTENANCE_TTL = 600
+PAGE_FAULTS = ("blank-shop", "error-page")
+LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
+         "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.")
 
 
 class StandInWeb:
@@ -90,7 +93,18 @@ class StandInWeb:
                      "home": self.url(name), "namespaces": ["oembed/1.0", "wp/v2", "wp-site-health/v1"],
                      "authentication": []}
             return 200, "application/json; charset=UTF-8", json.dumps(index)
-        version = site.core_version()
-        return 200, "text/html; charset=UTF-8", (
-            f'<html><head><meta name="generator" content="WordPress {version}" /></head>'
-            f"<body><h1>{site.option('blogname') or name}</h1></body></html>")
+        return 200, "text/html; charset=UTF-8", page(site, name, rest.strip("/"))
+
+
+def page(site: Site, name: str, slug: str) -> str:
+    """A page as the theme renders it; a release with a page fault breaks it the way real ones do."""
+    blog = site.option("blogname") or name
+    faults = {fault for _, file in site.code_to_load(False, False) for fault in PAGE_FAULTS
+              if file.exists() and f"wpsim:{fault}" in file.read_text("utf-8", "replace")}
+    if "error-page" in faults:  # a plugin's own error page, served with 200
+        return "<html><head><title>Something went wrong</title></head><body><p>Please try later.</p></body></html>"
+    title = f"{slug.title()} – {blog}" if slug else blog
+    content = "" if slug == "shop" and "blank-shop" in faults else "".join(
+        f"<article><h2>{slug or 'Welcome'} {n}</h2><p>{LOREM}</p></article>" for n in range(1, 6))
+    return (f'<html><head><title>{title}</title><meta name="generator" content="WordPress {site.core_version()}" />'
+            f"</head><body><h1>{blog}</h1><main>{content}</main></body></html>")

@@ -1059,6 +1059,9 @@ def install_release(site: Site, item: dict[str, Any], target: str, props: dict[s
             leftover.unlink()
         return False
     code_file = main if main.suffix == ".php" else main.parent / "functions.php"
+    for page_fault in ("blank-shop", "error-page"):  # the web side renders these (demo/web.py)
+        if page_fault in faults:
+            text += f"\n// wpsim:{page_fault}\n"
     if "fatal" in faults:
         extra = "\nwpsim_boom(); // wpsim:fatal — this release calls a function that does not exist\n"
         if code_file == main:

@@ -1,0 +1,65 @@
+"""``site_session``: transport, site handle, the host lock with its heartbeat, and release — in one place."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from agent.config import SiteConfig
+from agent.fleet import transport_for
+from agent.services import Services
+from playbooks.lock import SiteLock, site_lock
+from playbooks.site import SiteHandle
+
+
+@dataclass
+class Session:
+    handle: SiteHandle
+    run_id: str
+    lock: SiteLock | None
+
+    def lock_lost(self) -> bool:
+        """Another run took the site's lock from us: start nothing new."""
+        return self.lock is not None and self.lock.lost.is_set()
+
+
+class Held(NamedTuple):
+    run_id: str
+    token: str
+
+
+# the sites this process holds now: what a forced stop cleans up (maintenance mode, our lock)
+ACTIVE: dict[str, Held] = {}
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@contextmanager
+def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run_id: str | None = None,
+                 even_when_stopping: bool = False) -> Iterator[Session]:
+    """Open the site's host; with ``lock``, hold its lock (heartbeat kept in state too) for the block.
+
+    Paths are resolved on the host first (a WordPress root may be a symlink). Does not wait for a
+    lock another run holds: ``LockedError``.
+    """
+    run_id = run_id or new_run_id()
+    with transport_for(site, even_when_stopping=even_when_stopping) as transport:
+        handle = services.handle(site, transport)
+        handle.resolve_paths()
+        if not lock:
+            yield Session(handle, run_id, None)
+            return
+        leases = services.state.leases
+        with site_lock(handle, run_id, on_beat=lambda: leases.beat(site.name, run_id, services.clock.now())) as held:
+            leases.hold(site.name, run_id, services.clock.now())
+            ACTIVE[site.name] = Held(run_id, held.token)
+            try:
+                yield Session(handle, run_id, held)
+            finally:
+                ACTIVE.pop(site.name, None)
+                leases.release(site.name, run_id)
