@@ -75,17 +75,20 @@ def _settle_update(handle: SiteHandle, entry: Entry) -> Settlement:
     found = health.check(handle, before)
     step = _step_of(entry)
     settled = Settlement("update", entry.run_id, entry.step, found.summary(), "healthy, kept as it is", found)
-    if step is not None and entry.phase == "start":
+    known_bad = entry.phase in ("failing", "rolled_back")  # the run had found the release broke the site
+    if step is not None and entry.phase in ("start", "failing", "rolled_back"):
         version = _installed(handle, step)
-        if found.ok and version == step.to_version:
+        if not known_bad and found.ok and version == step.to_version:
             settled.applied = step
             settled.outcome = f"{step.label()} had completed; healthy, kept"
-        elif not found.ok or version != step.from_version:
-            reason = f"interrupted during {step.label()}; {step.name} found at {version or 'nothing'}"
+        elif known_bad or not found.ok or version != step.from_version:
+            reason = f"interrupted during {step.label()}; {step.name} found at {version or 'nothing'}" + \
+                (", a release that had broken the site" if known_bad else "")
             settled.undone = undo_step(handle, _backup(handle, entry), step, reason, {"health": found.checks}, before)
             settled.health = health.check(handle, before)
             settled.restored = bool(settled.undone.evidence.get("whole_site_restored"))
-            settled.failed_release = step if not found.ok and version == step.to_version else None
+            broke_it = known_bad or (not found.ok and version == step.to_version)
+            settled.failed_release = step if broke_it else None
             settled.outcome = f"{reason}: rolled back from {entry.backup_id}" + \
                 ("" if settled.undone.rolled_back else " — the site is still NOT healthy")
     elif not found.ok:

@@ -13,13 +13,14 @@ through SQLite's own online-backup API (PHP's ``SQLite3::backup``). The manifest
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, TransportError
 from inventory.wpcli import checked
 from playbooks.errors import BackupError, PlaybookError
 from playbooks.site import SiteHandle
@@ -126,10 +127,19 @@ def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = 
                         initial=not existing, core=core, components=dict(components), database=database)
         site.write_file(f"{folder}/{MANIFEST}", json.dumps(backup.manifest(), indent=1).encode())
         verify(site, backup)
+    except TransportError:
+        _remove_partial(site, folder)
+        raise  # a lost connection says nothing about the backup: the run reports the host unreachable
     except (InventoryError, ValueError) as exc:
         site.transport.run(["rm", "-rf", folder])
         raise BackupError(f"backup of {site.name} failed, partial backup removed: {exc}") from exc
     return backup
+
+
+def _remove_partial(site: SiteHandle, folder: str) -> None:
+    """Best effort over a new login; a folder left without a manifest is never listed as a backup."""
+    with contextlib.suppress(TransportError):
+        site.transport.run(["rm", "-rf", folder])
 
 
 def read_components(site: SiteHandle) -> dict[str, str]:
@@ -167,6 +177,8 @@ def _dump_database(site: SiteHandle, folder: str) -> dict[str, str]:
     try:
         site.sh(["php", "-r", SQLITE_BACKUP_PHP, site.path(SQLITE_DATABASE), f"{folder}/{SQLITE_FILE}"],
                 "copying the SQLite database")
+    except TransportError:
+        raise
     except PlaybookError as exc:
         raise BackupError(f"SQLite site: `wp sqlite export` is not installed on the host (the wp-cli/sqlite-command "
                           f"package) and copying the database file with SQLite's backup API failed: {exc}") from exc
@@ -176,6 +188,8 @@ def _dump_database(site: SiteHandle, folder: str) -> dict[str, str]:
 def _checked_wp(site: SiteHandle, what: str, *args: str) -> None:
     try:
         checked(site.wp.run(*args, skip_plugins=True))
+    except TransportError:
+        raise
     except InventoryError as exc:
         raise BackupError(f"{what} failed: {exc}") from exc
 

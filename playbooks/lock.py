@@ -28,6 +28,7 @@ HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
 LOCK_NAME = ".wpfleet.lock"
 TAKEN, HELD = "taken", "held"
+_HELD_HERE: set[str] = set()  # tokens of the locks this process holds now
 
 # $1 lock folder, $2 token, $3 owner description: create, or say who holds it and how old its heartbeat is
 _ACQUIRE = r'''
@@ -76,13 +77,14 @@ class SiteLock:
         result = self.site.transport.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.token, self.owner()])
         first, _, rest = result.stdout.partition("\n")
         if result.ok and first == TAKEN:
+            _HELD_HERE.add(self.token)
             return
         words = first.split()
         if not result.ok or len(words) < 2 or words[0] != HELD or not words[1].lstrip("-").isdigit():
             raise LockedError(f"{self.site.name} is locked and the lock's age cannot be read: not taken over")
         age, seen = int(words[1]), words[2] if len(words) > 2 else ""
         holder = _parse_owner(rest)
-        dead = _dead_here(holder)
+        dead = _dead_here(holder, seen)
         if age <= STALE_AFTER and not dead:
             raise LockedError(f"{self.site.name} is locked by another run ({_describe(holder)}, "
                               f"heartbeat {age}s ago)")
@@ -90,6 +92,7 @@ class SiteLock:
                                          str(int(STALE_AFTER)), "1" if dead else "0"])
         if not taken.ok:
             raise LockedError(f"{self.site.name}: another run took the stale lock first")
+        _HELD_HERE.add(self.token)
 
     def beat(self) -> bool:
         """Refresh the heartbeat; False (and ``lost`` set) when the lock is no longer ours."""
@@ -99,8 +102,15 @@ class SiteLock:
         return result.ok
 
     def release(self) -> bool:
-        """Remove the lock if it is still ours; True when it was."""
-        return self.site.transport.run(["sh", "-c", _RELEASE, "sh", self.path, self.token]).ok
+        """Remove the lock if it is still ours; True when it was. Never raises: a lock that cannot be
+        removed (the host is gone) goes stale when its heartbeat stops."""
+        _HELD_HERE.discard(self.token)
+        for _ in range(2):  # a dropped connection is opened again once
+            try:
+                return self.site.transport.run(["sh", "-c", _RELEASE, "sh", self.path, self.token]).ok
+            except InventoryError:
+                continue
+        return False
 
 
 @contextmanager
@@ -141,11 +151,14 @@ def _describe(owner: dict[str, object]) -> str:
     return f"run {owner['run']} on {owner['host']}" if {"run", "host"} <= owner.keys() else "owner unknown"
 
 
-def _dead_here(owner: dict[str, object]) -> bool:
-    """The lock was taken by a process of this machine that no longer exists."""
+def _dead_here(owner: dict[str, object], token: str) -> bool:
+    """The lock was taken on this machine by a process that no longer exists, or by this very
+    process in a run that no longer holds it (its connection broke before it knew it had it)."""
     pid = owner.get("pid")
-    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int):
         return False
+    if pid == os.getpid():
+        return token not in _HELD_HERE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -86,6 +86,7 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step], before: dic
             run.maintenance_cleared += site.clear_maintenance()
             _verify(site, step, before)
         except StepFailed as failure:
+            on_step(step, "failing")  # from here on the release is known bad: an interruption still undoes it
             run.maintenance_cleared += site.clear_maintenance()
             run.failures.append(undo_step(site, backup, step, str(failure), failure.evidence, before,
                                           run.renamed.get(step)))

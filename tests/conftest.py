@@ -99,7 +99,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     wporg = tmp_path / "wordpress.org.json"
     wporg.write_text(__import__("json").dumps(demo.DEMO_WPORG))
     calls = tmp_path / "wp-calls.log"
-    wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls)
+    wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls, pause=tmp_path / "pause")
     web = StandInWeb().start()
     made = Fleet(tmp_path, wp, wporg, calls, [], web)
     made.write()

@@ -24,12 +24,15 @@ a release may also say ``"requires_php": "9.0"`` (offered as ``unavailable``) or
 ``$WPSIM_WPORG_DOWN=1`` makes "wordpress.org" unreachable; ``$WPSIM_DOWNLOADS`` is the base of the
 package URLs it offers.
 ``$WPSIM_DELAY`` adds a bootstrap delay in seconds; ``$WPSIM_CALLS`` names a file that gets one
-line per invocation.
+line per invocation. ``$WPSIM_PAUSE`` names a file for fault-injection tests: the first invocation
+whose command line contains the file's text (the Nth one, when a second line says N) renames it to ``<file>.hit``, sleeps
+``$WPSIM_PAUSE_SECONDS`` (default 3) before doing its work, and touches ``<file>.done`` after it.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -1099,6 +1102,42 @@ def main(argv: list[str]) -> int:
     delay = float(os.environ.get("WPSIM_DELAY", "0") or 0)
     if delay:
         time.sleep(delay)
+    paused = pause_here(argv)
+    try:
+        return run_command(args)
+    finally:
+        if paused is not None:
+            paused.with_suffix(".done").touch()
+
+
+def pause_here(argv: list[str]) -> Path | None:
+    """The pause file, renamed to ``.hit``, when this invocation is the one it names (see the docstring)."""
+    name = os.environ.get("WPSIM_PAUSE")
+    if not name:
+        return None
+    marker = Path(name)
+    try:
+        wanted, _, nth = marker.read_text().strip().partition("\n")
+    except OSError:
+        return None
+    if not wanted or wanted not in " ".join(argv):
+        return None
+    counter = marker.with_suffix(".count")
+    with open(counter, "a+") as seen:  # the Nth matching invocation (second line of the file; default 1)
+        fcntl.flock(seen, fcntl.LOCK_EX)
+        seen.write("x")
+        seen.seek(0)
+        if len(seen.read()) != int(nth or 1):
+            return None
+    try:
+        marker.rename(marker.with_suffix(".hit"))
+    except OSError:
+        return None  # another invocation took it
+    time.sleep(float(os.environ.get("WPSIM_PAUSE_SECONDS", "3")))
+    return marker
+
+
+def run_command(args: Args) -> int:
     try:
         if not args.words:
             error("Please specify a command.")
