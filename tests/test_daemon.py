@@ -38,9 +38,13 @@ def last_runs(fleet: Fleet) -> dict[str, datetime]:
         state.close()
 
 
-def audit_actions(fleet: Fleet) -> list[str]:
+def audit_records(fleet: Fleet) -> list[dict[str, Any]]:
     path = fleet.folder / "state/audit.jsonl"
-    return [json.loads(line)["action"] for line in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def audit_actions(fleet: Fleet) -> list[str]:
+    return [record["action"] for record in audit_records(fleet)]
 
 
 def tickets(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -214,7 +218,8 @@ def test_daemon_recovers_after_sigkill_mid_update(fleet: Fleet, sshd: sshd_mod.S
 @pytest.mark.integration
 def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
     root = daemon_fleet(fleet, sshd)
-    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
+    # the remote update outlives the agent by far
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow", "slow_seconds": 12}})
     daemon = start_daemon(fleet)
     try:
         wait_for_slow_step(fleet, root)
@@ -225,9 +230,66 @@ def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, s
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    time.sleep(4.5)  # whatever the cut-off remote command does afterwards
-    assert not (root / ".maintenance").exists()
+    # checked while the orphaned remote update is still asleep, so only the agent can have removed it
+    assert "plugin update contact-form-7" in fleet.calls.read_text() and not (root / ".maintenance").exists()
+    forced = [r for r in audit_records(fleet) if r["action"] == "forced_stop"]
+    assert forced[0]["detail"] == {"maintenance_removed": True, "lock_released": True}
+    assert not (fleet.folder / "backups/acme/.wpfleet.lock").exists()
     assert "stopping at once" in (fleet.folder / "daemon.log").read_text()
+
+
+@pytest.mark.integration
+def test_run_once_has_the_same_two_stage_stop(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    root = daemon_fleet(fleet, sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
+    agent = start_daemon(fleet, "--once")
+    try:
+        wait_for_slow_step(fleet, root)
+        agent.send_signal(signal.SIGTERM)  # once: the step in progress is finished, nothing new starts
+        assert agent.wait(60) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert not (root / ".maintenance").exists()
+    assert "Version: 5.9.8" in (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
+    assert "Version: 1.1" in (root / "wp-content/themes/twentytwentyfour/style.css").read_text()  # not started
+    state = State(fleet.folder / "state")
+    assert state.journal.sites() == []
+    state.close()
+
+
+@pytest.mark.integration
+def test_the_watch_keeps_watching_during_the_first_round(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    root = daemon_fleet(fleet, sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow", "slow_seconds": 8}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for_slow_step(fleet, root)
+        first = last_runs(fleet)["watch"]
+        wait_for(lambda: last_runs(fleet)["watch"] > first, timeout=5, what="the watch to look again mid-round")
+        assert "update" not in last_runs(fleet)  # the first round is still going
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+
+
+def test_jobs_come_due_an_interval_after_their_last_run_as_persisted(fleet: Fleet) -> None:
+    from agent.config import load
+    from agent.daemon import Daemon
+
+    fleet.add(ACME)
+    start = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+    assert once(fleet, start) == 0
+    daemon = Daemon(load(fleet.config), FixedClock(start + timedelta(minutes=50)))
+    try:
+        waits = daemon.until_due()
+        assert waits["inventory"] == 600 and waits["update"] == 6 * 3600 - 3000 and waits["watch"] <= 0
+        assert daemon.due() == ["watch"]
+        assert daemon.nap(("inventory", "update")) == 60  # looks again within a minute
+    finally:
+        daemon.close()
 
 
 @pytest.mark.integration

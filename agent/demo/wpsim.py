@@ -1002,7 +1002,7 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
             log(args, "Unpacking the update...")
             log(args, f"Installing the latest version...\nRemoving the old version of the {kind}...")
         if "slow" in faults:  # a large package: the site stays in maintenance mode a while
-            time.sleep(float(os.environ.get("WPSIM_SLOW", "4")))
+            time.sleep(float(props.get("slow_seconds") or os.environ.get("WPSIM_SLOW", "4")))
         ok = install_release(site, item, target, props)
         if "hangup" in faults:
             hang_up()
