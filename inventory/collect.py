@@ -9,6 +9,7 @@ the newest minor. Nothing here changes the site.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -66,6 +67,19 @@ BASE_CALLS = (
     # after ``plugin list``, which deletes the transient and asks wordpress.org afresh
     ("transient", "get", "update_plugins", "--network", "--format=json"),
 )
+
+
+# core offers as WordPress last stored them: ``core check-update`` would ask wordpress.org and store them anew
+CACHED_CORE_OFFERS = ("transient", "get", "update_core", "--network", "--format=json")
+
+
+def cached_core_offers(call: CommandResult) -> CommandResult:
+    """The ``update_core`` transient's upgrade offers, shaped as ``core check-update --format=json`` rows."""
+    document = json_of(call) if call.ok else None
+    updates = document.get("updates") if isinstance(document, dict) else None
+    offers = [{"version": u["version"], "update_type": ""} for u in updates or []
+              if isinstance(u, dict) and u.get("response") in ("upgrade", "autoupdate") and "version" in u]
+    return CommandResult(call.command, 0, json.dumps(offers), "")
 
 
 def read_core(version: CommandResult, offers_call: CommandResult, rejected: list[str]) -> CoreState:
@@ -179,10 +193,13 @@ def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offe
     so the read does not rewrite the site's update transients (what a dry run needs).
     """
     rejected: list[str] = []
-    calls = [c + ("--skip-update-check",) if cached_offers and c[1] == "list" else c for c in BASE_CALLS]
+    calls = list(BASE_CALLS)
+    if cached_offers:
+        calls = [c + ("--skip-update-check",) if c[1] == "list" else c for c in calls]
+        calls[2] = CACHED_CORE_OFFERS
     info, version, offers, plugin_list, theme_list, transient = wp.run_many(calls)
     php, wp_cli_version = read_php(info, rejected)
-    core = read_core(version, offers, rejected)
+    core = read_core(version, cached_core_offers(offers) if cached_offers else offers, rejected)
     plugins = read_extensions(wp, "plugin", plugin_list, rejected)
     themes = read_extensions(wp, "theme", theme_list, rejected)
     inventory = SiteInventory(

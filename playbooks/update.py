@@ -92,6 +92,8 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step], before: dic
                                           run.renamed.get(step)))
             run.restored_whole_site |= bool(run.failures[-1].evidence.get("whole_site_restored"))
             on_step(step, "rolled_back")
+            if not run.failures[-1].rolled_back:
+                break  # the site could not be put back: nothing more is changed on it
             continue
         run.applied.append(step)
         on_step(step, "done")

@@ -125,3 +125,60 @@ def test_email_with_an_untrusted_certificate_is_refused(tmp_path: Path, smtp_ser
     tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="b", dedup_key="acme:1")
     assert tickets.deliver_pending() == (0, 1)
     assert received == []
+
+
+class SlowCountingSink:
+    """A sink that takes its time, so two deliverers would overlap; counts what it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
+        time.sleep(0.05)
+        self.received.append(f"{payload['id']}:{payload['event_seq']}")
+
+
+def test_two_deliverers_at_once_deliver_each_ticket_once(tmp_path: Path) -> None:
+    import threading
+
+    sink = SlowCountingSink()
+    tickets = desk(tmp_path, sink)
+    for n in range(6):
+        tickets.open(SITE, CAL, kind="update_failed", severity="normal", title=f"t{n}", body="b",
+                     dedup_key=f"acme:{n}")
+    other = desk(tmp_path, sink)  # a second desk on the same state, as the watch thread and a round have
+    threads = [threading.Thread(target=d.deliver_pending) for d in (tickets, other, tickets, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tickets.deliver_pending()
+    assert len(sink.received) == 6 and len(set(sink.received)) == 6
+    assert tickets.pending() == 0
+
+
+def test_a_delivery_cut_off_by_a_crash_is_not_sent_twice(tmp_path: Path) -> None:
+    """Claimed, written to the sink, and the agent died before marking it: the next run sends it
+    again with the same delivery id, and the file sink keeps one copy."""
+    sink = FileSink(tmp_path / "tickets.jsonl")
+    tickets = desk(tmp_path, sink)
+    tickets.open(SITE, CAL, kind="update_failed", severity="normal", title="t", body="b", dedup_key="acme:x")
+    claimed = tickets.ledger.claim_next("2026-11-28T09:00:00+03:30")
+    assert claimed is not None and not claimed.uncertain
+    sink.send(claimed.payload)  # ... and the process is killed here
+    again = desk(tmp_path, sink)
+    assert again.deliver_pending() == (1, 0)
+    lines = (tmp_path / "tickets.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and again.pending() == 0
+
+
+def test_a_webhook_retry_carries_the_same_delivery_id(tmp_path: Path) -> None:
+    with responses.RequestsMock() as mocked:
+        mocked.post(URL, status=201)
+        sink = WebhookSink(URL)
+        payload = {"id": "WPF-1", "event_seq": 7}
+        sink.send(payload)
+        sink.send(payload, maybe_sent=True)
+        first, second = (call.request.headers for call in mocked.calls)
+    assert first["X-Wpfleet-Delivery"] == second["X-Wpfleet-Delivery"] == "WPF-1:7"
+    assert "X-Wpfleet-Retry" not in first and second["X-Wpfleet-Retry"] == "1"

@@ -668,7 +668,9 @@ def core_check_update(site: Site, args: Args) -> None:
         render(args, [], ["version", "update_type", "package_url"])
         return
     offers = core_offers(site)
-    store_transient(site, "update_core", {"updates": offers or [{"response": "latest"}],
+    stored = [{"response": "upgrade", "version": o["version"], "current": o["version"],
+               "download": o["package_url"]} for o in offers]
+    store_transient(site, "update_core", {"updates": stored or [{"response": "latest"}],
                                           "version_checked": site.core_version()}, reached=True)
     for only in ("major", "minor"):
         if args.has(only):
@@ -883,7 +885,19 @@ def store_transient(site: Site, key: str, data: dict[str, Any], *, reached: bool
     site.set_option(f"_site_transient_{key}", phpserialize.phpobject("stdClass", value))
 
 
-def extension_rows(site: Site, kind: str, args: Args | None = None) -> list[dict[str, Any]]:
+def fresh(site: Site, kind: str, checked: dict[str, str]) -> bool:
+    """The stored update check is under 12 hours old and saw the same installed versions."""
+    stored = site.option(f"_site_transient_update_{kind}s")
+    value = getattr(stored, "__dict__", stored) if stored is not None else None
+    if not isinstance(value, dict):
+        return False
+    return time.time() - float(value.get("last_checked") or 0) < 12 * 3600 and value.get("checked") == checked
+
+
+def extension_rows(site: Site, kind: str, args: Args | None = None, *, only_if_stale: bool = False) -> list[dict[str, Any]]:
+    """The rows of ``plugin/theme list``; the update transient is refreshed as ``list`` does (always,
+    unless ``--skip-update-check``) or, with ``only_if_stale``, as ``update`` does (``wp_update_plugins``:
+    only when the stored check is older than 12 hours or the installed versions changed)."""
     items = site.plugins() if kind == "plugin" else site.themes()
     offline = wporg() is None
     checked, response = {}, {}
@@ -900,7 +914,7 @@ def extension_rows(site: Site, kind: str, args: Args | None = None) -> list[dict
         item["update_version"] = newest
         if newest:
             response[item["file"]] = {"slug": item["name"], "new_version": newest}
-    if args is None or not args.has("skip-update-check"):
+    if (args is None or not args.has("skip-update-check")) and not (only_if_stale and fresh(site, kind, checked)):
         store_transient(site, f"update_{kind}s", {"checked": checked, "response": response, "no_update": {},
                                                    "translations": []}, reached=not offline)
     return items
@@ -949,7 +963,7 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     fmt = args.get("format", "table")
     if fmt in ("json", "csv"):
         args.quiet = True
-    items = {i["name"]: i for i in extension_rows(site, kind, args)}
+    items = {i["name"]: i for i in extension_rows(site, kind, args, only_if_stale=True)}
     failures = 0
     for name in names:
         if name not in items:

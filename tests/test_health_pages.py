@@ -1,0 +1,95 @@
+"""Health checks see what visitors see: every page in ``agent.health_pages`` against its baseline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main
+from agent.clock import FixedClock
+from agent.demo import DemoSite
+from tests.conftest import Fleet
+
+AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+SHOP = DemoSite("shop", "6.5.5", {"akismet": ("5.3.0", True)}, {"twentytwentyfour": "1.2"})
+
+
+@pytest.fixture
+def shop(fleet: Fleet) -> Path:
+    root = fleet.add(SHOP)
+    fleet.config.write_text(fleet.config.read_text().replace(
+        "settle_seconds = 0", 'settle_seconds = 0\nhealth_pages = ["/", "/shop/"]', 1))
+    return root
+
+
+def update(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    main(["--config", str(fleet.config), "update", "--json"], clock=FixedClock(AT))
+    return json.loads(capsys.readouterr().out)[0]  # type: ignore[no-any-return]
+
+
+def akismet(root: Path) -> str:
+    text = (root / "wp-content/plugins/akismet/akismet.php").read_text()
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if "Version:" in line)
+
+
+@pytest.mark.parametrize(("fault", "why"), [
+    ("blank-shop", "page /shop/: "),  # 200, same title, the content gone
+    ("error-page", "home: title 'Something went wrong', was 'Shop' before the change"),  # an error page with 200
+])
+def test_a_release_that_breaks_a_page_with_a_200_is_rolled_back(
+        fleet: Fleet, shop: Path, capsys: pytest.CaptureFixture[str], fault: str, why: str) -> None:
+    before = fleet.web.answer("/shop/shop/")
+    assert before[0] == 200 and "<article>" in before[2]
+    fleet.releases("plugins", "akismet", {"5.4.0": {"fault": fault}})
+    result = update(fleet, capsys)
+    assert result["status"] == "rolled_back" and why in result["error"], result
+    assert akismet(shop) == "5.3.0" and fleet.web.answer("/shop/shop/")[2] == before[2]
+    sent = [json.loads(line) for line in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    assert [(t["kind"], t["event"]) for t in sent] == [("update_rolled_back", "opened")] and why in sent[0]["body"]
+
+
+def test_a_release_that_keeps_every_page_is_applied(fleet: Fleet, shop: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.releases("plugins", "akismet", {"5.4.0": {}})
+    assert update(fleet, capsys)["status"] == "updated" and akismet(shop) == "5.4.0"
+
+
+def test_a_page_body_is_read_only_up_to_the_bound() -> None:
+    """A page that never ends (or is huge) costs the check at most MAX_PAGE_BYTES."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from inventory.rest import make_session
+    from playbooks import health
+
+    sent = []
+
+    class Endless(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html><head><title>Big</title></head><body>")
+            try:
+                for _ in range(400):  # 25.6 MB offered
+                    self.wfile.write(b"x" * 65536)
+                    sent.append(1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        view = health.view_page(f"http://127.0.0.1:{server.server_address[1]}/", make_session(retries=0))
+    finally:
+        server.shutdown()
+    assert view.problem == "" and view.title == "Big" and view.size == health.MAX_PAGE_BYTES
+    assert len(sent) < 400

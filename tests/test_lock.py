@@ -1,0 +1,116 @@
+"""The site lock on the host: heartbeat, owner check, atomic takeover, fail closed."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from inventory.transport import LocalTransport
+from inventory.wpcli import WPCLI
+from playbooks import lock as lock_mod
+from playbooks.errors import LockedError
+from playbooks.lock import SiteLock, site_lock
+from playbooks.site import SiteHandle
+
+
+def handle(tmp_path: Path) -> SiteHandle:
+    transport = LocalTransport()
+    (tmp_path / "root").mkdir(exist_ok=True)
+    return SiteHandle("acme", "http://127.0.0.1/", str(tmp_path / "root"), str(tmp_path / "backups"), transport,
+                      WPCLI(transport=transport, path=str(tmp_path / "root"), command=["wp"]))
+
+
+def lock_dir(tmp_path: Path) -> Path:
+    return tmp_path / "backups" / lock_mod.LOCK_NAME
+
+
+def age(path: Path, seconds: float) -> None:
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_a_held_lock_is_refused_and_a_released_one_is_gone(tmp_path: Path) -> None:
+    first = SiteLock(handle(tmp_path), "run-1")
+    first.acquire()
+    with pytest.raises(LockedError, match="locked by another run"):
+        SiteLock(handle(tmp_path), "run-2").acquire()
+    assert first.release() and not lock_dir(tmp_path).exists()
+
+
+def test_the_heartbeat_keeps_a_long_run_s_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run longer than the stale bound keeps its lock as long as it beats."""
+    monkeypatch.setattr(lock_mod, "STALE_AFTER", 2.0)
+    with site_lock(handle(tmp_path), "long-run", every=0.3):
+        age(lock_dir(tmp_path) / "token", 10)  # as if the run started long ago
+        time.sleep(1.0)  # a few heartbeats later
+        with pytest.raises(LockedError, match="heartbeat"):
+            SiteLock(handle(tmp_path), "intruder").acquire()
+    assert not lock_dir(tmp_path).exists()
+
+
+def test_a_lock_whose_heartbeat_stopped_is_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lock_mod, "STALE_AFTER", 2.0)
+    dead = SiteLock(handle(tmp_path), "crashed-elsewhere")
+    dead.acquire()
+    (lock_dir(tmp_path) / "owner.json").write_text('{"run": "x", "host": "another-machine", "pid": 1}')
+    age(lock_dir(tmp_path) / "token", 10)
+    heir = SiteLock(handle(tmp_path), "heir")
+    heir.acquire()
+    assert (lock_dir(tmp_path) / "token").read_text() == heir.token
+
+
+def test_release_and_heartbeat_touch_only_one_s_own_lock(tmp_path: Path) -> None:
+    mine = SiteLock(handle(tmp_path), "run-1")
+    mine.acquire()
+    (lock_dir(tmp_path) / "token").write_text("someone-else")  # it was taken over
+    assert not mine.beat() and mine.lost.is_set()
+    assert not mine.release()
+    assert (lock_dir(tmp_path) / "token").read_text() == "someone-else"
+
+
+def test_a_lock_whose_age_cannot_be_read_is_not_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: a host whose ``stat`` cannot tell the age keeps the lock held."""
+    lock_dir(tmp_path).mkdir(parents=True)
+    age(lock_dir(tmp_path), 100_000)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "stat").write_text("#!/bin/sh\necho 'stat: cannot stat' >&2\nexit 1\n")
+    (bin_dir / "stat").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with pytest.raises(LockedError, match="age cannot be read"):
+        SiteLock(handle(tmp_path), "run-1").acquire()
+    assert lock_dir(tmp_path).exists() and not (lock_dir(tmp_path) / "token").exists()
+
+
+def test_two_agents_taking_over_one_stale_lock_do_not_both_win(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lock_mod, "STALE_AFTER", 2.0)
+    for _ in range(15):
+        stale = SiteLock(handle(tmp_path), "gone")
+        stale.acquire()
+        (lock_dir(tmp_path) / "owner.json").write_text('{"run": "x", "host": "another-machine", "pid": 1}')
+        age(lock_dir(tmp_path) / "token", 10)
+        contenders = [SiteLock(handle(tmp_path), f"agent-{n}") for n in range(4)]
+        winners: list[SiteLock] = []
+        start = threading.Barrier(len(contenders))
+
+        def take(candidate: SiteLock, start: threading.Barrier = start, winners: list[SiteLock] = winners) -> None:
+            start.wait()
+            try:
+                candidate.acquire()
+            except LockedError:
+                return
+            winners.append(candidate)
+
+        threads = [threading.Thread(target=take, args=(c,)) for c in contenders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(winners) == 1
+        assert (lock_dir(tmp_path) / "token").read_text() == winners[0].token
+        assert winners[0].release()
