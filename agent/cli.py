@@ -19,7 +19,8 @@ from agent import __version__, config, daemon, demo, fleet, logs, render
 from agent import backups as agent_backups
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
-from agent.config import ConfigError, FleetConfig
+from agent.config import FleetConfig
+from agent.errors import ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
 from agent.updates import UpdateOptions, plan_for, update_fleet
@@ -27,10 +28,6 @@ from inventory.models import SiteInventory
 
 log = logging.getLogger("wpfleet")
 OK, FAILED, USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad command-line usage: exit 2 with one line."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.errors import ConfigError
 from inventory import safety
 from inventory.errors import HostileValueError
 
@@ -41,14 +42,6 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _PAGE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 _SITE_NAME = r"^[a-z0-9][a-z0-9-]*$"
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` holds one line per bad key."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Strict(BaseModel):

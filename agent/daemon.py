@@ -30,6 +30,7 @@ from typing import IO, Any
 from agent import checkups, watch
 from agent.clock import Clock
 from agent.config import FleetConfig
+from agent.errors import AlreadyRunning, Shutdown
 from agent.fleet import abort_all, for_each_site, inventory_and_audit
 from agent.metrics import Metrics, serve
 from agent.services import Services
@@ -45,14 +46,6 @@ ACTOR = "wpfleet-daemon"
 EXIT_FORCED = 130
 SLACK = 0.5  # seconds: a job ticked a hair early is still due
 LONGEST_NAP = 60.0  # the loop looks again at least this often (a changed clock, a stop)
-
-
-class Shutdown(BaseException):
-    """A second stop signal: stop now, not after the current step."""
-
-
-class AlreadyRunning(Exception):
-    """Another ``wpfleet run`` holds the state folder."""
 
 
 def single_instance(state_dir: Path) -> IO[str]:
@@ -179,11 +172,12 @@ class Daemon:
 
     # start-up and the loop -------------------------------------------------------------------------
 
-    def reconcile_interrupted(self) -> None:
+    def reconcile_interrupted(self) -> bool:
         """Sites whose change was cut off (crash, SIGKILL) are settled before their next round.
 
         A site no longer in the config keeps its journal entry (nothing is known to reach it by);
-        that is logged as an error and audited, and the others go on.
+        that is logged as an error and audited, and the others go on. True when a site had to be
+        rolled back or could not be settled.
         """
         names = self.services.state.journal.sites()
         known = {site.name: site for site in self.config.sites}
@@ -199,12 +193,13 @@ class Daemon:
             if result is not None:
                 log.warning("%s: %s", site.name, result.reconciled or result.error)
         self.services.tickets.deliver_pending()
+        return len(names) > len(sites) or any(r is None or r.status in ("failed", "rolled_back") for r in results)
 
     def once(self) -> int:
         self._signals()
         try:
-            self.reconcile_interrupted()
-            return 1 if self.run_due() else 0
+            unsettled = self.reconcile_interrupted()
+            return 1 if self.run_due() or unsettled else 0
         except Shutdown:
             self._force_stop()
             return EXIT_FORCED

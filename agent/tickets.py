@@ -28,6 +28,7 @@ import requests
 from agent.calendar import SupportCalendar
 from agent.clock import Clock
 from agent.config import SiteConfig, TicketsConfig
+from agent.errors import SinkError
 from agent.secrets import Redactor
 from agent.state import State
 from agent.state.tickets import PUBLIC_FIELDS, Ticket
@@ -37,10 +38,6 @@ __all__ = ["PUBLIC_FIELDS", "Sink", "SinkError", "Ticket", "TicketDesk", "sink_f
 log = logging.getLogger(__name__)
 Severity = Literal["emergency", "normal"]
 SIGNATURE_HEADER = "X-Wpfleet-Signature"
-
-class SinkError(Exception):
-    """The sink did not take the ticket; it stays queued."""
-
 
 class Sink(Protocol):
     def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:

@@ -183,7 +183,7 @@ def test_a_site_removed_while_its_journal_is_open_does_not_stop_the_daemon(
     with Services.open(load(fleet.config), FixedClock(AT)) as services:
         services.state.journal.begin("gone", "update", "old-run", AT, "20261101T000000Z")
     code, _, err = cli(fleet, capsys, "run", "--once")
-    assert code == 0 and "gone: an interrupted change is journalled but the site is no longer in the config" in err
+    assert code == 1 and "gone: an interrupted change is journalled but the site is no longer in the config" in err
     assert "Version: 5.4.0" in (root / "wp-content/plugins/akismet/akismet.php").read_text()  # the rest went on
     assert [r["result"] for r in audit(fleet) if r["action"] == "reconcile" and r["site"] == "gone"] == ["failed"]
 
