@@ -1,0 +1,43 @@
+"""The agent's own state: one SQLite file under ``state_dir``, one repository per noun.
+
+Each repository (``journal``, ``tickets``, ``watch``, ``snapshots``...) owns its tables and its
+queries; no SQL is written anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.state.db import Database
+from agent.state.history import History, Jobs, SiteResults
+from agent.state.journal import Journal
+from agent.state.leases import Leases
+from agent.state.snapshots import Checkups, Snapshots
+from agent.state.tickets import TicketLedger
+from agent.state.watch import WatchBook
+
+__all__ = ["State"]
+
+
+class State:
+    def __init__(self, state_dir: Path):
+        self.db = Database(state_dir / "wpfleet.db")
+        self.path = self.db.path
+        self.journal = Journal(self.db)
+        self.tickets = TicketLedger(self.db)
+        self.watch = WatchBook(self.db)
+        self.snapshots = Snapshots(self.db)
+        self.checkups = Checkups(self.db)
+        self.history = History(self.db)
+        self.jobs = Jobs(self.db)
+        self.sites = SiteResults(self.db)
+        self.leases = Leases(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,78 @@
+"""Which runs hold a site now, as their heartbeats say: what lets the watch tell "busy" from "down".
+
+A lease is live while its heartbeat is fresh and, when it was taken on this machine, its process
+is alive. The host's own lock (playbooks/lock.py) is what keeps two runs apart; this is the
+agent's record of it, readable without reaching the host.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent.state.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    site TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    taken_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    site: str
+    run_id: str
+    host: str
+    pid: int
+    taken_at: datetime
+    heartbeat_at: datetime
+
+
+class Leases:
+    def __init__(self, db: Database):
+        self.db = db
+        db.schema(SCHEMA)
+
+    def hold(self, site: str, run_id: str, at: datetime) -> None:
+        stamp = at.isoformat(timespec="seconds")
+        self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                        (site, run_id, socket.gethostname(), os.getpid(), stamp, stamp))
+
+    def beat(self, site: str, run_id: str, at: datetime) -> None:
+        self.db.execute("UPDATE leases SET heartbeat_at = ? WHERE site = ? AND run_id = ?",
+                        (at.isoformat(timespec="seconds"), site, run_id))
+
+    def release(self, site: str, run_id: str) -> None:
+        self.db.execute("DELETE FROM leases WHERE site = ? AND run_id = ?", (site, run_id))
+
+    def live(self, site: str, now: datetime, stale_after: float) -> Lease | None:
+        """The lease a live run holds on ``site``, or None."""
+        found = self.db.rows("SELECT site, run_id, host, pid, taken_at, heartbeat_at FROM leases WHERE site = ?",
+                             (site,))
+        if not found:
+            return None
+        name, run_id, host, pid, taken_at, heartbeat_at = found[0]
+        lease = Lease(name, run_id, host, pid, datetime.fromisoformat(taken_at), datetime.fromisoformat(heartbeat_at))
+        if (now - lease.heartbeat_at).total_seconds() > stale_after or _gone_here(lease):
+            return None
+        return lease
+
+
+def _gone_here(lease: Lease) -> bool:
+    if lease.host != socket.gethostname():
+        return False
+    try:
+        os.kill(lease.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,67 @@
+"""What each site ran when it was read (inventory snapshots), and its check-up due dates."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from agent.state.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    taken_at TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_site ON snapshots (site, id);
+CREATE TABLE IF NOT EXISTS checkups (
+    site TEXT PRIMARY KEY,
+    last_due TEXT,
+    next_due TEXT
+);
+"""
+
+
+class Snapshots:
+    def __init__(self, db: Database):
+        self.db = db
+        db.schema(SCHEMA)
+
+    def save(self, site: str, taken_at: datetime, ok: bool, data: dict[str, Any]) -> None:
+        self.db.execute("INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?)",
+                        (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":"))))
+
+    def last(self, site: str, *, ok_only: bool = True) -> tuple[datetime, dict[str, Any]] | None:
+        found = self.db.rows(
+            "SELECT taken_at, data FROM snapshots WHERE site = ? AND ok >= ? ORDER BY id DESC LIMIT 1",
+            (site, 1 if ok_only else 0))
+        if not found:
+            return None
+        return datetime.fromisoformat(found[0][0]), json.loads(found[0][1])
+
+    def count(self, site: str | None = None) -> int:
+        if site is None:
+            return int(self.db.rows("SELECT COUNT(*) FROM snapshots")[0][0])
+        return int(self.db.rows("SELECT COUNT(*) FROM snapshots WHERE site = ?", (site,))[0][0])
+
+
+class Checkups:
+    """The last check-up date that came due per site, and the next one."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        db.schema(SCHEMA)
+
+    def last_due(self, site: str) -> date | None:
+        row = self.db.rows("SELECT last_due FROM checkups WHERE site = ?", (site,))
+        return date.fromisoformat(row[0][0]) if row and row[0][0] else None
+
+    def save(self, site: str, last_due: date | None, next_due: date | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO checkups VALUES (?, ?, ?)",
+                        (site, last_due and last_due.isoformat(), next_due and next_due.isoformat()))
+
+    def next_dues(self) -> dict[str, str | None]:
+        return {r[0]: r[1] for r in self.db.rows("SELECT site, next_due FROM checkups")}

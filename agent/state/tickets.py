@@ -1,0 +1,152 @@
+"""The ticket ledger and its outbox: one open ticket per ``dedup_key``; every change queued for the sink.
+
+The outbox is how a ticket reaches the sink exactly once: a delivery is claimed before it is
+sent and marked after; one that was claimed and never marked (the agent died in between) is sent
+again with the same delivery id, which the sinks use to drop a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from agent.state.db import Database
+
+PUBLIC_FIELDS = ("id", "site", "kind", "severity", "title", "body", "opened_at", "response_due", "dedup_key")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tickets (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    response_due TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    occurrences INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT NOT NULL,
+    closed_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (dedup_key) WHERE status = 'open';
+CREATE TABLE IF NOT EXISTS ticket_outbox (
+    seq INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    delivered_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+"""
+COLUMNS = {"ticket_outbox": {"claimed_at": "TEXT"}}
+_FIELDS = ("id, site, kind, severity, title, body, opened_at, response_due, dedup_key, status, occurrences,"
+           " updated_at")
+
+
+@dataclass
+class Ticket:
+    id: str
+    site: str
+    kind: str
+    severity: str
+    title: str
+    body: str
+    opened_at: str
+    response_due: str
+    dedup_key: str
+    status: str = "open"
+    occurrences: int = 1
+    updated_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in PUBLIC_FIELDS} | {"status": self.status, "occurrences": self.occurrences}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    seq: int
+    payload: dict[str, Any]
+    uncertain: bool  # claimed before and never marked: it may have reached the sink already
+
+
+class TicketLedger:
+    def __init__(self, db: Database):
+        self.db = db
+        db.schema(SCHEMA, COLUMNS)
+
+    def open(self, draft: Ticket) -> tuple[Ticket, bool]:
+        """Insert ``draft``, or bring the open ticket with its key up to date; (ticket, newly opened)."""
+        with self.db.transaction() as db:
+            row = db.execute("SELECT id FROM tickets WHERE dedup_key = ? AND status = 'open'",
+                             (draft.dedup_key,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE tickets SET body = ?, occurrences = occurrences + 1, updated_at = ? WHERE id = ?",
+                           (draft.body, draft.updated_at, row[0]))
+                ticket = _get(db, row[0])
+                _queue(db, ticket, "updated")
+                return ticket, False
+            db.execute(f"INSERT INTO tickets ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 1, ?)",
+                       (draft.id, draft.site, draft.kind, draft.severity, draft.title, draft.body, draft.opened_at,
+                        draft.response_due, draft.dedup_key, draft.updated_at))
+            _queue(db, draft, "opened")
+            return draft, True
+
+    def close(self, dedup_key: str, note: str, at: str) -> Ticket | None:
+        """Close the open ticket with this key, appending ``note``; None when there is none."""
+        with self.db.transaction() as db:
+            row = db.execute("SELECT id, body FROM tickets WHERE dedup_key = ? AND status = 'open'",
+                             (dedup_key,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE tickets SET status = 'closed', closed_at = ?, updated_at = ?, body = ? WHERE id = ?",
+                       (at, at, f"{row[1]}\n\n{at}: {note}", row[0]))
+            ticket = _get(db, row[0])
+            _queue(db, ticket, "closed")
+        return ticket
+
+    def open_one(self, dedup_key: str) -> Ticket | None:
+        with self.db.transaction() as db:
+            row = db.execute("SELECT id FROM tickets WHERE dedup_key = ? AND status = 'open'", (dedup_key,)).fetchone()
+            return _get(db, row[0]) if row else None
+
+    def all(self, open_only: bool = False) -> list[Ticket]:
+        where = "WHERE status = 'open'" if open_only else ""
+        return [Ticket(*r) for r in self.db.rows(f"SELECT {_FIELDS} FROM tickets {where} ORDER BY opened_at, id")]
+
+    def open_count(self) -> int:
+        return int(self.db.rows("SELECT COUNT(*) FROM tickets WHERE status = 'open'")[0][0])
+
+    # the outbox ----------------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return int(self.db.rows("SELECT COUNT(*) FROM ticket_outbox WHERE delivered_at IS NULL")[0][0])
+
+    def claim_next(self, at: str) -> Delivery | None:
+        """The oldest undelivered event, marked as being sent."""
+        with self.db.transaction() as db:
+            row = db.execute("SELECT seq, payload, claimed_at FROM ticket_outbox WHERE delivered_at IS NULL"
+                             " ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE ticket_outbox SET claimed_at = ?, attempts = attempts + 1 WHERE seq = ?", (at, row[0]))
+        return Delivery(row[0], json.loads(row[1]) | {"event_seq": row[0]}, uncertain=row[2] is not None)
+
+    def delivered(self, seq: int, at: str) -> None:
+        self.db.execute("UPDATE ticket_outbox SET delivered_at = ?, last_error = NULL WHERE seq = ?", (at, seq))
+
+    def refused(self, seq: int, error: str) -> None:
+        """The sink said no: nothing reached it, so the next attempt is not a possible duplicate."""
+        self.db.execute("UPDATE ticket_outbox SET claimed_at = NULL, last_error = ? WHERE seq = ?", (error, seq))
+
+
+def _get(db: sqlite3.Connection, ticket_id: str) -> Ticket:
+    return Ticket(*db.execute(f"SELECT {_FIELDS} FROM tickets WHERE id = ?", (ticket_id,)).fetchone())
+
+
+def _queue(db: sqlite3.Connection, ticket: Ticket, event: str) -> None:
+    db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload) VALUES (?, ?, ?)",
+               (ticket.id, event, json.dumps(ticket.public() | {"event": event})))
