@@ -1,15 +1,20 @@
-"""The technical check-up every six months: when each site's next one is due.
+"""The technical check-up every six months: when each site's is due, and writing the reports.
 
 Due dates fall every six months from the contract's ``support_start``, up to ``support_until``.
-This records when a check-up came due (state and audit log); the report itself is a later playbook.
+When one comes due the daemon writes the site's report under ``state_dir/checkups/<site>/<due>/``,
+records it in the audit log and announces it with a ``checkup`` ticket.
 """
 
 from __future__ import annotations
 
 import calendar
 from datetime import date
+from pathlib import Path
 
+from agent import checkup, checkup_render
+from agent.checkup import Report
 from agent.config import Contract, SiteConfig
+from agent.fleet import for_each_site
 from agent.services import Services
 
 MONTHS = 6
@@ -29,8 +34,14 @@ def due_dates(contract: Contract) -> list[date]:
     return dates
 
 
+def period_start(contract: Contract, due: date) -> date:
+    """The check-up due on ``due`` covers the six months before it (from the support start at first)."""
+    earlier = [d for d in due_dates(contract) if d < due]
+    return earlier[-1] if earlier else contract.support_start
+
+
 def note_due(services: Services, sites: list[SiteConfig], today: date) -> dict[str, str | None]:
-    """Record check-ups that came due since the last look; returns each site's next due date."""
+    """Write the report of every check-up that came due since the last look; each site's next due date."""
     nexts: dict[str, str | None] = {}
     for site in sites:
         dates = due_dates(site.contract)
@@ -38,9 +49,48 @@ def note_due(services: Services, sites: list[SiteConfig], today: date) -> dict[s
         upcoming = next((d for d in dates if d > today), None)
         noted = services.state.checkups.last_due(site.name)
         if passed and passed[-1] != noted:
-            services.audit.append("checkup_due", site=site.name, detail={"due": passed[-1].isoformat(),
-                                                                          "next": upcoming and upcoming.isoformat()})
+            _announce(services, site, passed[-1], upcoming)
             noted = passed[-1]
         services.state.checkups.save(site.name, noted, upcoming)
         nexts[site.name] = upcoming.isoformat() if upcoming else None
+    services.tickets.deliver_pending()
     return nexts
+
+
+def _announce(services: Services, site: SiteConfig, due: date, upcoming: date | None) -> None:
+    folder = services.config.agent.state_dir / "checkups" / site.name / due.isoformat()
+    report = write_one(services, site, period_start(site.contract, due), folder, pdf=True)
+    services.audit.append("checkup", site=site.name, result=report.status,
+                          detail={"due": due.isoformat(), "next": upcoming and upcoming.isoformat(),
+                                  "files": report.files})
+    ticket = services.tickets.open(
+        site, services.calendar(site), kind="checkup", severity="normal", dedup_key=f"{site.name}:checkup:{due}",
+        title=f"{site.name}: technical check-up of {due.isoformat()} ({report.status})",
+        body=f"The six-monthly technical check-up is ready.\nHTML: {report.files['html']}\nPDF: {report.files['pdf']}\n\n"
+             + "\n".join(f"- {c.label}: {c.status} — {c.detail}" for c in report.checks if c.status != "good"))
+    services.audit.append("ticket", site=site.name, detail={"id": ticket.id, "kind": "checkup", "severity": "normal",
+                                                             "response_due": ticket.response_due})
+
+
+def write_one(services: Services, site: SiteConfig, since: date, folder: Path, *, pdf: bool) -> Report:
+    report = checkup.build(services, site, since, checkup.read_site(services, site))
+    return checkup_render.write(report, folder, site.contract.checkup_lang, pdf)
+
+
+def write_fleet(services: Services, sites: list[SiteConfig], since: date | None, folder: Path,
+                *, pdf: bool) -> tuple[list[Report], Path]:
+    """``wpfleet checkup``: every site's report and the overview page linking them."""
+    def one(site: SiteConfig) -> Report | None:
+        start = since or _last_or_start(services, site)
+        return write_one(services, site, start, folder, pdf=pdf)
+
+    found = for_each_site(sites, one, lambda site, exc: None, concurrency=services.config.agent.concurrency)
+    reports = [r for r in found if r is not None]  # a report that could not be written is logged as an error
+    lang = sites[0].contract.checkup_lang if sites else "en"
+    overview = checkup_render.write_overview(reports, folder, lang, services.clock.now().isoformat(timespec="seconds"))
+    return reports, overview
+
+
+def _last_or_start(services: Services, site: SiteConfig) -> date:
+    return services.state.checkups.last_due(site.name) or site.contract.support_start
+

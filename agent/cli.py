@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, config, daemon, demo, fleet, logs, render
+from agent import __version__, checkups, config, daemon, demo, fleet, logs, render
 from agent import backups as agent_backups
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     tickets = commands.add_parser("tickets", help="tickets the agent opened, with SLA deadlines")
     tickets.add_argument("--open", action="store_true")
     tickets.add_argument("--json", action="store_true")
+    check = commands.add_parser("checkup", help="the technical check-up report of each site, and a fleet overview")
+    check.add_argument("--site", action="append", metavar="NAME")
+    check.add_argument("--since", metavar="DATE", help="the period's start (default: the last check-up)")
+    check.add_argument("--out", type=Path, metavar="DIR", help="where to write (default: state_dir/checkups/on-demand)")
+    check.add_argument("--pdf", action="store_true", help="also write each report as PDF")
+    check.add_argument("--json", action="store_true")
     run = commands.add_parser("run", help="the maintenance daemon")
     run.add_argument("--once", action="store_true", help="one round of everything due now, then exit")
     status = commands.add_parser("status", help="last round per site, failures, open tickets, next jobs")
@@ -267,6 +273,26 @@ def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
     return OK
 
 
+def cmd_checkup(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    sites = loaded.select(args.site)
+    try:
+        since = date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise UsageError(f"--since: {args.since!r} is not an ISO date") from None
+    out = args.out or loaded.agent.state_dir / "checkups" / "on-demand"
+    with Services.open(loaded, clock) as services:
+        reports, overview = checkups.write_fleet(services, sites, since, out.resolve(), pdf=args.pdf)
+    if args.json:
+        emit_json([r.public() for r in reports])
+    else:
+        sys.stdout.write(logs.masked(render.checkup_table(reports, overview)))
+    unread = [r.site for r in reports if r.facts.get("error")]
+    for name in unread:
+        log.error("%s: the site could not be read; its report shows no data", name)
+    return FAILED if len(reports) < len(sites) or unread else OK
+
+
 def cmd_run(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     logs.setup(args.verbose, loaded.agent.log_format)
@@ -316,6 +342,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "restore": cmd_restore,
     "audit": cmd_audit,
     "tickets": cmd_tickets,
+    "checkup": cmd_checkup,
     "run": cmd_run,
     "status": cmd_status,
     "demo": cmd_demo,

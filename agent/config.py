@@ -137,6 +137,7 @@ class Contract(_Strict):
     holidays: list[str] = Field(default_factory=list)
     response_minutes: int = Field(60, ge=1, le=10080)
     hold: list[str] = Field(default_factory=list)
+    checkup_lang: Literal["en", "fa"] = "en"  # the check-up report's language (fa: Persian, RTL, Jalali dates)
 
     @field_validator("major_window_start")
     @classmethod

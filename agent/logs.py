@@ -62,5 +62,5 @@ def setup(verbose: bool = False, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("paramiko", "invoke", "fabric", "urllib3", "mail.log"):
+    for noisy in ("paramiko", "invoke", "fabric", "urllib3", "mail.log", "weasyprint", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -127,3 +127,12 @@ def status_text(report: dict[str, Any]) -> str:
             lines.append(f"    error: {site['error']}")
     lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}")
     return "\n".join(lines) + "\n"
+
+
+def checkup_table(reports: list[Any], overview: Any) -> str:
+    lines = [f"{'SITE':<20} {'STATUS':<12} {'NOT GOOD':<50} REPORT"]
+    for report in reports:
+        flagged = ", ".join(c.id for c in report.checks if c.status in ("critical", "recommended")) or "-"
+        lines.append(f"{report.site:<20} {report.status:<12} {flagged:<50} {report.files['html']}")
+    lines.append(f"overview: {overview}")
+    return "\n".join(lines) + "\n"

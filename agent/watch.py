@@ -10,6 +10,7 @@ site is still down. Recovery closes it, with an audit record. Does not retry wit
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +19,7 @@ from agent.fleet import for_each_site
 from agent.services import Services
 from agent.state.watch import Watched
 from inventory.rest import make_session
-from playbooks.health import home_page
+from playbooks.health import view_page
 from playbooks.lock import STALE_AFTER
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Probe:
     site: str
     state: str  # "up", "down", "busy"
     reason: str = ""
+    answer_ms: int | None = None  # how long the home page took to answer, when it did
 
 
 def dedup_key(site: str) -> str:
@@ -43,12 +45,17 @@ def watch_fleet(services: Services, sites: list[SiteConfig]) -> list[Probe]:
     session = make_session(retries=0)
 
     def probe(site: SiteConfig) -> Probe:
-        verdict = home_page(str(site.url), session, timeout)
-        return Probe(site.name, "up" if verdict == "ok" else "down", "" if verdict == "ok" else verdict)
+        started = time.monotonic()
+        view = view_page(str(site.url), session, timeout)
+        answer_ms = round((time.monotonic() - started) * 1000) if view.status is not None else None
+        return Probe(site.name, "down" if view.problem else "up", view.problem, answer_ms)
 
     probes = for_each_site(sites, probe, lambda site, exc: Probe(site.name, "down", f"cannot tell: {exc}"),
                            concurrency=max(32, services.config.agent.concurrency))
     now = services.clock.now()
+    today = now.astimezone(services.config.agent.zone).date()
+    for found in probes:
+        services.state.watch.count(found.site, today, found.state == "up", found.answer_ms)
     judged = [_record(services, site, found, now) for site, found in zip(sites, probes, strict=True)]
     services.tickets.deliver_pending()
     return judged

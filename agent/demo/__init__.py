@@ -6,10 +6,12 @@ client site. The tests build their fixtures with the same helpers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +70,7 @@ def build_site(root: Path, spec: DemoSite, url: str = "http://127.0.0.1/") -> Pa
         f"<?php\n$wp_version = '{spec.core}';\n$wp_db_version = 57155;\n$tinymce_version = '49110-20201110';\n")
     (root / "wp-config.php").write_text("<?php\n$table_prefix = 'wp_';\n")
     (root / "index.php").write_text("<?php\n")
+    (root / "wp-includes" / "functions.php").write_text("<?php\n// WordPress core functions (demo)\n")
     for slug, (version, _active) in spec.plugins.items():
         write_plugin(root, slug, version)
     for slug, version in spec.themes.items():
@@ -81,6 +84,27 @@ def build_site(root: Path, spec: DemoSite, url: str = "http://127.0.0.1/") -> Pa
     }
     (database / "wpsim.json").write_text(json.dumps(options, indent=1))
     return root
+
+
+def core_checksums(root: Path) -> dict[str, str]:
+    """MD5 of every core file of a WordPress root, as wordpress.org's checksums API lists them."""
+    files = [p for folder in ("wp-admin", "wp-includes") for p in (root / folder).rglob("*") if p.is_file()]
+    files += [p for p in root.glob("*.php") if p.name != "wp-config.php"]
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(files)}
+
+
+def publish_checksums(wporg: Path, versions: list[str], root: Path | None = None) -> None:
+    """Let this fleet's "wordpress.org" serve core checksums: of ``root`` (a real WordPress) for its
+    version, or of the demo's core files for each of ``versions``."""
+    repo = json.loads(wporg.read_text())
+    sums = repo.setdefault("core_checksums", {})
+    for version in versions:
+        if root is not None:
+            sums[version] = core_checksums(root)
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            sums[version] = core_checksums(build_site(Path(scratch), DemoSite("core", version)))
+    wporg.write_text(json.dumps(repo, indent=1))
 
 
 def real_site_block(name: str, url: str, root: Path, wp: Path, backups: Path, password_env: str, user: str) -> str:
@@ -129,6 +153,7 @@ def build_fleet(folder: Path, urls: Callable[[str], str] | None = None, contract
     wporg = folder / "wordpress.org.json"
     wporg.write_text(json.dumps(wporg_data or DEMO_WPORG, indent=1))
     wp = write_wp_command(folder / "bin", wporg)
+    publish_checksums(wporg, sorted({s.core for s in DEMO_SITES} | set(json.loads(wporg.read_text())["core"])))
     blocks, roots = [], {}
     for spec in DEMO_SITES:
         url = urls(spec.name) if urls else f"https://{spec.name}.example/"

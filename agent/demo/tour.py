@@ -19,8 +19,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from agent import checkups, demo, render
 from agent import config as config_mod
-from agent import demo, render
 from agent.audit import AuditLog
 from agent.clock import Clock
 from agent.demo import realwp
@@ -95,11 +95,14 @@ def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
                 for i in plan_for(services, site, inv.to_public(), False, today)]
         results = update_fleet(services, loaded.sites, UpdateOptions())
         tickets = services.tickets.all()
+        folder = loaded.agent.state_dir / "checkups" / "demo"
+        checked, overview = checkups.write_fleet(services, loaded.sites, None, folder, pdf=True)
     verdict = AuditLog(loaded.agent.state_dir, clock, "demo").verify()
     return {
         "inventory": [i.to_public() for i in inventories], "plan": [i.public() for i in plan],
         "update": [r.public() for r in results], "tickets": [t.public() for t in tickets],
         "audit_verify": {"ok": verdict.ok, "records": verdict.records, "bad_seq": verdict.bad_seq},
+        "checkup": {"overview": str(overview), "reports": [r.public() for r in checked]},
         "_objects": (inventories, plan, results, tickets, today),
     }
 
@@ -114,5 +117,7 @@ def _print(report: dict[str, Any]) -> None:
     verdict = report["audit_verify"]
     out.write(f"== audit verify\naudit log verifies: {verdict['records']} records\n" if verdict["ok"]
               else f"== audit verify\naudit log broken at seq {verdict['bad_seq']}\n")
+    out.write("== check-up\n" + "".join(f"{r['site']}: {r['status']}\n" for r in report["checkup"]["reports"]))
     out.write(f"\nconfig: {report['config']} (its sites answer only while the demo runs; "
               "plan, tickets and audit work on its state)\n")
+    out.write(f"check-up overview: {report['checkup']['overview']}\n")

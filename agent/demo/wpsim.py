@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -130,9 +131,10 @@ def read_headers(path: Path, names: tuple[str, ...]) -> dict[str, str]:
 
 def config_constants(text: str) -> dict[str, str]:
     """``define( 'NAME', value )`` lines of wp-config.php: quoted strings unquoted, others raw."""
-    found = {}
+    found: dict[str, str] = {}
     for name, value in re.findall(r"define\(\s*['\"](\w+)['\"]\s*,\s*(.+?)\s*\);", text):
-        found[name] = value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] else value
+        # PHP keeps the first define of a constant (a second one only warns)
+        found.setdefault(name, value[1:-1] if value[:1] in "'\"" and value[-1:] == value[:1] else value)
     return found
 
 
@@ -203,6 +205,21 @@ class Site:
             return None if row is None else php_unserialize(row[0])
         rows = self.mysql(f"SELECT option_value FROM {self._prefix()}options WHERE option_name = {sql_quote(name)}")
         return None if not rows else php_unserialize(rows[0])
+
+    def option_names(self, autoload: str | None = None) -> list[str]:
+        """Option names, only the autoloaded ("yes") or the others ("no") when asked."""
+        engine = self.engine()
+        if engine == "json":
+            names = sorted(self._json())
+            transient = [n for n in names if n.startswith(("_transient_", "_site_transient_"))]
+            return {None: names, "yes": [n for n in names if n not in transient], "no": transient}[autoload]
+        table = f"{self._prefix()}options"
+        where = {None: "", "yes": " WHERE autoload IN ('yes', 'on', 'auto-on', 'auto')",
+                 "no": " WHERE autoload NOT IN ('yes', 'on', 'auto-on', 'auto')"}[autoload]
+        if engine == "sqlite":
+            with sqlite3.connect(self.sqlite) as db:
+                return [r[0] for r in db.execute(f"SELECT option_name FROM {table}{where} ORDER BY option_name")]
+        return self.mysql(f"SELECT option_name FROM {table}{where} ORDER BY option_name")
 
     def set_option(self, name: str, value: Any) -> None:
         engine = self.engine()
@@ -560,9 +577,14 @@ SYNOPSIS: dict[str, set[str] | None] = {
     "plugin activate": {"all", "exclude", "network"}, "plugin deactivate": {"uninstall", "all", "exclude", "network"},
     "theme activate": set(),
     "transient get": {"format", "network"},
+    "config get": {"type", "format"},
+    "core verify-checksums": {"include-root", "version", "locale", "insecure", "exclude"},
+    "cron event": {"fields", "field", "format"} | LIST_FILTERS,  # ``cron event list``
+    "option list": {"search", "exclude", "autoload", "transients", "unserialize", "field", "fields", "format",
+                    "orderby", "order"},
     "sqlite export": {"tables", "exclude_tables", "porcelain"}, "sqlite import": set(),
 }
-GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite"}
+GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite", "config", "cron"}
 
 
 def check_parameters(args: Args) -> None:
@@ -638,6 +660,8 @@ def cmd_core(site: Site, args: Args) -> None:
     site.load_wordpress(args, plugins=verb != "is-installed")
     if verb == "check-update":
         core_check_update(site, args)
+    elif verb == "verify-checksums":
+        core_verify_checksums(site, args)
     elif verb == "update":
         core_update(site, args)
     elif verb == "update-db":
@@ -857,13 +881,108 @@ def cmd_maintenance(site: Site, args: Args) -> None:
 CONSTANT_OPTIONS = {"home": "WP_HOME", "siteurl": "WP_SITEURL"}
 
 
+def cmd_config(site: Site, args: Args) -> None:
+    """``config get NAME``: read from wp-config.php without loading WordPress."""
+    name = args.words[2] if len(args.words) > 2 else ""
+    constants = config_constants(site.config_text())
+    if name not in constants:
+        error(f"The constant or variable '{name}' is not defined in the 'wp-config.php' file.")
+    raw = constants[name]  # quoted strings come unquoted; true/false/numbers raw
+    value: Any = {"true": True, "false": False}.get(raw.lower(), raw)
+    if args.get("format") == "json":
+        out(php_json(value) + "\n")
+    else:  # PHP's echo: true is "1", false is ""
+        out(("1" if value is True else "" if value is False else str(value)) + "\n")
+
+
+def core_verify_checksums(site: Site, args: Args) -> None:
+    """Against "wordpress.org"'s checksums for the installed version (its ``core_checksums``)."""
+    version = site.core_version()
+    sums = ((wporg() or {}).get("core_checksums") or {}).get(version)
+    if not sums:
+        error("Couldn't get checksums from WordPress.org.")
+    bad = False
+    for relative, expected in sorted(sums.items()):
+        path = site.root / relative
+        if not path.exists():
+            warning(args, f"File doesn't exist: {relative}")
+            bad = True
+        elif hashlib.md5(path.read_bytes()).hexdigest() != expected:
+            warning(args, f"File doesn't verify against checksum: {relative}")
+            bad = True
+    for folder in ("wp-admin", "wp-includes"):
+        for path in sorted((site.root / folder).rglob("*")):
+            relative = str(path.relative_to(site.root))
+            if path.is_file() and relative not in sums:
+                warning(args, f"File should not exist: {relative}")
+                bad = True
+    if bad:
+        error("WordPress installation doesn't verify against checksums.")
+    success(args, "WordPress installation verifies against checksums.")
+
+
+def cmd_cron(site: Site, args: Args) -> None:
+    """``cron event list``: the events in the ``cron`` option, soonest first."""
+    if args.words[2:3] != ["list"]:
+        error(f"'{' '.join(args.words[2:3])}' is not a registered subcommand of 'cron event'.")
+    site.load_wordpress(args)
+    now = time.time()
+    rows = []
+    scheduled = {k: v for k, v in (site.option("cron") or {}).items() if str(k).isdigit() and isinstance(v, dict)}
+    for stamp, hooks in sorted(scheduled.items(), key=lambda kv: int(kv[0])):  # "version" is no event
+        for hook, events in hooks.items():
+            for event in (events or {}).values():
+                interval = int(event.get("interval") or 0) if isinstance(event, dict) else 0
+                rows.append({"hook": hook, "next_run_gmt": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(stamp))),
+                             "next_run_relative": "now" if float(stamp) <= now else relative_time(float(stamp) - now),
+                             "recurrence": relative_time(interval) if interval else "Non-repeating"})
+    fields = (args.get("fields") or "hook,next_run_gmt,next_run_relative,recurrence").split(",")
+    render(args, rows, fields)
+
+
+def relative_time(seconds: float) -> str:
+    """As WP-CLI words an interval: "1 hour", "12 hours", "1 day"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "now"
+
+
 def cmd_option(site: Site, args: Args) -> None:
     site.load_wordpress(args)
+    if args.words[1:2] == ["list"]:
+        option_list(site, args)
+        return
     name = args.words[2] if len(args.words) > 2 else ""
     value = site.constants().get(CONSTANT_OPTIONS.get(name, ""), site.option(name))
     if value is None:
         error(f"Could not get '{name}' option. Does it exist?")
     out((php_json(value) if args.get("format") == "json" else str(value)) + "\n")
+
+
+def option_list(site: Site, args: Args) -> None:
+    """``option list --autoload=on --format=total_bytes``: the bytes of the autoloaded values."""
+    given = args.get("autoload")
+    if given is not None and given not in ("on", "off", "yes", "no"):
+        error("Value of '--autoload' should be 'on', 'off', 'yes', or 'no'.")
+    wanted = {"on": "yes", "yes": "yes", "off": "no", "no": "no"}.get(str(given or ""))
+    names = site.option_names(wanted)
+    if args.get("format") == "total_bytes":
+        out(f"{sum(len(php_serialized(site.option(n))) for n in names)}\n")
+        return
+    render(args, [{"option_name": n, "option_value": site.option(n)} for n in names], ["option_name", "option_value"])
+
+
+def php_serialized(value: Any) -> str:
+    """As WordPress stores an option value: strings and numbers as they are, the rest serialized."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return "1" if value else ""
+    if isinstance(value, int | float):
+        return str(value)
+    return str(phpserialize.dumps(value).decode("utf-8", "replace"))
 
 
 def cmd_transient(site: Site, args: Args) -> None:
@@ -1163,7 +1282,7 @@ def run_command(args: Args) -> int:
         site = Site(Path(args.get("path") or os.getcwd()))
         handlers: dict[str, Any] = {
             "core": cmd_core, "db": cmd_db, "maintenance-mode": cmd_maintenance, "option": cmd_option,
-            "transient": cmd_transient, "sqlite": cmd_sqlite,
+            "transient": cmd_transient, "sqlite": cmd_sqlite, "config": cmd_config, "cron": cmd_cron,
             "plugin": lambda s, a: cmd_extension(s, a, "plugin"), "theme": lambda s, a: cmd_extension(s, a, "theme")}
         handlers[group](site, args)
     except Exit as done:

@@ -117,6 +117,11 @@ class TicketLedger:
         where = "WHERE status = 'open'" if open_only else ""
         return [Ticket(*r) for r in self.db.rows(f"SELECT {_FIELDS} FROM tickets {where} ORDER BY opened_at, id")]
 
+    def closing_times(self, site: str) -> list[tuple[str, str, str | None]]:
+        """(opened_at, response_due, closed_at) of every ticket of the site, oldest first."""
+        return [(r[0], r[1], r[2]) for r in self.db.rows(
+            "SELECT opened_at, response_due, closed_at FROM tickets WHERE site = ? ORDER BY opened_at", (site,))]
+
     def open_count(self) -> int:
         return int(self.db.rows("SELECT COUNT(*) FROM tickets WHERE status = 'open'")[0][0])
 
