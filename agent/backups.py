@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.config import SiteConfig
@@ -12,9 +14,11 @@ from agent.reconcile import settle_site
 from agent.services import Services
 from agent.sessions import site_session
 from inventory.errors import InventoryError
+from inventory.transport import ByteSink
 from inventory.wpcli import text_of
 from playbooks import backup as backups
 from playbooks import health, restore
+from playbooks.site import SiteHandle
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +103,60 @@ def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outc
                           detail={"backup_id": backup_id, "health": state.checks})
     message = f"{site.name}: restored {backup_id}; health: {state.summary()}"
     return Outcome(state.ok, message, {"site": site.name, "backup_id": backup_id, "health": state.checks})
+
+
+def fetch(services: Services, site: SiteConfig, backup_id: str, to: Path) -> Outcome:
+    """Hand a verified copy of a host backup to the agency: every file's SHA-256 checked on arrival.
+
+    Only while support is active. A file that arrives different is removed and the fetch fails;
+    nothing on the host changes (the site's lock keeps retention from pruning it meanwhile).
+    """
+    if site.contract.support_ended(services.today()):
+        return Outcome(False, f"{site.name}: support ended on {site.contract.support_until}; backups are no "
+                              "longer handed over", {"site": site.name})
+    try:
+        with site_session(services, site) as session:
+            found = {b.id: b for b in backups.list_backups(session.handle)}
+            if backup_id not in found:
+                return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
+            backup = found[backup_id]
+            backups.verify(session.handle, backup)
+            folder = to / site.name / backup_id
+            copied = _copy_verified(session.handle, backup, folder)
+    except (InventoryError, OSError) as exc:
+        return _failed(services, site, "fetch", InventoryError(str(exc)), {"backup_id": backup_id})
+    services.audit.append("backup_fetched", site=site.name, detail={"backup_id": backup_id, "to": str(folder),
+                                                                    "bytes": copied, "initial": backup.initial})
+    return Outcome(True, f"{site.name}: backup {backup_id} fetched to {folder} ({copied} bytes, SHA-256 verified)",
+                   {"site": site.name, "backup_id": backup_id, "to": str(folder)})
+
+
+def _copy_verified(handle: SiteHandle, backup: backups.Backup, folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for name, expected in backup.files.items():
+        target = folder / name
+        with open(target, "wb") as sink:
+            digest = _Digest(sink)
+            total += handle.transport.download(handle.backup_path(backup.id, name), digest)
+        if digest.hexdigest() != expected["sha256"]:
+            target.unlink()
+            raise InventoryError(f"{name} of backup {backup.id} arrived corrupted (SHA-256 mismatch): removed")
+    with open(folder / backups.MANIFEST, "wb") as sink:
+        total += handle.transport.download(handle.backup_path(backup.id, backups.MANIFEST), sink)
+    return total
+
+
+class _Digest:
+    """Writes through to the file while hashing what arrives."""
+
+    def __init__(self, sink: ByteSink):
+        self.sink = sink
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return int(self.sink.write(data))
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()

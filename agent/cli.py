@@ -59,9 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--json", action="store_true")
     backup = commands.add_parser("backup", help="make a verified host backup now")
     backup.add_argument("--site", required=True, metavar="NAME")
-    listing = commands.add_parser("backups", help="list host backups")
+    listing = commands.add_parser("backups", help="list host backups, or fetch one (backups fetch)")
     listing.add_argument("--site", action="append", metavar="NAME")
     listing.add_argument("--json", action="store_true")
+    fetch = listing.add_subparsers(dest="verb", parser_class=_Parser).add_parser(
+        "fetch", help="copy a verified host backup to this machine")
+    fetch.add_argument("--site", dest="fetch_site", required=True, metavar="NAME")
+    fetch.add_argument("backup_id", metavar="BACKUP_ID")
+    fetch.add_argument("--to", type=Path, required=True, metavar="DIR")
     restore = commands.add_parser("restore", help="put a host backup back")
     restore.add_argument("--site", required=True, metavar="NAME")
     restore.add_argument("backup_id", metavar="BACKUP_ID")
@@ -227,6 +232,10 @@ def _one_site(args: argparse.Namespace, clock: Clock,
 
 
 def cmd_backups(args: argparse.Namespace, clock: Clock) -> int:
+    if args.verb == "fetch":
+        args.site = args.fetch_site
+        return _one_site(args, clock, lambda services, site: agent_backups.fetch(services, site, args.backup_id,
+                                                                                  args.to.resolve()))
     loaded = load_config(args)
     with Services.open(loaded, clock) as services:
         entries = agent_backups.list_all(services, loaded.select(args.site))

@@ -11,20 +11,27 @@ import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import paramiko
 from fabric import Config, Connection
 
 from inventory import safety
-from inventory.errors import HostKeyError, TransportError
+from inventory.errors import HostKeyError, RemoteCommandError, TransportError
 
 DEFAULT_COMMAND_TIMEOUT = 300.0
 FRAME = b"wpfleet-frame "
 _POLL = 0.005
+
+
+class ByteSink(Protocol):
+    """Where a download goes: a file opened "wb", or anything that writes bytes."""
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,16 @@ class Transport(ABC):
         full = [self._with_env(argv, env) for argv in commands]
         self.commands_run += len(full)
         return self._execute_many(full, timeout or self.command_timeout)
+
+    def download(self, path: str, sink: ByteSink, *, timeout: float | None = None) -> int:
+        """Copy the host's file ``path`` into ``sink`` as it arrives (binary-safe, bounded memory);
+        the number of bytes. A file that cannot be read is a ``RemoteCommandError``."""
+        self._refuse_if_aborted()
+        self.commands_run += 1
+        return self._download(safety.remote_path(path), sink, timeout or self.command_timeout)
+
+    @abstractmethod
+    def _download(self, path: str, sink: ByteSink, timeout: float) -> int: ...
 
     def _with_env(self, argv: Sequence[str], env: Mapping[str, str] | None) -> list[str]:
         env_words = [f"{safety.env_name(k)}={safety.word(v)}" for k, v in (env or {}).items()]
@@ -127,6 +144,14 @@ class LocalTransport(Transport):
             self._stopped.discard(process)
             raise TransportError(f"command stopped by a forced stop: {command}")
         return CommandResult(command, process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
+        try:
+            with open(path, "rb") as source:
+                return _copy(source.read, sink)
+        except OSError as exc:
+            raise RemoteCommandError(f"cannot read {path}: {exc.strerror}", command=f"read {path}", exit_code=1,
+                                     stdout="", stderr=str(exc)) from exc
 
     def close(self) -> None:
         """Terminate commands still running; the transport stays usable unless aborted."""
@@ -220,10 +245,40 @@ class SSHTransport(Transport):
             self.close()
             raise TransportError(f"ssh connection to {self.host} lost: {exc or type(exc).__name__}") from exc
 
+    def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
+        command = safety.join(["cat", "--", path])
+        transport = self._connect().client.get_transport()
+        try:
+            if transport is None or not transport.is_active():
+                raise paramiko.SSHException("not connected")
+            with transport.open_session(timeout=self.connect_timeout) as channel:
+                channel.settimeout(timeout)
+                channel.exec_command(command)
+                channel.shutdown_write()
+                size = _copy(lambda n: channel.recv(n), sink)
+                code = channel.recv_exit_status()
+                error = channel.recv_stderr(65536).decode("utf-8", "replace")
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise TransportError(f"ssh connection to {self.host} lost while copying {path}: "
+                                 f"{exc or type(exc).__name__}") from exc
+        if code != 0:
+            raise RemoteCommandError(f"cannot read {path} on {self.host}: {error.strip() or f'exit {code}'}",
+                                     command=command, exit_code=code, stdout="", stderr=error)
+        return size
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _copy(read: Callable[[int], bytes], sink: ByteSink) -> int:
+    size = 0
+    while chunk := read(65536):
+        sink.write(chunk)
+        size += len(chunk)
+    return size
 
 
 def batch_script(lines: list[str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inventory.transport import CommandResult, Transport
+from inventory.transport import ByteSink, CommandResult, Transport
 
 
 class UnexpectedCommand(AssertionError):
@@ -28,3 +28,6 @@ class ScriptedTransport(Transport):
             raise UnexpectedCommand(f"nobody scripted: {key!r}")
         code, out, err = self.script[key]
         return CommandResult(" ".join(argv), code, out, err)
+
+    def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
+        raise UnexpectedCommand(f"nobody scripted a download of {path!r}")
