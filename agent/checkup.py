@@ -204,11 +204,17 @@ def backups_check(found: list[backups.Backup] | None, now: datetime) -> tuple[Ve
     return ("recommended", text) if age > timedelta(days=BACKUP_STALE_DAYS) else ("good", text)
 
 
-def restore_proof(restores: list[dict[str, Any]]) -> tuple[Verdict, str]:
+def restore_proof(restores: list[dict[str, Any]], newest: str | None) -> tuple[Verdict, str]:
+    """A restore that worked in the period proves the backups can be put back; best of the newest one."""
     proven = [r for r in restores if r["result"] == "ok"]
-    if proven:
-        return "good", f"a restore was proven on {proven[-1]['at'][:10]} ({proven[-1]['detail'].get('backup_id')})"
-    return "recommended", "no restore was proven in the period"
+    if not proven:
+        return "recommended", "no restore was proven in the period"
+    last = proven[-1]
+    which = last["detail"].get("backup_id")
+    when = last["at"][:10]
+    if newest is not None and which != newest and not any(r["detail"].get("backup_id") == newest for r in proven):
+        return "recommended", f"a restore was proven on {when} with {which}, not with the newest backup {newest}"
+    return "good", f"a restore was proven on {when} ({which})"
 
 
 def uptime_check(uptime: dict[str, Any] | None) -> tuple[Verdict, str]:
@@ -301,7 +307,8 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
         "disk_space": disk_space(reading.facts),
         "vulnerabilities": ("no_data", "no vulnerability feed is configured"),
         "backups": backups_check(reading.backups, now),
-        "restore_proof": restore_proof([r for r in records if r["action"] == "restore"]),
+        "restore_proof": restore_proof([r for r in records if r["action"] == "restore"],
+                                       reading.backups[-1].id if reading.backups else None),
         "uptime": uptime_check(uptime),
         "updates_reachable": updates_reachable(inventory),
     }

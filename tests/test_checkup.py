@@ -82,6 +82,17 @@ def test_fact_verdicts(facts: SiteFacts, verdicts: dict[str, str]) -> None:
     assert found == verdicts
 
 
+def test_a_restore_proves_the_backups_best_with_the_newest() -> None:
+    def restore(backup_id: str, result: str = "ok") -> dict[str, Any]:
+        return {"at": "2026-10-01T08:00:00+03:30", "result": result, "detail": {"backup_id": backup_id}}
+
+    assert checkup.restore_proof([], "B2")[0] == "recommended"
+    assert checkup.restore_proof([restore("B2", "unhealthy")], "B2")[0] == "recommended"
+    assert checkup.restore_proof([restore("B1")], "B2") == (
+        "recommended", "a restore was proven on 2026-10-01 with B1, not with the newest backup B2")
+    assert checkup.restore_proof([restore("B2")], "B2") == ("good", "a restore was proven on 2026-10-01 (B2)")
+
+
 def test_uptime_without_watch_data_is_no_data_not_a_number() -> None:
     assert checkup.uptime_check(None) == ("no_data", "the watch has no checks of this site in the period")
     assert checkup.uptime_check({"percent": 99.95, "incidents": 0, "down_minutes": 0})[0] == "good"
