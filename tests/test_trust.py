@@ -116,7 +116,7 @@ def test_an_interrupted_restore_is_finished_by_the_next_run(fleet: Fleet, capsys
         assert state.journal.sites() == []
     settled = [r for r in audit(fleet) if r["action"] == "reconcile"]
     assert settled[0]["detail"]["kind"] == "restore" and f"restore of {backup_id} finished" in settled[0]["detail"]["outcome"]
-    assert [t["kind"] for t in sink(fleet) if t["event"] == "opened"] == ["update_interrupted"]
+    assert [t["kind"] for t in sink(fleet) if t["event"] == "opened"] == ["update_interrupted", "checkup"]  # 2026-09-01 one
 
 
 def test_an_internal_error_ends_in_a_ticket_an_audit_record_and_an_error_line_and_no_secret_leaks(
