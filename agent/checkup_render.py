@@ -5,6 +5,7 @@ overview linking every site's report. Templates are Jinja2; charts are pygal's S
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pygal.style import Style
 from agent.checkup import ADVICE, LABELS, Report
 
 _SCRIPT = re.compile(r"<script.*?</script>", re.DOTALL)
+log = logging.getLogger(__name__)
 PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 CHART_STYLE = Style(background="white", plot_background="white", colors=("#2271b1", "#d63638", "#00a32a"),
                     font_family="DejaVu Sans, sans-serif")
@@ -149,13 +151,24 @@ def write(report: Report, folder: Path, lang: str, pdf: bool) -> Report:
     html_path = folder / f"{report.site}.html"
     html_path.write_text(html, encoding="utf-8")
     report.files["html"] = str(html_path)
-    if pdf:
-        from weasyprint import HTML  # imported here: it loads Pango, which only the PDF needs
+    if pdf and pdf_available():
+        from weasyprint import HTML
 
         pdf_path = folder / f"{report.site}.pdf"
         HTML(string=html, base_url=str(folder)).write_pdf(pdf_path)
         report.files["pdf"] = str(pdf_path)
+    elif pdf:
+        log.warning("%s: no PDF: WeasyPrint needs Pango (Debian: libpango-1.0-0 libpangoft2-1.0-0)", report.site)
     return report
+
+
+def pdf_available() -> bool:
+    """WeasyPrint loads the system's Pango when imported; a machine without it gets HTML only."""
+    try:
+        import weasyprint  # noqa: F401
+    except OSError:
+        return False
+    return True
 
 
 def write_overview(reports: list[Report], folder: Path, lang: str, generated: str) -> Path:

@@ -299,7 +299,8 @@ def cmd_checkup(args: argparse.Namespace, clock: Clock) -> int:
     unread = [r.site for r in reports if r.facts.get("error")]
     for name in unread:
         log.error("%s: the site could not be read; its report shows no data", name)
-    return FAILED if len(reports) < len(sites) or unread else OK
+    no_pdf = args.pdf and any(r.files["pdf"] is None for r in reports)
+    return FAILED if len(reports) < len(sites) or unread or no_pdf else OK
 
 
 def cmd_run(args: argparse.Namespace, clock: Clock) -> int:
