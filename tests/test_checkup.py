@@ -251,6 +251,7 @@ def test_a_real_wordpress_gets_the_verdicts_of_its_state(
     version = re.search(r"\$wp_version = '([^']+)'", (site.root / "wp-includes/version.php").read_text())
     assert version is not None
     demo.publish_checksums(fleet.wporg, [version[1]], root=site.root)
+    fleet.releases("plugins", "hello", {"1.7.3": {}})  # a minor of the inactive Hello Dolly, not applied yet
     monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
     add_real_site(fleet, site, "real", sshd, extra=f'backup_dir = "{fleet.folder / "backups/real"}"\n')
     out = tmp_path / "out"
@@ -258,6 +259,9 @@ def test_a_real_wordpress_gets_the_verdicts_of_its_state(
     pristine = {c["id"]: c["status"] for c in before["checks"]}
     assert code == 0 and pristine["core_checksums"] == "good" and pristine["debug_mode"] == "good"
     assert pristine["php_in_uploads"] == "good"
+    details = {c["id"]: c["detail"] for c in before["checks"]}
+    assert pristine["pending_minors"] == "critical" and "hello 1.7.2 → 1.7.3" in details["pending_minors"]
+    assert pristine["inactive_extensions"] == "recommended" and "plugin hello" in details["inactive_extensions"]
     config = site.root / "wp-config.php"
     original = config.read_text()
     try:
