@@ -43,6 +43,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -220,6 +222,39 @@ class Site:
             with sqlite3.connect(self.sqlite) as db:
                 return [r[0] for r in db.execute(f"SELECT option_name FROM {table}{where} ORDER BY option_name")]
         return self.mysql(f"SELECT option_name FROM {table}{where} ORDER BY option_name")
+
+    def cells(self, all_tables: bool) -> list[Cell]:
+        """Every text cell of the site's tables (``all_tables``: every table with the prefix, else WordPress's own)."""
+        prefix = self._prefix()
+        engine = self.engine()
+        if engine == "json":
+            return [Cell(f"{prefix}options", "option_value", "option_id", str(n), php_serialized(value), name)
+                    for n, (name, value) in enumerate(self._json().items(), start=1)]
+        if engine != "sqlite":
+            error("The stand-in's search-replace and db search read SQLite and the demo's JSON store only.")
+        found = []
+        with sqlite3.connect(self.sqlite) as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                      if r[0].startswith(prefix) and (all_tables or r[0][len(prefix):] in CORE_TABLES)]
+            for table in tables:
+                columns = list(db.execute(f'PRAGMA table_info("{table}")'))
+                key = next((c[1] for c in columns if c[5]), columns[0][1])
+                texts = [c[1] for c in columns if "CHAR" in c[2].upper() or "TEXT" in c[2].upper() or not c[2]]
+                if not texts:
+                    continue
+                listed = ", ".join(f'"{c}"' for c in texts)
+                for row in db.execute(f'SELECT "{key}", {listed} FROM "{table}"'):
+                    found += [Cell(table, column, key, str(row[0]), value)
+                              for column, value in zip(texts, row[1:], strict=True)
+                              if isinstance(value, str) and column != key]
+        return found
+
+    def write_cell(self, cell: Cell, value: str) -> None:
+        if self.engine() == "json":
+            self.set_option(str(cell.option), php_unserialize(value))
+            return
+        with sqlite3.connect(self.sqlite) as db:
+            db.execute(f'UPDATE "{cell.table}" SET "{cell.column}" = ? WHERE "{cell.key}" = ?', (value, cell.key_value))
 
     def set_option(self, name: str, value: Any) -> None:
         engine = self.engine()
@@ -578,13 +613,21 @@ SYNOPSIS: dict[str, set[str] | None] = {
     "theme activate": set(),
     "transient get": {"format", "network"},
     "config get": {"type", "format"},
+    "search-replace": {"dry-run", "network", "all-tables-with-prefix", "all-tables", "export", "export_insert_size",
+                       "skip-tables", "skip-columns", "include-columns", "precise", "recurse-objects", "verbose",
+                       "regex", "regex-flags", "regex-delimiter", "regex-limit", "format", "report",
+                       "report-changed-only", "log", "before_context", "after_context"},
+    "db search": {"network", "all-tables-with-prefix", "all-tables", "before_context", "after_context", "regex",
+                  "regex-flags", "regex-delimiter", "table_column_once", "one_line", "matches_only", "stats",
+                  "table_column_color", "id_color", "match_color", "fields", "format"},
     "core verify-checksums": {"include-root", "version", "locale", "insecure", "exclude"},
     "cron event": {"fields", "field", "format"} | LIST_FILTERS,  # ``cron event list``
     "option list": {"search", "exclude", "autoload", "transients", "unserialize", "field", "fields", "format",
                     "orderby", "order"},
     "sqlite export": {"tables", "exclude_tables", "porcelain"}, "sqlite import": set(),
 }
-GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite", "config", "cron"}
+GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite", "config", "cron",
+          "search-replace"}
 
 
 def check_parameters(args: Args) -> None:
@@ -593,7 +636,7 @@ def check_parameters(args: Args) -> None:
     if group not in GROUPS or (group == "sqlite" and not sqlite_command(args)):
         error(f"'{group}' is not a registered wp command. See 'wp help' for available commands.")
     verb = args.words[1] if len(args.words) > 1 else ""
-    name = f"{group} {verb}"
+    name = group if group == "search-replace" else f"{group} {verb}"
     if name not in SYNOPSIS:
         error(f"'{verb}' is not a registered subcommand of '{group}'. See 'wp help {group}' for available subcommands.")
     allowed = SYNOPSIS[name]
@@ -760,6 +803,9 @@ def cmd_db(site: Site, args: Args) -> None:
     """``db export`` / ``db import`` stop after wp-config.php (no plugin runs) and shell out to the
     MariaDB/MySQL client tools, as WP-CLI does — which cannot reach an SQLite site's database."""
     verb = args.words[1]
+    if verb == "search":
+        db_search(site, args)
+        return
     site.load_config()
     target = args.words[2] if len(args.words) > 2 else ""
     if verb == "export":
@@ -879,6 +925,98 @@ def cmd_maintenance(site: Site, args: Args) -> None:
 
 
 CONSTANT_OPTIONS = {"home": "WP_HOME", "siteurl": "WP_SITEURL"}
+
+
+CORE_TABLES = ("commentmeta", "comments", "links", "options", "postmeta", "posts", "term_relationships",
+               "term_taxonomy", "termmeta", "terms", "usermeta", "users")
+
+
+@dataclass(frozen=True)
+class Cell:
+    table: str
+    column: str
+    key: str
+    key_value: str
+    value: str
+    option: str | None = None  # the option's name, in the demo's JSON store
+
+
+def replace_in(value: str, change: Callable[[str], str]) -> str:
+    """``change`` applied to the text, or inside PHP-serialized data with every length kept right."""
+    if re.match(r"^([aisbdN]:|O:\d)", value):
+        try:
+            data = phpserialize.loads(value.encode(), decode_strings=True, object_hook=phpserialize.phpobject)
+        except ValueError:
+            data = None
+        if data is not None:
+            return str(phpserialize.dumps(_walk(data, change)).decode("utf-8", "replace"))
+    return change(value)
+
+
+def _walk(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, phpserialize.phpobject):
+        value.__php_vars__ = {k: _walk(v, change) for k, v in value.__php_vars__.items()}
+    return value
+
+
+def matcher(args: Args, needle: str) -> re.Pattern[str]:
+    return re.compile(needle if args.has("regex") else re.escape(needle))
+
+
+def cmd_search_replace(site: Site, args: Args) -> None:
+    """``search-replace OLD NEW``: cell by cell, serialized data unserialized first; the count is of cells changed."""
+    site.load_wordpress(args)
+    if len(args.words) < 3:
+        error("Please specify search and replace strings.") if len(args.words) < 2 else error("Please specify replace string.")
+    old, new = args.words[1], args.words[2]
+    pattern = matcher(args, old)
+    skip = set((args.get("skip-columns") or "").split(",")) - {""}
+    counts: dict[tuple[str, str], int] = {}
+    for cell in site.cells(args.has("all-tables-with-prefix") or args.has("all-tables")):
+        if cell.column in skip:
+            continue
+        counts.setdefault((cell.table, cell.column), 0)
+        changed = replace_in(cell.value, lambda text: pattern.sub(lambda _: new, text))
+        if changed != cell.value:
+            counts[(cell.table, cell.column)] += 1
+            if not args.has("dry-run"):
+                site.write_cell(cell, changed)
+    total = sum(counts.values())
+    if args.get("format") == "count":
+        out(f"{total}\n")
+        return
+    shown = [(t, c, n) for (t, c), n in sorted(counts.items()) if n or not args.has("report-changed-only")]
+    out("Table\tColumn\tReplacements\tType\n" + "".join(f"{t}\t{c}\t{n}\tPHP\n" for t, c, n in shown))
+    success(args, f"{total} replacements to be made." if args.has("dry-run") else f"Made {total} replacements.")
+
+
+def db_search(site: Site, args: Args) -> None:
+    """``db search NEEDLE [TABLE...]``: each match with 40 characters of context either side."""
+    site.load_wordpress(args)
+    needle, tables = args.words[2], args.words[3:]
+    fmt = args.get("format")
+    if fmt in ("count", "ids") and len(tables) != 1:
+        error(f'The "{fmt}" format can only be used for a single table.')
+    pattern = matcher(args, needle)
+    cells = [c for c in site.cells(args.has("all-tables-with-prefix") or args.has("all-tables") or bool(tables))
+             if not tables or c.table in tables]
+    hits = [(cell, m) for cell in cells for m in pattern.finditer(cell.value)]
+    if fmt == "ids":
+        out(" ".join(dict.fromkeys(cell.key_value for cell, _ in hits)))
+        return
+    if fmt == "count":
+        out(f"{len(hits)}\n")
+        return
+    context = [(cell, cell.value[max(0, m.start() - 40):m.end() + 40]) for cell, m in hits]
+    if fmt == "json":
+        out(php_json([{"table": c.table, "column": c.column, "match": text, "primary_key_name": c.key,
+                       "primary_key_value": c.key_value} for c, text in context]))
+        return
+    out("".join(f"{c.table}:{c.column}\n{c.key_value}:{text}\n" for c, text in context))
 
 
 def cmd_config(site: Site, args: Args) -> None:
@@ -1283,6 +1421,7 @@ def run_command(args: Args) -> int:
         handlers: dict[str, Any] = {
             "core": cmd_core, "db": cmd_db, "maintenance-mode": cmd_maintenance, "option": cmd_option,
             "transient": cmd_transient, "sqlite": cmd_sqlite, "config": cmd_config, "cron": cmd_cron,
+            "search-replace": cmd_search_replace,
             "plugin": lambda s, a: cmd_extension(s, a, "plugin"), "theme": lambda s, a: cmd_extension(s, a, "theme")}
         handlers[group](site, args)
     except Exit as done:
