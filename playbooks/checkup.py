@@ -39,11 +39,10 @@ class SiteFacts:
     disk_free_kb: int | None = None
     disk_total_kb: int | None = None
     php_in_uploads: list[str] | None = None
-    read_at: str = ""
 
 
 def read_facts(site: SiteHandle, now: datetime) -> SiteFacts:
-    facts = SiteFacts(read_at=now.isoformat(timespec="seconds"))
+    facts = SiteFacts()
     debug, queries, checksums, cron, autoload = site.wp.run_many(WPCLI_READS)
     facts.debug = {"WP_DEBUG": _flag(debug), "SAVEQUERIES": _flag(queries)}
     facts.checksums_ok, facts.checksum_problems = _checksums(checksums)

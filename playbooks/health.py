@@ -71,11 +71,6 @@ class Health:
     def ok(self) -> bool:
         return bool(self.checks) and all(v == "ok" for v in self.checks.values())
 
-    @property
-    def home_answered(self) -> bool:
-        """Evidence that the site is up for its visitors: the home page served without a problem."""
-        return "/" in self.pages and self.checks.get("home") == "ok"
-
     def summary(self) -> str:
         return "; ".join(f"{k}: {v}" for k, v in self.checks.items())
 
@@ -139,11 +134,6 @@ def _head_of(response: requests.Response) -> bytes:
         if size >= MAX_PAGE_BYTES:
             break
     return b"".join(chunks)[:MAX_PAGE_BYTES]
-
-
-def home_page(url: str, http: requests.Session, timeout: float = TIMEOUT) -> str:
-    """"ok", or what is wrong with the home page (what the uptime watch asks)."""
-    return view_page(url, http, timeout).problem or "ok"
 
 
 def _rest(site: SiteHandle) -> str:

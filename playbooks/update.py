@@ -49,7 +49,6 @@ class UpdateRun:
     applied: list[Step] = field(default_factory=list)
     renamed: dict[Step, str] = field(default_factory=dict)  # a slug that changed (hello -> hello-dolly)
     failures: list[StepFailure] = field(default_factory=list)
-    restored_whole_site: bool = False
     maintenance_cleared: int = 0
     stopped: bool = False
     final: health.Health | None = None
@@ -90,7 +89,6 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step], before: dic
             run.maintenance_cleared += site.clear_maintenance()
             run.failures.append(undo_step(site, backup, step, str(failure), failure.evidence, before,
                                           run.renamed.get(step)))
-            run.restored_whole_site |= bool(run.failures[-1].evidence.get("whole_site_restored"))
             on_step(step, "rolled_back")
             if not run.failures[-1].rolled_back:
                 break  # the site could not be put back: nothing more is changed on it
