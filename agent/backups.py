@@ -10,9 +10,9 @@ from typing import Any
 
 from agent.config import SiteConfig
 from agent.fleet import for_each_site
-from agent.reconcile import settle_site
 from agent.services import Services
 from agent.sessions import site_session
+from agent.updates import reconcile_site
 from inventory.errors import InventoryError
 from inventory.transport import ByteSink
 from inventory.wpcli import text_of
@@ -82,22 +82,20 @@ def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outc
     if site.contract.support_ended(services.today()):
         return Outcome(False, f"{site.name}: support ended on {site.contract.support_until}; backups are not "
                               "offered for restore", {"site": site.name})
+    if services.state.journal.open(site.name) is not None:  # an interrupted change is settled first, as a run does
+        reconcile_site(services, site)
     try:
         with site_session(services, site) as session:
             handle = session.handle
-            settled = settle_site(services, site, handle)
-            found = {b.id: b for b in backups.list_backups(handle)}
-            if backup_id not in found:
+            backup = backups.find(handle, backup_id)
+            if backup is None:
                 return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
             services.state.journal.begin(site.name, "restore", session.run_id, services.clock.now(), backup_id)
-            restore.restore_site(handle, found[backup_id])
+            restore.restore_site(handle, backup)
             services.state.journal.end(site.name)
             state = health.check_after_change(handle)
     except InventoryError as exc:
         return _failed(services, site, "restore", exc, {"backup_id": backup_id})
-    if settled is not None:
-        services.audit.append("reconcile", site=site.name, result="ok" if settled.health.ok else "restored",
-                              detail={"run": settled.run_id, "kind": settled.kind, "outcome": settled.outcome})
     result = "ok" if state.ok else "unhealthy"
     services.audit.append("restore", site=site.name, result=result,
                           detail={"backup_id": backup_id, "health": state.checks})
@@ -116,10 +114,9 @@ def fetch(services: Services, site: SiteConfig, backup_id: str, to: Path) -> Out
                               "longer handed over", {"site": site.name})
     try:
         with site_session(services, site) as session:
-            found = {b.id: b for b in backups.list_backups(session.handle)}
-            if backup_id not in found:
+            backup = backups.find(session.handle, backup_id)
+            if backup is None:
                 return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
-            backup = found[backup_id]
             backups.verify(session.handle, backup)
             folder = to / site.name / backup_id
             copied = _copy_verified(session.handle, backup, folder)

@@ -55,10 +55,10 @@ def settle_site(services: Services, site: SiteConfig, handle: SiteHandle) -> Set
 
 
 def _backup(handle: SiteHandle, entry: Entry) -> backups.Backup:
-    found = {b.id: b for b in backups.list_backups(handle)}
-    if entry.backup_id not in found:
+    backup = backups.find(handle, entry.backup_id or "")
+    if backup is None:
         raise InventoryError(f"interrupted run {entry.run_id} needs backup {entry.backup_id}, which is gone")
-    return found[entry.backup_id]
+    return backup
 
 
 def _finish_restore(handle: SiteHandle, entry: Entry) -> Settlement:

@@ -105,6 +105,11 @@ def list_backups(site: SiteHandle) -> list[Backup]:
     return found
 
 
+def find(site: SiteHandle, backup_id: str) -> Backup | None:
+    """The site's backup with this id, or None."""
+    return next((b for b in list_backups(site) if b.id == backup_id), None)
+
+
 def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = None,
            core: str | None = None) -> Backup:
     """Make and verify a backup; raises ``BackupError`` (leaving nothing behind) when it cannot.
