@@ -49,12 +49,8 @@ def _failed(services: Services, site: SiteConfig, action: str, exc: InventoryErr
     """A failed backup or restore: an ERROR line, an audit record and a ticket, whoever asked for it."""
     log.error("%s: %s failed: %s", site.name, action, exc)
     services.audit.append(action, site=site.name, result="failed", detail=detail | {"error": str(exc)})
-    ticket = services.tickets.open(site, services.calendar(site), kind=f"{action}_failed", severity="normal",
-                                   title=f"{site.name}: {action} failed", body=str(exc),
-                                   dedup_key=f"{site.name}:{action}-request")
-    services.audit.append("ticket", site=site.name, detail={"id": ticket.id, "kind": ticket.kind,
-                                                             "severity": ticket.severity,
-                                                             "response_due": ticket.response_due})
+    ticket = services.ticket(site, kind=f"{action}_failed", severity="normal", title=f"{site.name}: {action} failed",
+                             body=str(exc), dedup_key=f"{site.name}:{action}-request")
     services.tickets.deliver_pending()
     return Outcome(False, str(exc), {"site": site.name, "error": str(exc), "ticket": ticket.id})
 

@@ -63,13 +63,11 @@ def _announce(services: Services, site: SiteConfig, due: date, upcoming: date | 
     services.audit.append("checkup", site=site.name, result=report.status,
                           detail={"due": due.isoformat(), "next": upcoming and upcoming.isoformat(),
                                   "files": report.files})
-    ticket = services.tickets.open(
-        site, services.calendar(site), kind="checkup", severity="normal", dedup_key=f"{site.name}:checkup:{due}",
+    services.ticket(
+        site, kind="checkup", severity="normal", dedup_key=f"{site.name}:checkup:{due}",
         title=f"{site.name}: technical check-up of {due.isoformat()} ({report.status})",
         body=f"The six-monthly technical check-up is ready.\nHTML: {report.files['html']}\nPDF: {report.files['pdf']}\n\n"
              + "\n".join(f"- {c.label}: {c.status} — {c.detail}" for c in report.checks if c.status != "good"))
-    services.audit.append("ticket", site=site.name, detail={"id": ticket.id, "kind": "checkup", "severity": "normal",
-                                                             "response_due": ticket.response_due})
 
 
 def write_one(services: Services, site: SiteConfig, since: date, folder: Path, *, pdf: bool) -> Report:

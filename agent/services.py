@@ -14,7 +14,7 @@ from agent.config import FleetConfig, SiteConfig
 from agent.fleet import wpcli_for
 from agent.secrets import Redactor
 from agent.state import State
-from agent.tickets import TicketDesk, sink_for
+from agent.tickets import Severity, Ticket, TicketDesk, sink_for
 from inventory.transport import Transport
 from playbooks.errors import PlaybookError
 from playbooks.site import SiteHandle
@@ -65,6 +65,15 @@ class Services:
     def today(self) -> date:
         """Today in the contract's time zone."""
         return self.clock.now().astimezone(self.config.agent.zone).date()
+
+    def ticket(self, site: SiteConfig, *, kind: str, severity: Severity, title: str, body: str,
+               dedup_key: str) -> Ticket:
+        """Open (or bring up to date) a ticket, due by the site's contract, and record it in the audit log."""
+        ticket = self.tickets.open(site, self.calendar(site), kind=kind, severity=severity, title=title, body=body,
+                                   dedup_key=dedup_key)
+        self.audit.append("ticket", site=site.name, detail={"id": ticket.id, "kind": kind, "severity": severity,
+                                                            "response_due": ticket.response_due})
+        return ticket
 
     def handle(self, site: SiteConfig, transport: Transport) -> SiteHandle:
         if not site.backup_dir:

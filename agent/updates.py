@@ -285,11 +285,8 @@ class _Desk:
 
     def open(self, suffix: str, *, kind: str, title: str, body: str, severity: Any = "normal") -> None:
         key = f"{self.run.name}:{suffix}"
-        ticket = self.services.tickets.open(self.run.site, self.services.calendar(self.run.site), kind=kind,
-                                            severity=severity, title=title, body=body, dedup_key=key)
-        self.services.audit.append("ticket", site=self.run.name,
-                                   detail={"id": ticket.id, "kind": kind, "severity": severity,
-                                           "response_due": ticket.response_due})
+        ticket = self.services.ticket(self.run.site, kind=kind, severity=severity, title=title, body=body,
+                                      dedup_key=key)
         self.opened.add(key)
         if ticket.id not in self.result.tickets:
             self.result.tickets.append(ticket.id)
