@@ -7,7 +7,7 @@ from typing import Any
 
 from agent.state.db import Database
 
-SCHEMA = """
+HISTORY = """
 CREATE TABLE IF NOT EXISTS major_runs (
     site TEXT NOT NULL,
     day TEXT NOT NULL,
@@ -23,12 +23,16 @@ CREATE TABLE IF NOT EXISTS failed_releases (
     reason TEXT NOT NULL,
     PRIMARY KEY (site, kind, name, version)
 );
+"""
+JOBS = """
 CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
     last_run TEXT NOT NULL,
     status TEXT NOT NULL,
     duration REAL NOT NULL
 );
+"""
+SITE_STATUS = """
 CREATE TABLE IF NOT EXISTS site_status (
     site TEXT PRIMARY KEY,
     last_update TEXT,
@@ -42,7 +46,7 @@ CREATE TABLE IF NOT EXISTS site_status (
 class History:
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA)
+        db.schema(HISTORY)
 
     def record_major_run(self, site: str, day: date, actor: str, reason: str) -> None:
         self.db.execute("INSERT INTO major_runs (site, day, actor, reason) VALUES (?, ?, ?, ?)",
@@ -64,7 +68,7 @@ class History:
 class Jobs:
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA)
+        db.schema(JOBS)
 
     def done(self, job: str, at: datetime, status: str, duration: float) -> None:
         self.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
@@ -78,7 +82,7 @@ class Jobs:
 class SiteResults:
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA)
+        db.schema(SITE_STATUS)
 
     def record(self, site: str, at: datetime, status: str, error: str | None) -> None:
         stamp = at.isoformat(timespec="seconds")

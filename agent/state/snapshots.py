@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_site ON snapshots (site, id);
+"""
+CHECKUPS = """
 CREATE TABLE IF NOT EXISTS checkups (
     site TEXT PRIMARY KEY,
     last_due TEXT,
@@ -53,7 +55,7 @@ class Checkups:
 
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA)
+        db.schema(CHECKUPS)
 
     def last_due(self, site: str) -> date | None:
         row = self.db.rows("SELECT last_due FROM checkups WHERE site = ?", (site,))
