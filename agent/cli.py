@@ -126,8 +126,13 @@ def load_config(args: argparse.Namespace) -> FleetConfig:
     return loaded
 
 
+def emit(text: str) -> None:
+    """Everything a command prints on stdout goes here: the config's secrets are masked."""
+    sys.stdout.write(logs.masked(text))
+
+
 def emit_json(document: Any) -> None:
-    sys.stdout.write(logs.masked(json.dumps(document, indent=2, ensure_ascii=False)) + "\n")
+    emit(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def cmd_check_config(args: argparse.Namespace, clock: Clock) -> int:
@@ -149,7 +154,7 @@ def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json([r.to_public() for r in results])
     else:
-        sys.stdout.write(render.inventory_table(results))
+        emit(render.inventory_table(results))
     return OK if all(r.ok for r in results) else FAILED
 
 
@@ -192,7 +197,7 @@ def cmd_plan(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json([i.public() for i in items])
     else:
-        sys.stdout.write(render.plan_table(items, today))
+        emit(render.plan_table(items, today))
     return FAILED if unreadable else OK
 
 
@@ -209,7 +214,7 @@ def cmd_update(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json([r.public() for r in results])
     else:
-        sys.stdout.write(logs.masked(render.update_table(results)))
+        emit(render.update_table(results))
     return FAILED if any(r.status in ("failed", "rolled_back") for r in results) else OK
 
 
@@ -227,7 +232,10 @@ def _one_site(args: argparse.Namespace, clock: Clock,
     site = loaded.select([args.site])[0]
     with Services.open(loaded, clock) as services:
         outcome = action(services, site)
-    print(logs.masked(outcome.message), file=sys.stdout if outcome.ok else sys.stderr)
+    if outcome.ok:
+        emit(outcome.message + "\n")
+    else:
+        print(logs.masked(outcome.message), file=sys.stderr)
     return OK if outcome.ok else FAILED
 
 
@@ -242,7 +250,7 @@ def cmd_backups(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json(entries)
     else:
-        sys.stdout.write(render.backups_table(entries))
+        emit(render.backups_table(entries))
     return FAILED if any("error" in e for e in entries) else OK
 
 
@@ -252,9 +260,9 @@ def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
     if args.verb == "verify":
         verdict = audit.verify()
         if verdict.ok:
-            print(f"audit log verifies: {verdict.records} records")
+            emit(f"audit log verifies: {verdict.records} records\n")
             return OK
-        print(f"audit log broken at seq {verdict.bad_seq}: {verdict.reason}")
+        emit(f"audit log broken at seq {verdict.bad_seq}: {verdict.reason}\n")
         return FAILED
     try:
         since = date.fromisoformat(args.since) if args.since else None
@@ -264,9 +272,9 @@ def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json(records)
     elif args.csv:
-        sys.stdout.write(to_csv(records))
+        emit(to_csv(records))
     else:
-        sys.stdout.write(render.audit_table(records))
+        emit(render.audit_table(records))
     return OK
 
 
@@ -278,7 +286,7 @@ def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json([t.public() for t in found])
     else:
-        sys.stdout.write(render.tickets_table(found, pending))
+        emit(render.tickets_table(found, pending))
     return OK
 
 
@@ -295,7 +303,7 @@ def cmd_checkup(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json([r.public() for r in reports])
     else:
-        sys.stdout.write(logs.masked(render.checkup_table(reports, overview)))
+        emit(render.checkup_table(reports, overview))
     unread = [r.site for r in reports if r.facts.get("error")]
     for name in unread:
         log.error("%s: the site could not be read; its report shows no data", name)
@@ -316,7 +324,7 @@ def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
     if args.json:
         emit_json(report)
     else:
-        sys.stdout.write(render.status_text(report))
+        emit(render.status_text(report))
     return OK
 
 
