@@ -11,7 +11,7 @@ import calendar
 from datetime import date
 from pathlib import Path
 
-from agent import checkup, checkup_render
+from agent import checkup
 from agent.checkup import Report
 from agent.config import Contract, SiteConfig
 from agent.fleet import for_each_site
@@ -71,6 +71,8 @@ def _announce(services: Services, site: SiteConfig, due: date, upcoming: date | 
 
 
 def write_one(services: Services, site: SiteConfig, since: date, folder: Path, *, pdf: bool) -> Report:
+    from agent import checkup_render  # pygal, Jinja2 and jdatetime load only when a report is written
+
     report = checkup.build(services, site, since, checkup.read_site(services, site))
     return checkup_render.write(report, folder, site.contract.checkup_lang, pdf)
 
@@ -84,6 +86,8 @@ def write_fleet(services: Services, sites: list[SiteConfig], since: date | None,
 
     found = for_each_site(sites, one, lambda site, exc: None, concurrency=services.config.agent.concurrency)
     reports = [r for r in found if r is not None]  # a report that could not be written is logged as an error
+    from agent import checkup_render
+
     lang = sites[0].contract.checkup_lang if sites else "en"
     overview = checkup_render.write_overview(reports, folder, lang, services.clock.now().isoformat(timespec="seconds"))
     return reports, overview
