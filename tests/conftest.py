@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import ssl
 import time
@@ -88,10 +91,37 @@ class Fleet:
             repo[kind][name].update(versions)
         self.wporg.write_text(__import__("json").dumps(repo))
 
+    def sent_tickets(self) -> list[dict[str, Any]]:
+        """What the file sink received, one event a line."""
+        return _json_lines(self.folder / "state/tickets.jsonl")
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        return _json_lines(self.folder / "state/audit.jsonl")
+
+    def update_result(self, at: datetime) -> dict[str, Any]:
+        """The first site's object of ``wpfleet update --json`` at ``at``."""
+        from agent.cli import main
+        from agent.clock import FixedClock
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            main(["--config", str(self.config), "update", "--json"], clock=FixedClock(at))
+        return json.loads(out.getvalue())[0]  # type: ignore[no-any-return]
+
     def wp_calls(self, root: Path) -> list[str]:
         if not self.calls.exists():
             return []
         return [line for line in self.calls.read_text().splitlines() if f"--path={root}" in line]
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def plugin_version(root: Path, slug: str) -> str:
+    """The Version header of a plugin's main file, as the host has it."""
+    text = (root / "wp-content/plugins" / slug / f"{slug}.php").read_text()
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if "Version:" in line)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_a_fetched_backup_is_the_hosts_byte_for_byte(fleet: Fleet, backed_up: st
     for name, expected in manifest["files"].items():
         assert hashlib.sha256((got / name).read_bytes()).hexdigest() == expected["sha256"]
         assert (got / name).read_bytes() == (host / name).read_bytes()
-    records = [json.loads(line) for line in (fleet.folder / "state/audit.jsonl").read_text().splitlines()]
+    records = fleet.audit_records()
     assert [r["detail"]["backup_id"] for r in records if r["action"] == "backup_fetched"] == [backed_up]
 
 
@@ -78,7 +78,7 @@ def test_a_byte_corrupted_in_transit_is_caught(fleet: Fleet, backed_up: str, tmp
     code, _, err = cli(fleet, capsys, "backups", "fetch", "--site", "acme", backed_up, "--to", str(tmp_path / "h"))
     assert code == 1 and "files.tar.gz" in err and "arrived corrupted" in err
     assert not (tmp_path / "h/acme" / backed_up / "files.tar.gz").exists()
-    sent = [json.loads(line) for line in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    sent = fleet.sent_tickets()
     assert [t["kind"] for t in sent] == ["fetch_failed"]
 
 

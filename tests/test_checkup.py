@@ -227,14 +227,14 @@ def test_the_daemon_writes_announces_and_audits_a_due_checkup(fleet: Fleet, shop
     assert main(["--config", str(fleet.config), "run", "--once"], clock=FixedClock(due)) in (0, 1)
     folder = fleet.folder / "state/checkups/shop/2026-09-01"
     assert (folder / "shop.html").exists() and (folder / "shop.pdf").stat().st_size > 1000
-    sent = [json.loads(line) for line in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    sent = fleet.sent_tickets()
     announced = [t for t in sent if t["kind"] == "checkup"]
     assert len(announced) == 1 and announced[0]["severity"] == "normal"
     assert str(folder / "shop.html") in announced[0]["body"]
-    records = [json.loads(line) for line in (fleet.folder / "state/audit.jsonl").read_text().splitlines()]
+    records = fleet.audit_records()
     assert [r["detail"]["due"] for r in records if r["action"] == "checkup"] == ["2026-09-01"]
     main(["--config", str(fleet.config), "run", "--once"], clock=FixedClock(due + timedelta(days=1, minutes=5)))
-    sent = [json.loads(line) for line in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    sent = fleet.sent_tickets()
     assert len([t for t in sent if t["kind"] == "checkup"]) == 1  # once per due date
 
 

@@ -38,13 +38,10 @@ def last_runs(fleet: Fleet) -> dict[str, datetime]:
         state.close()
 
 
-def audit_records(fleet: Fleet) -> list[dict[str, Any]]:
-    path = fleet.folder / "state/audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def audit_actions(fleet: Fleet) -> list[str]:
-    return [record["action"] for record in audit_records(fleet)]
+    return [record["action"] for record in fleet.audit_records()]
 
 
 def tickets(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
@@ -95,7 +92,7 @@ def test_site_down_on_friday_night_opens_an_emergency_ticket_and_recovery_closes
     down = [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]
     assert down[0]["status"] == "closed" and "answers again" in down[0]["body"]
     assert audit_actions(fleet).count("site_down") == 1 and "site_recovered" in audit_actions(fleet)
-    delivered = [json.loads(x) for x in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    delivered = fleet.sent_tickets()
     assert [(d["event"], d["severity"]) for d in delivered if d["kind"] == "site_down"] == [
         ("opened", "emergency"), ("closed", "emergency")]
 
@@ -208,7 +205,7 @@ def test_daemon_recovers_after_sigkill_mid_update(fleet: Fleet, sshd: sshd_mod.S
     capsys.readouterr()
     again = start_daemon(fleet, "--once")
     assert again.wait(120) == 1  # a site had to be rolled back
-    opened = [json.loads(x) for x in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    opened = fleet.sent_tickets()
     assert [t["kind"] for t in opened if t["event"] == "opened"] == ["update_interrupted", "checkup"]  # 2026-09-01 one
     assert not (root / ".maintenance").exists()
     assert "wpsim:fatal" not in (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
@@ -234,7 +231,7 @@ def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, s
             daemon.kill()
     # checked while the orphaned remote update is still asleep, so only the agent can have removed it
     assert "plugin update contact-form-7" in fleet.calls.read_text() and not (root / ".maintenance").exists()
-    forced = [r for r in audit_records(fleet) if r["action"] == "forced_stop"]
+    forced = [r for r in fleet.audit_records() if r["action"] == "forced_stop"]
     assert forced[0]["detail"] == {"maintenance_removed": True, "lock_released": True}
     assert not (fleet.folder / "backups/acme/.wpfleet.lock").exists()
     assert "stopping at once" in (fleet.folder / "daemon.log").read_text()

@@ -12,7 +12,6 @@ finishes on the host, as it would.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -26,14 +25,13 @@ from typing import Any
 import pytest
 
 from agent.cli import main
-from agent.clock import FixedClock
 from agent.demo import DemoSite
 from agent.state import State
 from inventory import transport as transport_mod
 from inventory.errors import TransportError
 from playbooks import health
 from tests import sshd as sshd_mod
-from tests.conftest import Fleet
+from tests.conftest import Fleet, plugin_version
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,15 +51,8 @@ def publish(fleet: Fleet, release: dict[str, Any]) -> None:
     fleet.releases("plugins", "akismet", {"5.4.0": release, "6.0.0": {}})
 
 
-def update(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    capsys.readouterr()
-    main(["--config", str(fleet.config), "update", "--json"], clock=FixedClock(AT))
-    return json.loads(capsys.readouterr().out)[0]  # type: ignore[no-any-return]
 
 
-def akismet(root: Path) -> str:
-    text = (root / "wp-content/plugins/akismet/akismet.php").read_text()
-    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if "Version:" in line)
 
 
 def tickets(fleet: Fleet) -> list[dict[str, Any]]:
@@ -69,9 +60,6 @@ def tickets(fleet: Fleet) -> list[dict[str, Any]]:
         return [t.public() for t in state.tickets.all()]
 
 
-def audit(fleet: Fleet) -> list[dict[str, Any]]:
-    path = fleet.folder / "state/audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def assert_settled(fleet: Fleet, root: Path, version: str, open_kinds: list[str], *, updates: int,
@@ -79,13 +67,13 @@ def assert_settled(fleet: Fleet, root: Path, version: str, open_kinds: list[str]
     """The invariants after the next run, read from the host, the ticket ledger and the audit log."""
     status, _, body = fleet.web.answer("/shop/")
     assert status == 200 and "critical error" not in body
-    assert akismet(root) == version
+    assert plugin_version(root, "akismet") == version
     assert not (root / ".maintenance").exists()
     assert not (fleet.folder / "backups/shop/.wpfleet.lock").exists()
     with State(fleet.folder / "state") as state:
         assert state.journal.sites() == []
     assert sorted(t["kind"] for t in tickets(fleet) if t["status"] == "open") == sorted(open_kinds)
-    records = audit(fleet)
+    records = fleet.audit_records()
     applied = [r for r in records if r["action"] == "update" and r["detail"]["name"] == "akismet"]
     assert len(applied) == updates
     undone = [r for r in records if r["action"] == "rollback"] + \
@@ -180,38 +168,35 @@ DROPS = [
                          ids=[f"{'broken' if r else 'good'}-{s[0].replace(' ', '_')}-{s[1]}-{w}"
                               for r, s, w, *_ in DROPS])
 def test_connection_dropped_at_a_step(
-        fleet: Fleet, shop: Path, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], release: dict[str, Any], step: tuple[str, int], when: str,
+        fleet: Fleet, shop: Path, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch, release: dict[str, Any], step: tuple[str, int], when: str,
         open_kinds: list[str], updates: int, rollbacks: int) -> None:
     publish(fleet, release)
     dropper = Dropper(sshd, step[0], step[1], when)
     monkeypatch.setattr(transport_mod.SSHTransport, "_exec", dropper.wrap(transport_mod.SSHTransport._exec))
-    first = update(fleet, capsys)
+    first = fleet.update_result(AT)
     assert dropper.fired, f"the run never reached {step}"
     monkeypatch.undo()
     monkeypatch.setattr(health, "RECONNECT_WAIT", 0.2)
     if first["status"] == "failed":  # the drop cut the run short: the host is reported, not the release
         assert "ssh" in first["error"] and not [t for t in tickets(fleet) if t["kind"] == "update_rolled_back"]
-    update(fleet, capsys)
+    fleet.update_result(AT)
     assert_settled(fleet, shop, "5.4.0" if release is GOOD else "5.3.0", open_kinds, updates=updates,
                    rollbacks=rollbacks)
     assert not [t for t in tickets(fleet) if t["kind"] == "unreachable" and t["status"] == "open"]
 
 
 def test_a_drop_the_health_check_recovers_from_is_no_verdict_on_the_release(
-        fleet: Fleet, shop: Path, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        fleet: Fleet, shop: Path, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch) -> None:
     publish(fleet, GOOD)
     dropper = Dropper(sshd, *CHECK, "before")
     monkeypatch.setattr(transport_mod.SSHTransport, "_exec", dropper.wrap(transport_mod.SSHTransport._exec))
-    result = update(fleet, capsys)
+    result = fleet.update_result(AT)
     assert dropper.fired and result["status"] == "updated" and result["changes"][0]["to"] == "5.4.0"
-    assert akismet(shop) == "5.4.0" and tickets(fleet) == []
+    assert plugin_version(shop, "akismet") == "5.4.0" and tickets(fleet) == []
 
 
 def test_a_host_that_stays_unreachable_after_the_change_is_left_to_reconcile(
-        fleet: Fleet, shop: Path, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        fleet: Fleet, shop: Path, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """The update ran, then the host went away during the health check: no rollback, no failed
     release, the journal open, one "unreachable" ticket; the next run settles and closes it."""
     publish(fleet, GOOD)
@@ -219,15 +204,15 @@ def test_a_host_that_stays_unreachable_after_the_change_is_left_to_reconcile(
     monkeypatch.setattr(transport_mod.SSHTransport, "_exec", dropper.wrap(transport_mod.SSHTransport._exec))
     monkeypatch.setattr(transport_mod.SSHTransport, "_login",
                         dropper.refuse_logins(transport_mod.SSHTransport._login))
-    result = update(fleet, capsys)
+    result = fleet.update_result(AT)
     assert result["status"] == "failed" and "reconciled on the next run" in result["error"]
-    assert akismet(shop) == "5.4.0"  # the update itself went through; nothing undid it
+    assert plugin_version(shop, "akismet") == "5.4.0"  # the update itself went through; nothing undid it
     with State(fleet.folder / "state") as state:
         assert state.journal.sites() == ["shop"] and state.history.failed_releases("shop") == frozenset()
     assert [(t["kind"], t["status"]) for t in tickets(fleet)] == [("unreachable", "open")]
-    assert not [r for r in audit(fleet) if r["action"] == "rollback"]
+    assert not [r for r in fleet.audit_records() if r["action"] == "rollback"]
     monkeypatch.undo()
-    second = update(fleet, capsys)
+    second = fleet.update_result(AT)
     assert second["status"] == "updated" and "had completed" in second["reconciled"]
     assert_settled(fleet, shop, "5.4.0", [], updates=1, rollbacks=0)
 
@@ -268,7 +253,7 @@ KILLS = [
 
 @pytest.mark.parametrize(("release", "step", "open_kinds", "updates", "rollbacks"), KILLS,
                          ids=[f"{'broken' if r else 'good'}-{s[0].replace(' ', '_')}-{s[1]}" for r, s, *_ in KILLS])
-def test_agent_killed_at_a_step(fleet: Fleet, shop: Path, capsys: pytest.CaptureFixture[str],
+def test_agent_killed_at_a_step(fleet: Fleet, shop: Path,
                                 release: dict[str, Any], step: tuple[str, int], open_kinds: list[str], updates: int,
                                 rollbacks: int) -> None:
     publish(fleet, release)
@@ -284,6 +269,6 @@ def test_agent_killed_at_a_step(fleet: Fleet, shop: Path, capsys: pytest.Capture
             agent.kill()
     wait_for(pause.with_suffix(".done"))  # the orphaned remote command finishes on the host
     time.sleep(0.3)
-    update(fleet, capsys)
+    fleet.update_result(AT)
     assert_settled(fleet, shop, "5.4.0" if release is GOOD else "5.3.0", open_kinds, updates=updates,
                    rollbacks=rollbacks)

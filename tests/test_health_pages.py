@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from agent.cli import main
-from agent.clock import FixedClock
 from agent.demo import DemoSite
-from tests.conftest import Fleet
+from tests.conftest import Fleet, plugin_version
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
 SHOP = DemoSite("shop", "6.5.5", {"akismet": ("5.3.0", True)}, {"twentytwentyfour": "1.2"})
@@ -26,15 +22,8 @@ def shop(fleet: Fleet) -> Path:
     return root
 
 
-def update(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    capsys.readouterr()
-    main(["--config", str(fleet.config), "update", "--json"], clock=FixedClock(AT))
-    return json.loads(capsys.readouterr().out)[0]  # type: ignore[no-any-return]
 
 
-def akismet(root: Path) -> str:
-    text = (root / "wp-content/plugins/akismet/akismet.php").read_text()
-    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if "Version:" in line)
 
 
 @pytest.mark.parametrize(("fault", "why"), [
@@ -42,21 +31,20 @@ def akismet(root: Path) -> str:
     ("error-page", "home: title 'Something went wrong', was 'Shop' before the change"),  # an error page with 200
 ])
 def test_a_release_that_breaks_a_page_with_a_200_is_rolled_back(
-        fleet: Fleet, shop: Path, capsys: pytest.CaptureFixture[str], fault: str, why: str) -> None:
+        fleet: Fleet, shop: Path, fault: str, why: str) -> None:
     before = fleet.web.answer("/shop/shop/")
     assert before[0] == 200 and "<article>" in before[2]
     fleet.releases("plugins", "akismet", {"5.4.0": {"fault": fault}})
-    result = update(fleet, capsys)
+    result = fleet.update_result(AT)
     assert result["status"] == "rolled_back" and why in result["error"], result
-    assert akismet(shop) == "5.3.0" and fleet.web.answer("/shop/shop/")[2] == before[2]
-    sent = [json.loads(line) for line in (fleet.folder / "state/tickets.jsonl").read_text().splitlines()]
+    assert plugin_version(shop, "akismet") == "5.3.0" and fleet.web.answer("/shop/shop/")[2] == before[2]
+    sent = fleet.sent_tickets()
     assert [(t["kind"], t["event"]) for t in sent] == [("update_rolled_back", "opened")] and why in sent[0]["body"]
 
 
-def test_a_release_that_keeps_every_page_is_applied(fleet: Fleet, shop: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_release_that_keeps_every_page_is_applied(fleet: Fleet, shop: Path) -> None:
     fleet.releases("plugins", "akismet", {"5.4.0": {}})
-    assert update(fleet, capsys)["status"] == "updated" and akismet(shop) == "5.4.0"
+    assert fleet.update_result(AT)["status"] == "updated" and plugin_version(shop, "akismet") == "5.4.0"
 
 
 def test_a_page_body_is_read_only_up_to_the_bound() -> None:

@@ -51,14 +51,8 @@ def tree(*folders: Path) -> dict[str, tuple[int, str]]:
     return found
 
 
-def audit(fleet: Fleet) -> list[dict[str, Any]]:
-    path = fleet.folder / "state/audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def sink(fleet: Fleet) -> list[dict[str, Any]]:
-    path = fleet.folder / "state/tickets.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_a_dry_run_changes_nothing_anywhere(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,11 +70,11 @@ def test_a_dry_run_changes_nothing_anywhere(fleet: Fleet, capsys: pytest.Capture
     assert "settled by the next real run" in result["reconciled"]
     assert tree(root, fleet.folder / "backups") == before  # no lock, no backup, no reconcile, no cleanup
     assert not (fleet.folder / "backups").exists()
-    assert sink(fleet) == []  # nothing delivered, nothing opened
+    assert fleet.sent_tickets() == []  # nothing delivered, nothing opened
     with State(fleet.folder / "state") as state:
         assert state.journal.sites() == ["acme"] and state.tickets.pending() == 1
         assert state.snapshots.count() == 1  # the inventory's, none from the dry run
-    assert [r["action"] for r in audit(fleet)] == ["inventory", "update_dry_run"]
+    assert [r["action"] for r in fleet.audit_records()] == ["inventory", "update_dry_run"]
 
 
 def test_an_interrupted_restore_is_finished_by_the_next_run(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,9 +108,9 @@ def test_an_interrupted_restore_is_finished_by_the_next_run(fleet: Fleet, capsys
     assert not (root / "wp-content/plugins/stray.php").exists()
     with State(fleet.folder / "state") as state:
         assert state.journal.sites() == []
-    settled = [r for r in audit(fleet) if r["action"] == "reconcile"]
+    settled = [r for r in fleet.audit_records() if r["action"] == "reconcile"]
     assert settled[0]["detail"]["kind"] == "restore" and f"restore of {backup_id} finished" in settled[0]["detail"]["outcome"]
-    assert [t["kind"] for t in sink(fleet) if t["event"] == "opened"] == ["update_interrupted", "checkup"]  # 2026-09-01 one
+    assert [t["kind"] for t in fleet.sent_tickets() if t["event"] == "opened"] == ["update_interrupted", "checkup"]  # 2026-09-01 one
 
 
 def test_an_internal_error_ends_in_a_ticket_an_audit_record_and_an_error_line_and_no_secret_leaks(
@@ -135,9 +129,9 @@ def test_an_internal_error_ends_in_a_ticket_an_audit_record_and_an_error_line_an
     result = json.loads(out)[0]
     assert code == 1 and result["status"] == "failed" and result["error"].startswith("internal error: RuntimeError")
     assert "wpfleet ERROR acme: internal error in the update run" in err and "Traceback" in err
-    opened = [t for t in sink(fleet) if t["event"] == "opened"]
+    opened = [t for t in fleet.sent_tickets() if t["event"] == "opened"]
     assert [t["kind"] for t in opened] == ["update_failed"] and "RuntimeError" in opened[0]["body"]
-    assert [r["result"] for r in audit(fleet) if r["action"] == "update_run"] == ["failed"]
+    assert [r["result"] for r in fleet.audit_records() if r["action"] == "update_run"] == ["failed"]
     code, tickets_out, _ = cli(fleet, capsys, "tickets", "--json")
     code, audit_out, _ = cli(fleet, capsys, "audit", "--json")
     code, status_out, _ = cli(fleet, capsys, "status", "--json")
@@ -168,11 +162,11 @@ def test_a_restore_that_fails_inside_a_rollback_is_reported_not_escaped(
     code, out, _ = cli(fleet, capsys, "update", "--json")
     result = json.loads(out)[0]
     assert code == 1 and result["status"] == "failed" and "site unhealthy after the run" in result["error"]
-    opened = {t["kind"]: t for t in sink(fleet) if t["event"] == "opened"}
+    opened = {t["kind"]: t for t in fleet.sent_tickets() if t["event"] == "opened"}
     assert set(opened) == {"update_rolled_back", "site_down"} and opened["site_down"]["severity"] == "emergency"
     assert "could NOT be rolled back" in opened["update_rolled_back"]["title"]
     assert "restore error: restore of acme failed" in opened["update_rolled_back"]["body"]
-    assert [r["result"] for r in audit(fleet) if r["action"] == "rollback"] == ["failed"]
+    assert [r["result"] for r in fleet.audit_records() if r["action"] == "rollback"] == ["failed"]
     with State(fleet.folder / "state") as state:
         assert state.journal.sites() == []
 
@@ -185,7 +179,7 @@ def test_a_site_removed_while_its_journal_is_open_does_not_stop_the_daemon(
     code, _, err = cli(fleet, capsys, "run", "--once")
     assert code == 1 and "gone: an interrupted change is journalled but the site is no longer in the config" in err
     assert "Version: 5.4.0" in (root / "wp-content/plugins/akismet/akismet.php").read_text()  # the rest went on
-    assert [r["result"] for r in audit(fleet) if r["action"] == "reconcile" and r["site"] == "gone"] == ["failed"]
+    assert [r["result"] for r in fleet.audit_records() if r["action"] == "reconcile" and r["site"] == "gone"] == ["failed"]
 
 
 def test_a_symlinked_root_with_its_backups_inside_under_the_real_path(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -25,13 +24,10 @@ def probe(fleet: Fleet, at: datetime) -> list[watch.Probe]:
         return watch.watch_fleet(services, services.config.sites)
 
 
-def sink(fleet: Fleet) -> list[dict[str, Any]]:
-    path = fleet.folder / "state/tickets.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def down_tickets(fleet: Fleet) -> list[tuple[str, str]]:
-    return [(t["event"], t["id"]) for t in sink(fleet) if t["kind"] == "site_down"]
+    return [(t["event"], t["id"]) for t in fleet.sent_tickets() if t["kind"] == "site_down"]
 
 
 def test_an_update_round_with_nothing_to_do_does_not_close_the_emergency(fleet: Fleet,
