@@ -110,3 +110,25 @@ def test_hostile_core_version_stops_the_site() -> None:
     transport = ScriptedTransport(script=hostile([], core="6.5$(id)"))
     with pytest.raises(SiteReadError):
         collect("acme", WPCLI(transport, "/srv/acme"))
+
+
+def test_cached_core_offers_read_the_update_core_transient_as_wordpress_stores_it() -> None:
+    """``wp_version_check`` stores each offer with a ``response``: "upgrade" (an offer), "autoupdate"
+    (the minor the site would take by itself), "latest" (nothing newer); a dry run reads them from there."""
+    from inventory.collect import cached_core_offers
+    from inventory.transport import CommandResult
+
+    stored = {"updates": [
+        {"response": "upgrade", "download": "https://downloads.wordpress.org/release/wordpress-6.6.2.zip",
+         "locale": "en_US", "current": "6.6.2", "version": "6.6.2", "php_version": "7.2.24", "mysql_version": "5.5.5",
+         "new_bundled": "6.4", "partial_version": False},
+        {"response": "autoupdate", "current": "6.5.5", "version": "6.5.5", "locale": "en_US"},
+        {"response": "latest", "current": "6.5.3", "version": "6.5.3", "locale": "en_US"}],
+        "last_checked": 1795651200, "version_checked": "6.5.3", "translations": []}
+    result = cached_core_offers(CommandResult("wp transient get update_core --network --format=json", 0,
+                                              json.dumps(stored) + "\n", ""))
+    assert json.loads(result.stdout) == [{"version": "6.6.2", "update_type": ""}, {"version": "6.5.5", "update_type": ""}]
+    # WP-CLI warns and exits 0 when the transient is not set (WordPress never asked wordpress.org)
+    unset = CommandResult("wp transient get update_core --network --format=json", 0, "",
+                          'Warning: Transient with key "update_core" is not set.\n')
+    assert json.loads(cached_core_offers(unset).stdout) == []
