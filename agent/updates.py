@@ -14,6 +14,8 @@ import logging
 import threading
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,26 +119,37 @@ def gather(services: Services, site: SiteConfig, options: UpdateOptions) -> Site
     if site.contract.support_ended(services.today()):
         run.skipped = f"support ended on {site.contract.support_until}: inventory only"
         return run
-    try:
+    with _recorded(run, "the update run"):
         rest = rest_for(site)
         with site_session(services, site, lock=not options.dry_run, run_id=options.run_id) as session:
             run.reached = True
             if options.dry_run:
                 _note_pending_journal(services, run)
             else:
-                run.settled = settle_site(services, site, session.handle)
-                run.evidence = run.settled.health if run.settled else None
+                _settle(services, session, run)
             _update(services, session, rest, run)
+    return run
+
+
+@contextmanager
+def _recorded(run: SiteRun, doing: str, failure_prefix: str = "") -> Iterator[None]:
+    """Whatever ends the site's run early is recorded in ``run``; nothing escapes to the other sites."""
+    try:
+        yield
     except LockedError as exc:
         run.skipped = str(exc)
     except TransportError as exc:
         run.lost = str(exc)
     except InventoryError as exc:
-        run.failure = str(exc)
+        run.failure = f"{failure_prefix}{exc}"
     except Exception as exc:  # noqa: BLE001 - a bug must still end in a ticket, an audit record and a log line
-        log.error("%s: internal error in the update run", site.name, exc_info=exc)
+        log.error("%s: internal error in %s", run.name, doing, exc_info=exc)
         run.crash = _crash_text(exc)
-    return run
+
+
+def _settle(services: Services, session: Session, run: SiteRun) -> None:
+    run.settled = settle_site(services, run.site, session.handle)
+    run.evidence = run.settled.health if run.settled else None
 
 
 def _note_pending_journal(services: Services, run: SiteRun) -> None:
@@ -446,18 +459,8 @@ def _close_what_is_over(services: Services, run: SiteRun, desk: _Desk) -> None:
 def reconcile_site(services: Services, site: SiteConfig) -> SiteUpdate:
     """Settle a site whose change was interrupted (crash, kill, lost connection), at start-up."""
     run = SiteRun(site, UpdateOptions())
-    try:
-        with site_session(services, site, run_id=run.options.run_id) as session:
-            run.reached = True
-            run.settled = settle_site(services, site, session.handle)
-            run.evidence = run.settled.health if run.settled else None
-    except LockedError as exc:
-        run.skipped = str(exc)
-    except TransportError as exc:
-        run.lost = str(exc)
-    except InventoryError as exc:
-        run.failure = f"settling an interrupted run failed: {exc}"
-    except Exception as exc:  # noqa: BLE001 - see gather()
-        log.error("%s: internal error while settling", site.name, exc_info=exc)
-        run.crash = _crash_text(exc)
+    with _recorded(run, "settling an interrupted run", "settling an interrupted run failed: "), \
+            site_session(services, site, run_id=run.options.run_id) as session:
+        run.reached = True
+        _settle(services, session, run)
     return conclude(services, run)
