@@ -54,8 +54,7 @@ def watch_fleet(services: Services, sites: list[SiteConfig]) -> list[Probe]:
                            concurrency=max(32, services.config.agent.concurrency))
     now = services.clock.now()
     today = now.astimezone(services.config.agent.zone).date()
-    for found in probes:
-        services.state.watch.count(found.site, today, found.state == "up", found.answer_ms)
+    services.state.watch.count(today, [(p.site, p.state == "up", p.answer_ms) for p in probes])
     judged = [_record(services, site, found, now) for site, found in zip(sites, probes, strict=True)]
     services.tickets.deliver_pending()
     return judged

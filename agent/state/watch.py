@@ -62,13 +62,15 @@ class WatchBook:
                         " VALUES (?, ?, ?, ?, NULL, ?)",
                         (seen.site, seen.failures, seen.down_since, seen.reason, seen.last_check))
 
-    def count(self, site: str, day: date, up: bool, answer_ms: int | None) -> None:
-        """One check of the day: whether the site was up and how long its home page took."""
-        self.db.execute(
-            "INSERT INTO watch_days (site, day, checks, down, answer_ms, answered) VALUES (?, ?, 1, ?, ?, ?)"
-            " ON CONFLICT(site, day) DO UPDATE SET checks = checks + 1, down = down + excluded.down,"
-            " answer_ms = answer_ms + excluded.answer_ms, answered = answered + excluded.answered",
-            (site, day.isoformat(), 0 if up else 1, answer_ms or 0, 1 if answer_ms is not None else 0))
+    def count(self, day: date, checks: list[tuple[str, bool, int | None]]) -> None:
+        """One round of checks of the day, in one transaction: (site, up, how long its home page took)."""
+        with self.db.transaction() as db:
+            db.executemany(
+                "INSERT INTO watch_days (site, day, checks, down, answer_ms, answered) VALUES (?, ?, 1, ?, ?, ?)"
+                " ON CONFLICT(site, day) DO UPDATE SET checks = checks + 1, down = down + excluded.down,"
+                " answer_ms = answer_ms + excluded.answer_ms, answered = answered + excluded.answered",
+                [(site, day.isoformat(), 0 if up else 1, ms or 0, 1 if ms is not None else 0)
+                 for site, up, ms in checks])
 
     def days(self, site: str, first: date, last: date) -> list[Day]:
         """Each watched day in [first, last]: checks, checks that failed, mean answer time."""
