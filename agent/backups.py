@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from agent.services import Services
 from agent.sessions import site_session
 from agent.updates import reconcile_site
 from inventory.errors import InventoryError
-from inventory.transport import ByteSink
+from inventory.transport import HashingSink
 from inventory.wpcli import text_of
 from playbooks import backup as backups
 from playbooks import health, restore
@@ -130,7 +129,7 @@ def _copy_verified(handle: SiteHandle, backup: backups.Backup, folder: Path) -> 
     for name, expected in backup.files.items():
         target = folder / name
         with open(target, "wb") as sink:
-            digest = _Digest(sink)
+            digest = HashingSink(sink)
             total += handle.transport.download(handle.backup_path(backup.id, name), digest)
         if digest.hexdigest() != expected["sha256"]:
             target.unlink()
@@ -139,17 +138,3 @@ def _copy_verified(handle: SiteHandle, backup: backups.Backup, folder: Path) -> 
         total += handle.transport.download(handle.backup_path(backup.id, backups.MANIFEST), sink)
     return total
 
-
-class _Digest:
-    """Writes through to the file while hashing what arrives."""
-
-    def __init__(self, sink: ByteSink):
-        self.sink = sink
-        self.hash = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        return int(self.sink.write(data))
-
-    def hexdigest(self) -> str:
-        return self.hash.hexdigest()

@@ -17,6 +17,16 @@ _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
 _PATH = re.compile(r"/[A-Za-z0-9._/+@=-]{0,1023}")
 _WORD = re.compile(r"[A-Za-z0-9_./=:+@%,-]{1,1024}")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+# a search pattern or replacement the agent built for ``search-replace``/``db search``: a word plus
+# the regex punctuation it needs; still no quote, space, ``$``, ``;``, backtick or redirection
+_SEARCH_TEXT = re.compile(r"[A-Za-z0-9_./=:+@%,\\()?!<\[\]|-]{1,1024}")
+_SITE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?")
+
+
+class SearchText(str):
+    """Text ``search_text`` accepted: WP-CLI arguments may carry it as it is."""
+
+    __slots__ = ()
 
 
 def _refuse(kind: str, value: object) -> HostileValueError:
@@ -51,6 +61,20 @@ def word(value: str) -> str:
     """A command word or option (``--format=json``); no spaces or shell metacharacters."""
     if not isinstance(value, str) or not _WORD.fullmatch(value):
         raise _refuse("argument", value)
+    return value
+
+
+def search_text(value: str) -> SearchText:
+    """A ``search-replace`` pattern or replacement (backslashes and regex groups allowed)."""
+    if not isinstance(value, str) or not _SEARCH_TEXT.fullmatch(value):
+        raise _refuse("search text", value)
+    return SearchText(value)
+
+
+def site_url(value: str) -> str:
+    """A site's address: http(s), a host name or address, an optional port and path; no query."""
+    if not isinstance(value, str) or not _SITE_URL.fullmatch(value) or ".." in value:
+        raise _refuse("site URL", value)
     return value
 
 

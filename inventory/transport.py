@@ -7,11 +7,14 @@ commands on the agent's own host, for sites that live there. Neither retries a c
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +35,21 @@ class ByteSink(Protocol):
     """Where a download goes: a file opened "wb", or anything that writes bytes."""
 
     def write(self, data: bytes, /) -> int: ...
+
+
+class HashingSink:
+    """Writes through to another sink while hashing (SHA-256) what passes."""
+
+    def __init__(self, sink: ByteSink):
+        self.sink = sink
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes, /) -> int:
+        self.hash.update(data)
+        return int(self.sink.write(data))
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,22 @@ class Transport(ABC):
 
     @abstractmethod
     def _download(self, path: str, sink: ByteSink, timeout: float) -> int: ...
+
+    @contextmanager
+    def upload(self, path: str, *, timeout: float | None = None) -> Iterator[ByteSink]:
+        """A sink whose bytes become the host's file ``path`` as they are written (bounded memory).
+
+        The file is complete once the block ends without an error; a host that cannot write it is a
+        ``RemoteCommandError``. With ``download`` of another host, a file goes from host to host
+        through the agent, without the hosts reaching each other.
+        """
+        self._refuse_if_aborted()
+        self.commands_run += 1
+        with self._upload(safety.remote_path(path), timeout or self.command_timeout) as sink:
+            yield sink
+
+    @abstractmethod
+    def _upload(self, path: str, timeout: float) -> contextlib.AbstractContextManager[ByteSink]: ...
 
     def _with_env(self, argv: Sequence[str], env: Mapping[str, str] | None) -> list[str]:
         env_words = [f"{safety.env_name(k)}={safety.word(v)}" for k, v in (env or {}).items()]
@@ -151,6 +185,15 @@ class LocalTransport(Transport):
                 return _copy(source.read, sink)
         except OSError as exc:
             raise RemoteCommandError(f"cannot read {path}: {exc.strerror}", command=f"read {path}", exit_code=1,
+                                     stdout="", stderr=str(exc)) from exc
+
+    @contextmanager
+    def _upload(self, path: str, timeout: float) -> Iterator[ByteSink]:
+        try:
+            with open(path, "wb") as target:
+                yield target
+        except OSError as exc:
+            raise RemoteCommandError(f"cannot write {path}: {exc.strerror}", command=f"write {path}", exit_code=1,
                                      stdout="", stderr=str(exc)) from exc
 
     def close(self) -> None:
@@ -267,10 +310,43 @@ class SSHTransport(Transport):
                                      command=command, exit_code=code, stdout="", stderr=error)
         return size
 
+    @contextmanager
+    def _upload(self, path: str, timeout: float) -> Iterator[ByteSink]:
+        command = safety.join(["sh", "-c", 'cat > "$1"', "sh", path])
+        transport = self._connect().client.get_transport()
+        try:
+            if transport is None or not transport.is_active():
+                raise paramiko.SSHException("not connected")
+            with transport.open_session(timeout=self.connect_timeout) as channel:
+                channel.settimeout(timeout)
+                channel.exec_command(command)
+                yield _ChannelSink(channel)
+                channel.shutdown_write()
+                code = channel.recv_exit_status()
+                error = channel.recv_stderr(65536).decode("utf-8", "replace")
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise TransportError(f"ssh connection to {self.host} lost while writing {path}: "
+                                 f"{exc or type(exc).__name__}") from exc
+        if code != 0:
+            raise RemoteCommandError(f"cannot write {path} on {self.host}: {error.strip() or f'exit {code}'}",
+                                     command=command, exit_code=code, stdout="", stderr=error)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class _ChannelSink:
+    """Writes to a remote command's stdin."""
+
+    def __init__(self, channel: paramiko.Channel):
+        self.channel = channel
+
+    def write(self, data: bytes, /) -> int:
+        self.channel.sendall(data)
+        return len(data)
 
 
 def _copy(read: Callable[[int], bytes], sink: ByteSink) -> int:

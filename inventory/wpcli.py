@@ -111,7 +111,7 @@ class WPCLI:
         words = [*self.command, f"--path={safety.remote_path(self.path)}", "--no-color"]
         if skip_plugins:
             words += ["--skip-plugins", "--skip-themes"]
-        return words + [safety.word(a) for a in args]
+        return words + [a if isinstance(a, safety.SearchText) else safety.word(a) for a in args]
 
     def run(self, *args: str, skip_plugins: bool = False, timeout: float | None = None) -> CommandResult:
         """Run a WP-CLI command; returns its result whatever the exit code."""

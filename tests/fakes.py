@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from inventory.transport import ByteSink, CommandResult, Transport
 
@@ -31,3 +32,6 @@ class ScriptedTransport(Transport):
 
     def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
         raise UnexpectedCommand(f"nobody scripted a download of {path!r}")
+
+    def _upload(self, path: str, timeout: float) -> Any:
+        raise UnexpectedCommand(f"nobody scripted an upload to {path!r}")
