@@ -130,7 +130,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     wporg.write_text(__import__("json").dumps(demo.DEMO_WPORG))
     demo.publish_checksums(wporg, ["6.4.3", "6.4.5", "6.5.3", "6.5.5", "6.6.2"])
     calls = tmp_path / "wp-calls.log"
-    wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls, pause=tmp_path / "pause")
+    wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls, pause=tmp_path / "pause",
+                                 fail=tmp_path / "fail")
     web = StandInWeb().start()
     made = Fleet(tmp_path, wp, wporg, calls, [], web)
     made.write()

@@ -62,6 +62,8 @@ def build(root: Path, spec: dict[str, Any]) -> None:
         config += "define( 'WP_DISABLE_FATAL_ERROR_HANDLER', true );\n"
     if spec.get("config_fatal"):
         config += "wpsim_cfg_boom(); // wpsim:fatal\n"
+    for name, value in spec.get("constants", {}).items():
+        config += f"define( '{name}', '{value}' );\n"
     (root / "wp-config.php").write_text(config)
     content = root / "wp-content"
     for folder in ("plugins", "themes", "mu-plugins", "database"):
@@ -91,7 +93,7 @@ def build(root: Path, spec: dict[str, Any]) -> None:
             (folder / "templates" / "index.html").write_text("<!-- wp:post-content /-->\n")
     home = spec.get("home", "http://127.0.0.1:18082")
     options = {"siteurl": home, "home": home, "active_plugins": active, "stylesheet": theme, "template": theme,
-               "db_version": spec.get("db_version", 56657)}
+               "db_version": spec.get("db_version", 56657)} | spec.get("options", {})
     if spec["db"] == "sqlite":
         (content / "db.php").write_text("<?php\n// the SQLite Database Integration drop-in (sqlite-database-integration)\n")
         with sqlite3.connect(content / "database" / ".ht.sqlite") as db:

@@ -116,7 +116,7 @@ def real_site_block(name: str, url: str, root: Path, wp: Path, backups: Path, pa
 
 
 def write_wp_command(folder: Path, wporg: Path, delay: float = 0.0, calls: Path | None = None,
-                     sqlite_command: bool = False, pause: Path | None = None) -> Path:
+                     sqlite_command: bool = False, pause: Path | None = None, fail: Path | None = None) -> Path:
     """An executable ``wp`` that runs the stand-in with this fleet's "wordpress.org" (and, with
     ``sqlite_command``, the wp-cli/sqlite-command package installed)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -127,6 +127,8 @@ def write_wp_command(folder: Path, wporg: Path, delay: float = 0.0, calls: Path 
         exports.append(f"export WPSIM_CALLS='{calls}'")
     if pause is not None:  # fault-injection tests (see wpsim's docstring)
         exports.append(f"export WPSIM_PAUSE='{pause}'")
+    if fail is not None:
+        exports.append(f"export WPSIM_FAIL='{fail}'")
     script = folder / "wp"
     script.write_text("#!/bin/sh\n" + "\n".join(exports) + f"\nexec '{sys.executable}' '{WPSIM}' \"$@\"\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)

@@ -230,8 +230,8 @@ class Site:
         if engine == "json":
             return [Cell(f"{prefix}options", "option_value", "option_id", str(n), php_serialized(value), name)
                     for n, (name, value) in enumerate(self._json().items(), start=1)]
-        if engine != "sqlite":
-            error("The stand-in's search-replace and db search read SQLite and the demo's JSON store only.")
+        if engine == "mysql":
+            return self._mysql_cells(prefix, all_tables)
         found = []
         with sqlite3.connect(self.sqlite) as db:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -249,14 +249,54 @@ class Site:
                               if isinstance(value, str) and column != key]
         return found
 
+    def _mysql_cells(self, prefix: str, all_tables: bool) -> list[Cell]:
+        """As the SQLite path, through the ``mariadb`` client; values travel hex-encoded (newlines, tabs)."""
+        found = []
+        tables = [t for t in self.mysql("SHOW TABLES") if t.startswith(prefix)
+                  and (all_tables or t[len(prefix):] in CORE_TABLES)]
+        for table in tables:
+            columns = [line.split("\t") for line in self.mysql(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_KEY FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                f" AND TABLE_NAME = {sql_quote(table)} ORDER BY ORDINAL_POSITION")]
+            key = next((c[0] for c in columns if c[2] == "PRI"), columns[0][0])
+            texts = [c[0] for c in columns if c[1] in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
+                     and c[0] != key]
+            if not texts:
+                continue
+            listed = ", ".join(f"HEX(CAST(`{c}` AS CHAR))" for c in [key, *texts])
+            for line in self.mysql(f"SELECT {listed} FROM `{table}`"):
+                values = [None if v == "NULL" else bytes.fromhex(v).decode("utf-8", "replace") for v in line.split("\t")]
+                found += [Cell(table, column, key, str(values[0]), value)
+                          for column, value in zip(texts, values[1:], strict=True) if value is not None]
+        return found
+
+    def rows(self, table: str) -> list[dict[str, str]]:
+        """Some columns of every row of a core table (the demo's JSON store has none)."""
+        columns = CONTENT_COLUMNS[table]
+        engine = self.engine()
+        if engine == "json":
+            return []
+        name = f"{self._prefix()}{table}"
+        if engine == "sqlite":
+            with sqlite3.connect(self.sqlite) as db:
+                return [dict(zip(columns, map(str, row), strict=True))
+                        for row in db.execute(f'SELECT {", ".join(columns)} FROM "{name}"')]
+        listed = ", ".join(f"HEX(CAST(`{c}` AS CHAR))" for c in columns)
+        return [dict(zip(columns, (bytes.fromhex(v).decode("utf-8", "replace") for v in line.split("\t")), strict=True))
+                for line in self.mysql(f"SELECT {listed} FROM `{name}`")]
+
     def write_cell(self, cell: Cell, value: str) -> None:
         if self.engine() == "json":
             self.set_option(str(cell.option), php_unserialize(value))
             return
+        if self.engine() == "mysql":
+            self.mysql(f"UPDATE `{cell.table}` SET `{cell.column}` = UNHEX('{value.encode().hex()}') "
+                       f"WHERE `{cell.key}` = UNHEX('{cell.key_value.encode().hex()}')")
+            return
         with sqlite3.connect(self.sqlite) as db:
             db.execute(f'UPDATE "{cell.table}" SET "{cell.column}" = ? WHERE "{cell.key}" = ?', (value, cell.key_value))
 
-    def set_option(self, name: str, value: Any) -> None:
+    def set_option(self, name: str, value: Any, *, keep_autoload: bool = False) -> None:
         engine = self.engine()
         if engine == "json":
             data = self._json()
@@ -265,6 +305,13 @@ class Site:
             return
         stored = value if isinstance(value, str) else php_serialize(value)
         table = f"{self._prefix()}options"
+        if keep_autoload and self.option(name) is not None:  # as update_option: the row keeps its autoload
+            if engine == "sqlite":
+                with sqlite3.connect(self.sqlite) as db:
+                    db.execute(f"UPDATE {table} SET option_value = ? WHERE option_name = ?", (stored, name))
+            else:
+                self.mysql(f"UPDATE {table} SET option_value = {sql_quote(stored)} WHERE option_name = {sql_quote(name)}")
+            return
         if engine == "sqlite":
             with sqlite3.connect(self.sqlite) as db:
                 db.execute(f"DELETE FROM {table} WHERE option_name = ?", (name,))
@@ -602,7 +649,13 @@ SYNOPSIS: dict[str, set[str] | None] = {
     "db export": ANY, "db import": ANY,
     "maintenance-mode activate": {"force"}, "maintenance-mode deactivate": set(),
     "maintenance-mode status": set(), "maintenance-mode is-active": set(),
-    "option get": {"format"},
+    "option get": {"format"}, "option update": {"autoload", "format"},
+    "config set": {"add", "raw", "anchor", "placement", "separator", "type", "config-file"},
+    "config delete": {"type", "config-file"}, "config has": {"type", "config-file"},
+    "rewrite flush": {"hard"}, "cache flush": set(),
+    "post list": {"field", "fields", "format", "post_type", "post_status"},
+    "user list": {"field", "fields", "format", "role"},
+    "comment list": {"field", "fields", "format", "status"},
     "plugin list": {"field", "fields", "format", "status", "skip-update-check", "recently-active"} | LIST_FILTERS,
     "theme list": {"field", "fields", "format", "status", "skip-update-check"} | LIST_FILTERS,
     "plugin update": {"all", "exclude", "minor", "patch", "format", "version", "dry-run", "insecure",
@@ -627,7 +680,7 @@ SYNOPSIS: dict[str, set[str] | None] = {
     "sqlite export": {"tables", "exclude_tables", "porcelain"}, "sqlite import": set(),
 }
 GROUPS = {"cli", "core", "db", "maintenance-mode", "option", "plugin", "theme", "transient", "sqlite", "config", "cron",
-          "search-replace"}
+          "search-replace", "rewrite", "cache", "post", "user", "comment"}
 
 
 def check_parameters(args: Args) -> None:
@@ -869,11 +922,21 @@ def import_database(site: Site, source: str) -> None:
         mysql_unreachable("mysql")
     if engine == "json":
         text = Path(source).read_text(encoding="utf-8")
-        site.jsondb.write_text(json.dumps(json.loads(text.splitlines()[1]), indent=1))
+        data = json.loads(text.splitlines()[1])
+        if HALFWAY:
+            site.jsondb.write_text(json.dumps(dict(list(data.items())[:len(data) // 2]), indent=1))
+            cut_off()
+        site.jsondb.write_text(json.dumps(data, indent=1))
         return
     with open(source, "rb") as dump:
-        done = subprocess.run([*mysql_client("mariadb", "mysql"), *site.mysql_args()], stdin=dump,
-                              capture_output=True, env=site.mysql_env(), check=False)
+        lines = dump.readlines()
+    if HALFWAY:
+        lines = lines[:len(lines) // 2]
+    done = subprocess.run([*mysql_client("mariadb", "mysql"), *site.mysql_args(), "--force"] if HALFWAY else
+                          [*mysql_client("mariadb", "mysql"), *site.mysql_args()], input=b"".join(lines),
+                          capture_output=True, env=site.mysql_env(), check=False)
+    if HALFWAY:
+        cut_off()
     if done.returncode != 0:
         err(done.stderr.decode("utf-8", "replace").rstrip())
         raise Exit(done.returncode)
@@ -896,9 +959,16 @@ def cmd_sqlite(site: Site, args: Args) -> None:
         error(f"Import file missing or not readable: {target}")
     fresh = site.sqlite.with_name(".ht.sqlite.import")
     fresh.unlink(missing_ok=True)
+    script = Path(target).read_text(encoding="utf-8")
     with sqlite3.connect(fresh) as db:
-        db.executescript(Path(target).read_text(encoding="utf-8"))
+        if HALFWAY:  # statements of the first half, then the cut
+            statements = script.split(";\n")
+            db.executescript(";\n".join(statements[:len(statements) // 2]) + ";\nCOMMIT;")
+        else:
+            db.executescript(script)
     os.replace(fresh, site.sqlite)
+    if HALFWAY:
+        cut_off()
     success(args, f"Imported from '{target}'.")
 
 
@@ -927,6 +997,12 @@ def cmd_maintenance(site: Site, args: Args) -> None:
 CONSTANT_OPTIONS = {"home": "WP_HOME", "siteurl": "WP_SITEURL"}
 
 
+CONTENT_COLUMNS = {
+    "posts": ("ID", "post_type", "post_status", "post_title", "post_name", "post_date"),
+    "users": ("ID", "user_login", "display_name", "user_email", "user_registered"),
+    "comments": ("comment_ID", "comment_post_ID", "comment_date", "comment_approved", "comment_author",
+                 "comment_author_email"),
+}
 CORE_TABLES = ("commentmeta", "comments", "links", "options", "postmeta", "posts", "term_relationships",
                "term_taxonomy", "termmeta", "terms", "usermeta", "users")
 
@@ -1020,17 +1096,89 @@ def db_search(site: Site, args: Args) -> None:
 
 
 def cmd_config(site: Site, args: Args) -> None:
-    """``config get NAME``: read from wp-config.php without loading WordPress."""
+    """``config get|set|delete|has NAME``: wp-config.php read and edited without loading WordPress."""
+    verb = args.words[1]
     name = args.words[2] if len(args.words) > 2 else ""
     constants = config_constants(site.config_text())
+    if verb == "set":
+        config_set(site, args, name, constants)
+        return
+    if name == "table_prefix" and verb in ("get", "has"):
+        constants = {**constants, name: site._prefix()}
+    if verb == "has":
+        raise Exit(0 if name in constants else 1)
     if name not in constants:
         error(f"The constant or variable '{name}' is not defined in the 'wp-config.php' file.")
+    if verb == "delete":
+        text = re.sub(rf"^[ \t]*define\(\s*['\"]{re.escape(name)}['\"]\s*,.*?\);[ \t]*\n?", "", site.config_text(),
+                      flags=re.MULTILINE)
+        (site.root / "wp-config.php").write_text(text)
+        success(args, f"Deleted the constant '{name}' from the 'wp-config.php' file.")
+        return
     raw = constants[name]  # quoted strings come unquoted; true/false/numbers raw
     value: Any = {"true": True, "false": False}.get(raw.lower(), raw)
     if args.get("format") == "json":
         out(php_json(value) + "\n")
     else:  # PHP's echo: true is "1", false is ""
         out(("1" if value is True else "" if value is False else str(value)) + "\n")
+
+
+def config_set(site: Site, args: Args, name: str, constants: dict[str, str]) -> None:
+    """As wp-config-transformer: an existing define's value replaced, else one added before "That's all"."""
+    if len(args.words) < 4:
+        error("Please provide value to set.")
+    value = args.words[3]
+    raw = args.has("raw")
+    php = value if raw else "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    text = site.config_text()
+    said = f"the raw value '{value}'" if raw else f"the value '{value}'"
+    if name in constants:
+        text = re.sub(rf"(define\(\s*['\"]{re.escape(name)}['\"]\s*,\s*)(.+?)(\s*\);)",
+                      lambda m: m.group(1) + php + m.group(3), text, count=1)
+        message = f"Updated the constant '{name}' in the 'wp-config.php' file with {said}."
+    else:
+        line = f"define( '{name}', {php} );\n"
+        anchor = "/* That's all, stop editing!"
+        text = text.replace(anchor, line + anchor, 1) if anchor in text else text + "\n" + line
+        message = f"Added the constant '{name}' to the 'wp-config.php' file with {said}."
+    (site.root / "wp-config.php").write_text(text)
+    success(args, message)
+
+
+def cmd_rewrite(site: Site, args: Args) -> None:
+    """``rewrite flush``: WordPress rebuilds its rules from permalink_structure (none: a warning)."""
+    site.load_wordpress(args)
+    if not site.option("permalink_structure"):
+        warning(args, "Rewrite rules are empty, possibly because of a missing permalink_structure option. "
+                      "Use 'wp rewrite list' to verify, or 'wp rewrite structure' to update permalink_structure.")
+        return
+    success(args, "Rewrite rules flushed.")
+
+
+def cmd_cache(site: Site, args: Args) -> None:
+    site.load_wordpress(args)
+    success(args, "The cache was flushed.")
+
+
+def cmd_content(site: Site, args: Args) -> None:
+    """``post list``, ``user list``, ``comment list`` (``--format=count`` and plain fields)."""
+    site.load_wordpress(args)
+    group = args.words[0]
+    rows = site.rows({"post": "posts", "user": "users", "comment": "comments"}[group])
+    if group == "post":
+        types = (args.get("post_type") or "post").split(",")
+        wanted = (args.get("post_status") or ("inherit" if types == ["attachment"] else "publish")).split(",")
+        rows = [r for r in rows if r.get("post_type") in types
+                and (r.get("post_status") in wanted or ("any" in wanted and r.get("post_status") not in ("trash", "auto-draft")))]
+    elif group == "comment":
+        status = args.get("status") or "all"
+        approved = {"all": ("0", "1"), "approve": ("1",), "hold": ("0",), "spam": ("spam",), "trash": ("trash",)}
+        rows = [r for r in rows if str(r.get("comment_approved")) in approved.get(status, (status,))]
+    fields = {"post": ["ID", "post_title", "post_name", "post_date", "post_status"],
+              "user": ["ID", "user_login", "display_name", "user_email", "user_registered"],
+              "comment": ["comment_ID", "comment_post_ID", "comment_date", "comment_approved", "comment_author",
+                          "comment_author_email"]}[group]
+    render(args, rows, fields)
 
 
 def core_verify_checksums(site: Site, args: Args) -> None:
@@ -1093,10 +1241,25 @@ def cmd_option(site: Site, args: Args) -> None:
         option_list(site, args)
         return
     name = args.words[2] if len(args.words) > 2 else ""
+    if args.words[1] == "update":
+        option_update(site, args, name)
+        return
     value = site.constants().get(CONSTANT_OPTIONS.get(name, ""), site.option(name))
     if value is None:
         error(f"Could not get '{name}' option. Does it exist?")
     out((php_json(value) if args.get("format") == "json" else str(value)) + "\n")
+
+
+def option_update(site: Site, args: Args, name: str) -> None:
+    """``option update NAME VALUE``: the stored row, whatever a WP_HOME/WP_SITEURL constant says."""
+    if len(args.words) < 4:
+        error("Please provide value to update.") if len(args.words) == 3 else error("Please specify the option name.")
+    value = args.words[3]
+    if site.option(name) == value:
+        success(args, f"Value passed for '{name}' option is unchanged.")
+        return
+    site.set_option(name, value, keep_autoload=True)
+    success(args, f"Updated '{name}' option.")
 
 
 def option_list(site: Site, args: Args) -> None:
@@ -1374,11 +1537,39 @@ def main(argv: list[str]) -> int:
     if delay:
         time.sleep(delay)
     paused = pause_here(argv)
+    global HALFWAY
+    HALFWAY = fails_halfway(argv)
     try:
         return run_command(args)
     finally:
         if paused is not None:
             paused.with_suffix(".done").touch()
+
+
+HALFWAY = False  # this invocation's import stops half-way (fault injection)
+
+
+def fails_halfway(argv: list[str]) -> bool:
+    """``WPSIM_FAIL`` names a file holding a text: the first ``db import``/``sqlite import`` whose
+    arguments contain it loads half of the dump and then fails, as one cut off by a lost database
+    connection (the file is renamed ``.hit``)."""
+    name = os.environ.get("WPSIM_FAIL")
+    try:
+        wanted = Path(name).read_text().strip() if name else ""
+    except OSError:
+        return False
+    if not wanted or wanted not in " ".join(argv) or "import" not in argv:
+        return False
+    try:
+        Path(str(name)).rename(str(name) + ".hit")  # once: the rollback's own import works
+    except OSError:
+        return False
+    return True
+
+
+def cut_off() -> NoReturn:
+    err("ERROR 2013 (HY000) at line 57: Lost connection to server during query")
+    raise Exit(1)
 
 
 def pause_here(argv: list[str]) -> Path | None:
@@ -1421,7 +1612,8 @@ def run_command(args: Args) -> int:
         handlers: dict[str, Any] = {
             "core": cmd_core, "db": cmd_db, "maintenance-mode": cmd_maintenance, "option": cmd_option,
             "transient": cmd_transient, "sqlite": cmd_sqlite, "config": cmd_config, "cron": cmd_cron,
-            "search-replace": cmd_search_replace,
+            "search-replace": cmd_search_replace, "rewrite": cmd_rewrite, "cache": cmd_cache,
+            "post": cmd_content, "user": cmd_content, "comment": cmd_content,
             "plugin": lambda s, a: cmd_extension(s, a, "plugin"), "theme": lambda s, a: cmd_extension(s, a, "theme")}
         handlers[group](site, args)
     except Exit as done:
