@@ -17,6 +17,7 @@ from typing import Any
 
 from agent import __version__, checkups, config, daemon, demo, fleet, logs, render
 from agent import backups as agent_backups
+from agent import migrate as migration
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import FleetConfig
@@ -24,6 +25,8 @@ from agent.errors import ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
 from agent.updates import UpdateOptions, plan_for, update_fleet
+from inventory import safety
+from inventory.errors import HostileValueError
 from inventory.models import SiteInventory
 
 log = logging.getLogger("wpfleet")
@@ -70,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="put a host backup back")
     restore.add_argument("--site", required=True, metavar="NAME")
     restore.add_argument("backup_id", metavar="BACKUP_ID")
+    move = commands.add_parser("migrate", help="move a site to its main domain, or onto another host, on approval")
+    move.add_argument("--site", required=True, metavar="NAME")
+    move.add_argument("--to-url", required=True, metavar="URL")
+    move.add_argument("--to-site", metavar="NAME", help="the sites.toml block of the new host/path (re-hosting)")
+    move.add_argument("--approve", metavar="TEXT", help="who approved it and how (required; kept in the audit log)")
+    move.add_argument("--dry-run", action="store_true", help="count what would be replaced; change nothing")
+    move.add_argument("--json", action="store_true")
     audit = commands.add_parser("audit", help="the update log for auditors")
     audit.add_argument("verb", nargs="?", choices=["verify"], help="check the hash chain")
     audit.add_argument("--site", metavar="NAME")
@@ -254,6 +264,26 @@ def cmd_backups(args: argparse.Namespace, clock: Clock) -> int:
     return FAILED if any("error" in e for e in entries) else OK
 
 
+def cmd_migrate(args: argparse.Namespace, clock: Clock) -> int:
+    if not (args.approve or "").strip() and not args.dry_run:
+        raise UsageError("migrate needs --approve TEXT: the support unit's approval goes to the audit log")
+    try:
+        safety.site_url(args.to_url)
+    except HostileValueError:
+        raise UsageError(f"--to-url {args.to_url!r} is not a site address (http(s)://host[:port][/path])") from None
+    loaded = load_config(args)
+    site = loaded.select([args.site])[0]
+    target = loaded.select([args.to_site])[0] if args.to_site else None
+    request = migration.Request(args.to_url, (args.approve or "").strip(), target, args.dry_run)
+    with Services.open(loaded, clock) as services:
+        done = migration.migrate(services, site, request)
+    if args.json:
+        emit_json(done.public())
+    else:
+        emit(render.migration_text(done.public()))
+    return OK if done.status in ("migrated", "planned") else FAILED
+
+
 def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     audit = AuditLog(loaded.agent.state_dir, clock, "auditor")
@@ -352,6 +382,7 @@ def status_report(services: Services) -> dict[str, Any]:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "check-config": cmd_check_config,
+    "migrate": cmd_migrate,
     "inventory": cmd_inventory,
     "plan": cmd_plan,
     "update": cmd_update,

@@ -44,7 +44,8 @@ def settle_site(services: Services, site: SiteConfig, handle: SiteHandle) -> Set
     if entry is None:
         return None
     left = handle.clear_maintenance()
-    settled = _finish_restore(handle, entry) if entry.kind == "restore" else _settle_update(handle, entry)
+    # a cut-off migration is undone as a restore is finished: the backup taken before it goes back
+    settled = _finish_restore(handle, entry) if entry.kind in ("restore", "migrate") else _settle_update(handle, entry)
     settled.maintenance_left = left
     if settled.failed_release is not None:  # before this run plans: the same release is not tried again
         step = settled.failed_release

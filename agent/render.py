@@ -136,3 +136,18 @@ def checkup_table(reports: list[Any], overview: Any) -> str:
         lines.append(f"{report.site:<20} {report.status:<12} {flagged:<50} {report.files['html']}")
     lines.append(f"overview: {overview}")
     return "\n".join(lines) + "\n"
+
+
+def migration_text(result: dict[str, Any]) -> str:
+    where = f" on {result['to_site']}" if result["to_site"] else ""
+    lines = [f"{result['site']}: {result['from_url']} -> {result['to_url']}{where}: {result['status']}"]
+    forms = ", ".join(f"{form} {count}" for form, count in result["replacements"].items())
+    lines.append(f"  rows {'to change' if result['status'] == 'planned' else 'changed'}: {forms}")
+    if any(v is not None for v in result["residue"].values()):
+        lines.append("  left of the old address: " + ", ".join(f"{k} {v}" for k, v in result["residue"].items()))
+    if result["backup_ids"]:
+        lines.append("  backups: " + ", ".join(result["backup_ids"]))
+    if result["error"]:
+        lines.append(f"  error: {result['error']}")
+    lines += [f"  - {note}" for note in result["notes"]]
+    return "\n".join(lines) + "\n"

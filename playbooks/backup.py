@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import posixpath
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from inventory import safety
 from inventory.errors import InventoryError, TransportError
 from inventory.wpcli import checked
 from playbooks.errors import BackupError, PlaybookError
@@ -50,6 +52,7 @@ class Backup:
     core: str | None = None
     components: dict[str, str] = field(default_factory=dict)
     database: dict[str, str] = field(default_factory=lambda: dict(MYSQL_DUMP))
+    location: str | None = None  # where it lies when not in the site's backup folder (a copy in transit)
 
     def manifest(self) -> dict[str, Any]:
         return {"id": self.id, "site": self.site, "created_at": self.created_at, "initial": self.initial,
@@ -77,6 +80,13 @@ SQLITE_DATABASE = "wp-content/database/.ht.sqlite"
 # SQLite's online-backup API copies a consistent snapshot even while WordPress writes to the file
 SQLITE_BACKUP_PHP = ('$from = new SQLite3($argv[1], SQLITE3_OPEN_READONLY); $to = new SQLite3($argv[2]);'
                      ' if (!$from->backup($to)) { fwrite(STDERR, $from->lastErrorMsg() . "\n"); exit(1); }')
+
+
+def folder_of(site: SiteHandle, backup: Backup, *parts: str) -> str:
+    """The backup's folder on the site's host (or a file in it)."""
+    if backup.location is None:
+        return site.backup_path(backup.id, *parts)
+    return safety.remote_path(posixpath.join(backup.location, *parts))
 
 
 def new_id(now: datetime, taken: set[str]) -> str:
@@ -222,7 +232,7 @@ def _sums(site: SiteHandle, folder: str, db_file: str) -> dict[str, dict[str, An
 
 def verify(site: SiteHandle, backup: Backup) -> None:
     """The archive reads back whole and every file matches its manifest sum."""
-    folder = site.backup_path(backup.id)
+    folder = folder_of(site, backup)
     now = _sums(site, folder, backup.db_file)
     for name, expected in backup.files.items():
         if now.get(name, {}).get("sha256") != expected["sha256"]:

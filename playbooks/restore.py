@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from inventory import safety
 from inventory.errors import InventoryError
 from inventory.wpcli import checked
-from playbooks.backup import ARCHIVE, SQLITE_COPY, SQLITE_DATABASE, SQLITE_EXPORT, Backup, verify
+from playbooks.backup import ARCHIVE, SQLITE_COPY, SQLITE_DATABASE, SQLITE_EXPORT, Backup, folder_of, verify
 from playbooks.errors import PlaybookError, RestoreError
 from playbooks.site import SiteHandle
 
@@ -23,7 +23,7 @@ CORE_ROOT_FILES = "./*.php"
 
 
 def _archive(site: SiteHandle, backup: Backup) -> str:
-    return site.backup_path(backup.id, ARCHIVE)
+    return folder_of(site, backup, ARCHIVE)
 
 
 def _in_archive(site: SiteHandle, archive: str, member: str) -> bool:
@@ -63,7 +63,7 @@ def rollback_core(site: SiteHandle, backup: Backup) -> None:
 
 def import_database(site: SiteHandle, backup: Backup) -> None:
     """The database back as the backup's manifest says it was taken."""
-    source = site.backup_path(backup.id, backup.db_file)
+    source = folder_of(site, backup, backup.db_file)
     try:
         if backup.database == SQLITE_COPY:
             live = site.path(SQLITE_DATABASE)
@@ -76,18 +76,29 @@ def import_database(site: SiteHandle, backup: Backup) -> None:
         raise RestoreError(f"database import ({backup.database['method']}) failed: {exc}") from exc
 
 
-def restore_site(site: SiteHandle, backup: Backup) -> None:
-    """Files and database exactly as in the backup; the backup is verified first."""
+def restore_site(site: SiteHandle, backup: Backup, *, keep_files: Sequence[str] = ()) -> None:
+    """Files and database exactly as in the backup; the backup is verified first.
+
+    ``keep_files``: files at the root the host keeps as they are (a re-hosted site keeps the new
+    host's ``wp-config.php``, which holds that host's database credentials).
+    """
     verify(site, backup)
     archive = _archive(site, backup)
-    inside = site.relative_backup_dir()
-    keep = ["!", "-name", inside[2:].split("/")[0]] if inside else []  # never delete the backups themselves
+    kept = [safety.word(name) for name in keep_files]
     try:
-        site.sh(["find", site.root, "-mindepth", "1", "-maxdepth", "1", *keep, "-exec", "rm", "-rf", "{}", "+"],
-                "clearing the site's files")
-        site.sh(["tar", "-xzf", archive, "-C", site.root], "restoring files")
+        clear_files(site, kept)
+        site.sh(["tar", "-xzf", archive, "-C", site.root, *[f"--exclude=./{name}" for name in kept]], "restoring files")
         import_database(site, backup)
     except PlaybookError as exc:
         raise RestoreError(f"restore of {site.name} from {backup.id} failed: {exc}") from exc
     finally:
         site.clear_maintenance()
+
+
+def clear_files(site: SiteHandle, keep: Sequence[str] = ()) -> None:
+    """Remove everything in the WordPress root but ``keep`` (names at the root) and the backups."""
+    inside = site.relative_backup_dir()
+    names = ([inside[2:].split("/")[0]] if inside else []) + [safety.word(name) for name in keep]
+    spared = [word for name in names for word in ("!", "-name", name)]
+    site.sh(["find", site.root, "-mindepth", "1", "-maxdepth", "1", *spared, "-exec", "rm", "-rf", "{}", "+"],
+            "clearing the site's files")
