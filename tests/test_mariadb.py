@@ -102,3 +102,40 @@ def test_update_that_breaks_the_site_is_rolled_back_and_the_database_is_as_befor
     assert database(mariadb_server, maria_site) == before
     code, again = cli(fleet, capsys, "inventory", "--json")
     assert code == 0 and again[0]["ok"], again
+
+
+def test_migration_on_mariadb_rolls_back_exactly_then_moves(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, mariadb_server: mariadb.MariaDB,
+        maria_site: realwp.RealWordPress, capsys: pytest.CaptureFixture[str]) -> None:
+    add(fleet, maria_site, sshd)
+    db = f"wp_{maria_site.root.parent.name[-12:].replace('-', '_')}"
+    old = maria_site.url.rstrip("/")
+    widget = f'a:1:{{s:4:"text";s:{len(old) + 12}:"<a href=\\"{old}/\\">";}}'
+    mariadb_server.sql(f"UPDATE wp_posts SET post_content = '<a href=\"{old}/about/\">about</a> {old}1/', "
+                       f"guid = '{old}/?p=1' WHERE ID = 1; REPLACE INTO wp_options (option_name, option_value) VALUES "
+                       f"('widget_text', '{widget}')", db)
+    before = database(mariadb_server, maria_site)
+    nowhere = f"http://127.0.0.1:{realwp.free_port()}"  # nothing answers there: the health check fails
+
+    code, failed = cli(fleet, capsys, "migrate", "--site", "maria", "--to-url", nowhere, "--approve", "ops", "--json")
+
+    assert code == 1 and failed["status"] == "rolled_back" and "not healthy" in failed["error"]
+    assert database(mariadb_server, maria_site) == before  # the dump taken before went back in
+    assert not (maria_site.root / ".maintenance").exists()
+
+    new_site = realwp.RealWordPress(maria_site.root, realwp.free_port(), maria_site.user, "")
+    new_site.start()
+    try:
+        new = new_site.url.rstrip("/")
+        code, moved = cli(fleet, capsys, "migrate", "--site", "maria", "--to-url", new, "--approve", "ops", "--json")
+        assert code == 0, moved
+        assert moved["replacements"]["plain"] == 2 and moved["residue"]["plain"] == 0
+        content = mariadb_server.sql("SELECT post_content FROM wp_posts WHERE ID = 1", db)
+        assert f'href="{new}/about/"' in content and f"{old}1/" in content  # the neighbour is another site
+        stored = mariadb_server.sql("SELECT option_value FROM wp_options WHERE option_name = 'widget_text'", db).strip()
+        assert stored == f'a:1:{{s:4:"text";s:{len(new) + 12}:"<a href="{new}/">";}}'  # length rewritten
+        assert mariadb_server.sql("SELECT option_value FROM wp_options WHERE option_name IN ('home', 'siteurl')",
+                                  db).split() == [new, new]
+        assert mariadb_server.sql("SELECT guid FROM wp_posts WHERE ID = 1", db).strip() == f"{old}/?p=1"  # untouched
+    finally:
+        new_site.stop()

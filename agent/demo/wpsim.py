@@ -1025,7 +1025,16 @@ def replace_in(value: str, change: Callable[[str], str]) -> str:
         except ValueError:
             data = None
         if data is not None:
-            return str(phpserialize.dumps(_walk(data, change)).decode("utf-8", "replace"))
+            hits: list[str] = []
+
+            def counted(text: str) -> str:
+                changed = change(text)
+                if changed != text:
+                    hits.append(text)
+                return changed
+
+            walked = _walk(data, counted)  # serialized again only when a string in it changed (as WP-CLI does)
+            return str(phpserialize.dumps(walked).decode("utf-8", "replace")) if hits else value
     return change(value)
 
 
