@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from agent import policy
 from agent.config import SiteConfig
+from agent.security import Finding, findings_for, severe
 from agent.services import Services
 from agent.sessions import site_session
+from agent.state.vulns import FeedState
 from agent.updates import plan_for
 from inventory.collect import collect
 from inventory.models import SiteInventory
@@ -255,6 +257,7 @@ ADVICE = {
     "autoload_size": "Trim the autoloaded options: they slow every page.",
     "cron_overdue": "Set up a real cron job: scheduled tasks run late.",
     "disk_space": "Free or add disk space on the host before backups fail.",
+    "vulnerabilities": "Act on the known vulnerabilities: approve the majors that fix them, replace what has no fix.",
     "backups": "Check the backup schedule: the newest backup is old or missing.",
     "restore_proof": "Prove a restore from the newest backup.",
     "uptime": "Look into the outages of the period.",
@@ -293,6 +296,9 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
     inventory = reading.inventory if reading.inventory and reading.inventory.core else None
     items = plan_for(services, site, inventory.to_public(), False, today) if inventory else []
     uptime, days = _uptime(services, site, since, today, records)
+    feed = services.state.vulns.feed()
+    found = (findings_for(site, inventory.to_public(), services.state.vulns.all(), today)
+             if inventory is not None and feed is not None and feed.read_at else None)
     verdicts: dict[str, tuple[Verdict, str]] = {
         "wordpress_version": wordpress_version(inventory),
         "php_version": php_version(inventory.php if inventory else None, today),
@@ -305,7 +311,7 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
         "autoload_size": autoload_size(reading.facts),
         "cron_overdue": cron_overdue(reading.facts),
         "disk_space": disk_space(reading.facts),
-        "vulnerabilities": ("no_data", "no vulnerability feed is configured"),
+        "vulnerabilities": vulnerabilities_check(found, feed, services.config.vulnerabilities is not None, now),
         "backups": backups_check(reading.backups, now),
         "restore_proof": restore_proof([r for r in records if r["action"] == "restore"],
                                        reading.backups[-1].id if reading.backups else None),
@@ -318,11 +324,30 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
         site=site.name, period={"from": since.isoformat(), "to": today.isoformat()},
         generated_at=now.isoformat(timespec="seconds"), status=worst if worst != "no_data" else "good",
         checks=checks, uptime=uptime, updates=_updates(records), tickets=_tickets(services, site, since, now),
-        backups=_backups(reading.backups), recommendations=[ADVICE[c.id] for c in checks
+        backups=_backups(reading.backups), vulnerabilities=[f.public() for f in found or []], recommendations=[ADVICE[c.id] for c in checks
                                                             if c.status in ("critical", "recommended") and c.id in ADVICE],
         days=days, facts={"core": inventory.core.version if inventory and inventory.core else None,
                           "php": inventory.php if inventory else None, "url": str(site.url),
-                          "error": reading.error})
+                          "error": reading.error, "feed_notices": feed.notices if feed and found else []})
+
+
+def vulnerabilities_check(found: list[Finding] | None, feed: FeedState | None, configured: bool,
+                          now: datetime) -> tuple[Verdict, str]:
+    """Known vulnerabilities of what the site runs: critical when one is unpatched, severe or waits
+    for an admin; recommended while a fix is being applied; "no data" without a feed that was read."""
+    if not configured:
+        return "no_data", "no vulnerability feed is configured"
+    if feed is None or not feed.read_at:
+        return "no_data", f"the vulnerability feed was never read{': ' + feed.error if feed and feed.error else ''}"
+    if found is None:
+        return "no_data", "the site could not be read"
+    age = feed.age_seconds(now) or 0.0
+    stale = f"; the feed's last good copy is {age / 3600:.0f} h old ({feed.error})" if feed.error else ""
+    if not found:
+        return "good", f"none known in what the site runs{stale}"
+    listed = ", ".join(f"{f.name} {f.version}: {f.vulnerability.id} ({f.action})" for f in found)
+    urgent = any(f.fixed_in is None or f.action != "apply" or severe(f.vulnerability) for f in found)
+    return ("critical" if urgent else "recommended"), f"{len(found)} known: {listed}{stale}"
 
 
 def _uptime(services: Services, site: SiteConfig, since: date, today: date,

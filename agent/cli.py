@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, checkups, config, daemon, demo, fleet, logs, render
+from agent import __version__, checkups, config, daemon, demo, fleet, logs, render, security
 from agent import backups as agent_backups
 from agent import migrate as migration
 from agent.audit import AuditLog, to_csv
@@ -24,6 +24,7 @@ from agent.config import FleetConfig
 from agent.errors import ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
+from agent.state.vulns import as_public
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory import safety
 from inventory.errors import HostileValueError
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--approve", metavar="TEXT", help="who approved it and how (required; kept in the audit log)")
     move.add_argument("--dry-run", action="store_true", help="count what would be replaced; change nothing")
     move.add_argument("--json", action="store_true")
+    vulns = commands.add_parser("vulns", help="known vulnerabilities of what is installed, and what is done about each")
+    vulns.add_argument("--site", action="append", metavar="NAME")
+    vulns.add_argument("--json", action="store_true")
     audit = commands.add_parser("audit", help="the update log for auditors")
     audit.add_argument("verb", nargs="?", choices=["verify"], help="check the hash chain")
     audit.add_argument("--site", metavar="NAME")
@@ -284,6 +288,21 @@ def cmd_migrate(args: argparse.Namespace, clock: Clock) -> int:
     return OK if done.status in ("migrated", "planned") else FAILED
 
 
+def cmd_vulns(args: argparse.Namespace, clock: Clock) -> int:
+    loaded = load_config(args)
+    if loaded.vulnerabilities is None:
+        raise UsageError("no [vulnerabilities] feed is configured in the config")
+    sites = loaded.select(args.site)
+    with Services.open(loaded, clock) as services:
+        report = security.fleet_report(services, sites)
+    if args.json:
+        emit_json(report)
+    else:
+        emit(render.vulns_text(report))
+    feed = report["feed"]
+    return FAILED if report["not_inventoried"] or feed is None or feed["read_at"] is None else OK
+
+
 def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     audit = AuditLog(loaded.agent.state_dir, clock, "auditor")
@@ -377,12 +396,14 @@ def status_report(services: Services) -> dict[str, Any]:
                    "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
         "open_tickets": services.tickets.open_count(),
         "deliveries_waiting": services.tickets.pending(),
+        "vulnerability_feed": as_public(state.vulns.feed(), now) if services.config.vulnerabilities else None,
     }
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "check-config": cmd_check_config,
     "migrate": cmd_migrate,
+    "vulns": cmd_vulns,
     "inventory": cmd_inventory,
     "plan": cmd_plan,
     "update": cmd_update,

@@ -138,6 +138,8 @@ class Contract(_Strict):
     response_minutes: int = Field(60, ge=1, le=10080)
     hold: list[str] = Field(default_factory=list)
     checkup_lang: Literal["en", "fa"] = "en"  # the check-up report's language (fa: Persian, RTL, Jalali dates)
+    # a vulnerability fixed only in a major release: "ticket" (an admin decides) or "apply" (now, as the year's major)
+    security_majors: Literal["ticket", "apply"] = "ticket"
 
     @field_validator("major_window_start")
     @classmethod
@@ -280,6 +282,34 @@ class TicketsConfig(_Strict):
         return self
 
 
+class VulnerabilitiesConfig(_Strict):
+    """A Wordfence Intelligence v3 feed: a local file, or a URL read with a bearer token."""
+
+    feed: Path | None = None
+    url: AnyHttpUrl | None = None
+    token_env: EnvName | None = None
+    refresh: float = 6 * 3600.0
+
+    @field_validator("refresh", mode="before")
+    @classmethod
+    def _refresh(cls, value: object) -> float:
+        parsed = seconds(value)
+        if not 60 <= parsed <= 31 * 86400:
+            raise ValueError("must be between 1 minute and 31 days")
+        return parsed
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VulnerabilitiesConfig:
+        if (self.feed is None) == (self.url is None):
+            raise ValueError("set exactly one of feed (a file) or url")
+        if self.url is not None and self.url.scheme != "https" and self.url.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("url: the feed is fetched over https only (TLS verified)")
+        return self
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) if self.token_env else None
+
+
 class SiteConfig(_Strict):
     name: str = Field(pattern=_SITE_NAME, max_length=63)
     url: AnyHttpUrl
@@ -332,6 +362,7 @@ class FleetConfig(_Strict):
 
     agent: AgentConfig = Field(default_factory=AgentConfig)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
+    vulnerabilities: VulnerabilitiesConfig | None = None
     sites: list[SiteConfig] = Field(default_factory=list)
     source: Path | None = None
 
@@ -437,7 +468,11 @@ def _absolute(config: FleetConfig, base: Path, source: Path | None) -> FleetConf
     tickets = config.tickets
     if tickets.smtp_ca_file is not None:
         tickets = tickets.model_copy(update={"smtp_ca_file": local(tickets.smtp_ca_file)})
-    return config.model_copy(update={"agent": agent, "sites": sites, "source": source, "tickets": tickets})
+    feed = config.vulnerabilities
+    if feed is not None and feed.feed is not None:
+        feed = feed.model_copy(update={"feed": local(feed.feed)})
+    return config.model_copy(update={"agent": agent, "sites": sites, "source": source, "tickets": tickets,
+                                     "vulnerabilities": feed})
 
 
 def missing_secrets(config: FleetConfig) -> list[str]:
@@ -446,6 +481,9 @@ def missing_secrets(config: FleetConfig) -> list[str]:
     for index, site in enumerate(config.sites):
         if site.rest and site.rest.password() is None:
             problems.append(f"sites[{index}].rest.password_env: environment variable {site.rest.password_env} is not set")
+    feed = config.vulnerabilities
+    if feed is not None and feed.token_env and feed.token_env not in os.environ:
+        problems.append(f"vulnerabilities.token_env: environment variable {feed.token_env} is not set")
     tickets = config.tickets
     for key in ("secret_env", "smtp_user_env", "smtp_password_env"):
         name = getattr(tickets, key)

@@ -23,11 +23,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from agent import checkups, watch
+from agent import checkups, security, watch
 from agent.clock import Clock
 from agent.config import FleetConfig
 from agent.errors import AlreadyRunning, Shutdown
@@ -35,7 +36,7 @@ from agent.fleet import abort_all, for_each_site, inventory_and_audit
 from agent.metrics import Metrics, serve
 from agent.services import Services
 from agent.sessions import ACTIVE, site_session
-from agent.updates import UpdateOptions, reconcile_site, update_fleet
+from agent.updates import UpdateOptions, reconcile_site, update_fleet, update_site
 from inventory.errors import InventoryError
 from playbooks import backup as backups
 from playbooks.lock import SiteLock
@@ -78,6 +79,9 @@ class Daemon:
             "inventory": self._inventory, "update": self._update, "watch": self._watch,
             "retention": self._retention, "checkup": self._checkup,
         }
+        # security fixes started by the watch run here while the daemon serves (inline with --once)
+        self.background: ThreadPoolExecutor | None = None
+        self._security_runs: dict[str, Future[bool]] = {}
 
     def close(self) -> None:
         self.services.close()
@@ -129,15 +133,7 @@ class Daemon:
     def _update(self) -> bool:
         results = update_fleet(self.services, self.config.sites, UpdateOptions(stop=self.stop))
         for result in results:
-            self.services.state.sites.record(result.site, self.clock.now(), result.status, result.error)
-            self.metrics.count("wpfleet_updates_total", result.site, len(result.changes))
-            if result.status == "rolled_back":
-                self.metrics.count("wpfleet_rollbacks_total", result.site)
-            if result.status == "failed":
-                self.metrics.count("wpfleet_site_failures_total", result.site)
-            if result.status in ("updated", "unchanged"):
-                self.metrics.gauge("wpfleet_site_last_success_timestamp_seconds", "site", result.site,
-                                   self.clock.now().timestamp())
+            self._record(result)
         return any(r.status in ("failed", "rolled_back") for r in results)
 
     def _watch(self) -> bool:
@@ -145,7 +141,46 @@ class Daemon:
         for probe in probes:
             if probe.state != "busy":
                 self.metrics.gauge("wpfleet_site_up", "site", probe.site, 1.0 if probe.state == "up" else 0.0)
-        return any(p.state == "down" for p in probes)
+        return self._security() | any(p.state == "down" for p in probes)
+
+    def _security(self) -> bool:
+        """Security fixes at once: the feed against each site's last inventory on every watch tick;
+        a site with a fix to apply gets its update now (in the background while serving)."""
+        try:
+            due = security.review(self.services, self.config.sites)
+        except Exception:  # noqa: BLE001 - the watch itself must go on
+            log.exception("security review failed")
+            return False
+        failed = False
+        for site in due:
+            if self.stop.is_set():
+                break
+            running = self._security_runs.get(site.name)
+            if running is not None and not running.done():
+                continue
+            log.warning("%s: a security fix is due: updating now", site.name)
+            if self.background is None:
+                failed |= self._security_update(site)
+            else:
+                self._security_runs[site.name] = self.background.submit(self._security_update, site)
+        return failed
+
+    def _security_update(self, site: Any) -> bool:
+        result = update_site(self.services, site, UpdateOptions(stop=self.stop))
+        self._record(result)
+        self.services.tickets.deliver_pending()
+        return result.status in ("failed", "rolled_back")
+
+    def _record(self, result: Any) -> None:
+        self.services.state.sites.record(result.site, self.clock.now(), result.status, result.error)
+        self.metrics.count("wpfleet_updates_total", result.site, len(result.changes))
+        if result.status == "rolled_back":
+            self.metrics.count("wpfleet_rollbacks_total", result.site)
+        if result.status == "failed":
+            self.metrics.count("wpfleet_site_failures_total", result.site)
+        if result.status in ("updated", "unchanged"):
+            self.metrics.gauge("wpfleet_site_last_success_timestamp_seconds", "site", result.site,
+                               self.clock.now().timestamp())
 
     def _retention(self) -> bool:
         today = self.services.today()
@@ -212,6 +247,7 @@ class Daemon:
             log.info("metrics on http://%s/metrics", self.config.agent.metrics)
         watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
         rounds = tuple(job for job in JOB_ORDER if job != "watch")
+        self.background = ThreadPoolExecutor(max_workers=self.config.agent.concurrency, thread_name_prefix="security")
         try:
             watcher.start()
             self.reconcile_interrupted()
@@ -219,6 +255,7 @@ class Daemon:
                 self.run_due(rounds)
                 self.stop.wait(self.nap(rounds))
             watcher.join(self.config.agent.watch_timeout + 5)
+            self.background.shutdown(wait=True)  # security fixes under way finish their current step
             log.info("stopped cleanly")
             return 0
         except Shutdown:

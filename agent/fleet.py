@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TypeVar
 
+from agent import vulnfeed
 from agent.audit import AuditLog
 from agent.clock import Clock
 from agent.config import FleetConfig, SiteConfig
@@ -148,10 +149,18 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
     progress = Progress(total=len(sites))
 
     def done(site: SiteConfig, result: SiteInventory) -> None:
-        state.snapshots.save(site.name, clock.now(), result.ok, result.to_public())
         progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
 
     try:
-        return inventory_fleet(config, sites, on_done=done)
+        results = inventory_fleet(config, sites, on_done=done)
+        if config.vulnerabilities is not None:  # the feed filtered for what was just found, when due
+            software = vulnfeed.fleet_software(config, state).union(*(vulnfeed.software_in(r.to_public()) for r in results))
+            vulnfeed.refresh(config, state, clock, software=software)
+            known = state.vulns.all()
+            for result in results:
+                vulnfeed.annotate(result, known)
+        for site, result in zip(sites, results, strict=True):
+            state.snapshots.save(site.name, clock.now(), result.ok, result.to_public())
+        return results
     finally:
         state.close()

@@ -10,12 +10,14 @@ is published.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
 from agent.config import Contract, SiteConfig
+from inventory.versions import core_update_type, extension_update_type
+from inventory.vulnerabilities import CORE_SLUG, Vulnerability
 
 Action = Literal["apply", "gated", "held"]
 KIND_ORDER = {"core": 0, "plugin": 1, "theme": 2}
@@ -104,31 +106,75 @@ def candidates(inventory: dict[str, Any]) -> list[Candidate]:
     return found
 
 
+Known = Mapping[tuple[str, str], Sequence[Vulnerability]]
+
+
+def software_key(kind: str, name: str) -> tuple[str, str]:
+    """How the vulnerability feed names a component: core is ("core", "wordpress")."""
+    return ("core", CORE_SLUG) if kind == "core" else (kind, name)
+
+
+def fixes(kind: str, name: str, current: str, target: str, known: Known | None) -> list[Vulnerability]:
+    """The known vulnerabilities of ``current`` that ``target`` no longer has."""
+    found = (known or {}).get(software_key(kind, name), ())
+    return [v for v in found if v.affects(current) and not v.affects(target)]
+
+
 def plan_site(site: SiteConfig, inventory: dict[str, Any], today: date, history: SiteHistory,
-              force_major: bool = False) -> list[PlanItem]:
-    """Decide every pending update of one site for ``today`` (a date in the contract's zone)."""
+              force_major: bool = False, known: Known | None = None) -> list[PlanItem]:
+    """Decide every pending update of one site for ``today`` (a date in the contract's zone);
+    ``known``: the vulnerabilities of the fleet's software (a release fixing one is a security fix)."""
     contract = site.contract
     items = []
     for candidate in candidates(inventory):
-        action, reason, due = _decide(contract, candidate, today, history, force_major)
+        fixed = fixes(candidate.kind, candidate.name, candidate.current, candidate.target, known)
+        action, reason, due = _decide(contract, candidate, today, history, force_major, fixed,
+                                      [v for v in fixed if _only_a_major_fixes(candidate, v)])
         items.append(PlanItem(site.name, candidate.kind, candidate.name, candidate.current, candidate.target,
                               candidate.type, action, reason, due))
     return sorted(items, key=lambda i: KIND_ORDER[i.kind])
 
 
-def _decide(contract: Contract, candidate: Candidate, today: date, history: SiteHistory,
-            force_major: bool) -> tuple[Action, str, date | None]:
+def _only_a_major_fixes(candidate: Candidate, vulnerability: Vulnerability) -> bool:
+    """No minor or patch release fixes it (the first fixed version is a major, or none is named)."""
+    fix = vulnerability.fixed_in(candidate.current)
+    if fix is None:
+        return True
+    kind = (core_update_type if candidate.kind == "core" else extension_update_type)(candidate.current, fix)
+    return kind == "major"
+
+
+def security_reason(fixed: Sequence[Vulnerability]) -> str:
+    """``security: <id> <title>`` of the first vulnerability a release fixes (and how many more)."""
+    more = f" (and {len(fixed) - 1} more)" if len(fixed) > 1 else ""
+    return f"security: {fixed[0].id} {fixed[0].title}{more}"
+
+
+def _decide(contract: Contract, candidate: Candidate, today: date, history: SiteHistory, force_major: bool,
+            fixed: Sequence[Vulnerability] = (), major_only: Sequence[Vulnerability] = ()) -> tuple[Action, str, date | None]:
     if contract.support_ended(today):
         return "held", f"support ended on {contract.support_until}: inventory only", None
     if candidate.name in contract.hold or (candidate.kind == "core" and "core" in contract.hold):
         return "held", "on hold in the contract (hold)", None
     if (candidate.kind, candidate.name, candidate.target) in history.failed_releases:
         return "held", f"{candidate.target} failed and was rolled back; waiting for a newer release", None
+    security = security_reason(fixed) if fixed else None
     if candidate.type != "major":
+        if security:
+            return "apply", f"{security}; {candidate.type} release: applied at once", None
         return "apply", f"{candidate.type} release: applied continuously", None
     if force_major:
-        return "apply", "major release: applied now by an admin (update --major)", None
-    return _gate_major(contract, today, history)
+        return "apply", (f"{security}; " if security else "") + "major release: applied now by an admin (update --major)", None
+    if major_only and contract.security_majors == "apply":
+        return "apply", (f"{security_reason(major_only)}; only a major fixes it: applied now "
+                         "(security_majors = \"apply\"), counted as this contract year's major run"), None
+    action, why, due = _gate_major(contract, today, history)
+    if major_only:
+        why = f"{security_reason(major_only)}; {why}" + (
+            "; only a major fixes it: a ticket asks an admin" if action == "gated" else "")
+    elif security:
+        why = f"{security} (a minor release fixes it too); {why}"
+    return action, why, due
 
 
 def _gate_major(contract: Contract, today: date, history: SiteHistory) -> tuple[Action, str, date | None]:

@@ -126,6 +126,29 @@ def status_text(report: dict[str, Any]) -> str:
         if site["error"]:
             lines.append(f"    error: {site['error']}")
     lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}")
+    feed = report.get("vulnerability_feed")
+    if feed:
+        lines.append(_feed_line(feed))
+    return "\n".join(lines) + "\n"
+
+
+def _feed_line(feed: dict[str, Any]) -> str:
+    age = "never read" if feed["read_at"] is None else f"read {feed['age_hours']} h ago ({feed['records']} records)"
+    return f"vulnerability feed: {age}" + (f"; last refresh FAILED: {feed['error']}" if feed["error"] else "")
+
+
+def vulns_text(report: dict[str, Any]) -> str:
+    lines = [_feed_line(report["feed"]) if report["feed"] else "vulnerability feed: not configured"]
+    rows = report["vulnerabilities"]
+    if not rows:
+        lines.append("no known vulnerability in what the fleet runs")
+    for row in rows:
+        cvss = f"CVSS {row['cvss']}" if row["cvss"] is not None else "CVSS ?"
+        lines.append(f"{row['site']:<14} {row['kind']:<6} {row['name']} {row['version']}: {row['id']} {row['title']} "
+                     f"({cvss}) -> {row['action']}: {row['detail']}")
+    if report["not_inventoried"]:
+        lines.append("never inventoried (run wpfleet inventory): " + ", ".join(report["not_inventoried"]))
+    lines += [f"  {line}" for line in report["copyright"]]
     return "\n".join(lines) + "\n"
 
 

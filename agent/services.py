@@ -28,6 +28,8 @@ def secret_env_names(config: FleetConfig) -> list[str]:
     names = [s.rest.password_env for s in config.sites if s.rest]
     tickets = config.tickets
     names += [n for n in (tickets.secret_env, tickets.smtp_user_env, tickets.smtp_password_env) if n]
+    if config.vulnerabilities is not None and config.vulnerabilities.token_env:
+        names.append(config.vulnerabilities.token_env)
     return names
 
 

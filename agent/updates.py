@@ -227,7 +227,8 @@ def plan_for(services: Services, site: SiteConfig, inventory: dict[str, Any], fo
              today: Any = None) -> list[policy.PlanItem]:
     history = policy.SiteHistory(services.state.history.major_runs(site.name),
                                  services.state.history.failed_releases(site.name))
-    return policy.plan_site(site, inventory, today or services.today(), history, force_major)
+    known = services.state.vulns.all() if services.config.vulnerabilities is not None else None
+    return policy.plan_site(site, inventory, today or services.today(), history, force_major, known)
 
 
 def _step(item: policy.PlanItem, inventory: SiteInventory) -> Step:
@@ -382,7 +383,9 @@ def _applied(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) 
     majors = [s for s in update.applied + [f.step for f in update.failures] if s.type == "major"]
     if majors:
         options = run.options
-        reason = options.reason if options.force_major else "yearly major window"
+        security = [i.reason for i in run.planned if i.action == "apply" and i.type == "major"
+                    and i.reason.startswith("security:")]
+        reason = options.reason if options.force_major else (security[0] if security else "yearly major window")
         services.state.history.record_major_run(run.name, services.today(), services.actor, reason or "")
         services.audit.append("major_override" if options.force_major else "major_run", site=run.name,
                               detail={"reason": reason, "majors": [_change(s) for s in majors]})

@@ -137,6 +137,7 @@ class CoreState(BaseModel):
     version: str
     update: Offer | None = None
     updates: list[Offer] = Field(default_factory=list)
+    vulnerabilities: list[dict[str, Any]] = Field(default_factory=list)  # known ones, from the feed
 
 
 class Extension(BaseModel):
@@ -150,6 +151,7 @@ class Extension(BaseModel):
     minor_update_version: str | None = None
     minor_update_type: UpdateType | None = None
     unavailable_version: str | None = None  # newer, but its PHP/WordPress requirement is not met here
+    vulnerabilities: list[dict[str, Any]] = Field(default_factory=list)  # known ones, from the feed
 
 
 class RestView(BaseModel):

@@ -51,7 +51,8 @@ def test_fleet_inventory_over_ssh(fleet: Fleet, sshd: sshd_mod.SSHServer, tmp_pa
     ok = by_site["acme"]
     assert ok["ok"] and ok["error"] is None and ok["sources"] == ["wp-cli"]
     assert ok["core"] == {"version": "6.5.3", "update": {"version": "6.6.2", "type": "major"},
-                          "updates": [{"version": "6.6.2", "type": "major"}, {"version": "6.5.5", "type": "minor"}]}
+                          "updates": [{"version": "6.6.2", "type": "major"}, {"version": "6.5.5", "type": "minor"}],
+                          "vulnerabilities": []}  # no feed configured: none known
     cf7 = next(p for p in ok["plugins"] if p["name"] == "contact-form-7")
     assert {k: cf7[k] for k in ("version", "status", "update_version", "update_type")} == {
         "version": "5.9.3", "status": "active", "update_version": "5.9.8", "update_type": "patch"}

@@ -14,6 +14,7 @@ from agent.state.journal import Journal
 from agent.state.leases import Leases
 from agent.state.snapshots import Checkups, Snapshots
 from agent.state.tickets import TicketLedger
+from agent.state.vulns import VulnerabilityStore
 from agent.state.watch import WatchBook
 
 __all__ = ["State"]
@@ -32,6 +33,7 @@ class State:
         self.jobs = Jobs(self.db)
         self.sites = SiteResults(self.db)
         self.leases = Leases(self.db)
+        self.vulns = VulnerabilityStore(self.db)
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,205 @@
+"""What the contract does about each known vulnerability of what a site runs.
+
+- A fix in a minor or patch release: applied at once. The daemon compares the feed with each site's
+  last inventory on every watch tick and starts that site's update (the same safe path: backup,
+  checks, rollback) without waiting for the round; the plan gives it ``reason: "security: <id> <title>"``.
+- A fix only in a major release: ``security_majors = "ticket"`` opens a ticket (CVSS high/critical:
+  the emergency clock) naming the major, the vulnerability and the exact command an admin runs;
+  ``"apply"`` applies the major now, recorded as the contract year's major run.
+- No fix published: an "unpatched vulnerability" ticket with the feed's remediation text.
+
+Each decision is written to the audit log once (per site, vulnerability, version and action); a
+ticket closes only when an inventory shows the site no longer runs an affected version.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from agent import vulnfeed
+from agent.config import SiteConfig
+from agent.policy import software_key
+from agent.services import Services
+from agent.state.vulns import as_public
+from agent.tickets import Severity
+from agent.updates import plan_for
+from inventory.versions import core_update_type, extension_update_type
+from inventory.vulnerabilities import Vulnerability
+
+log = logging.getLogger(__name__)
+EMERGENCY_CVSS = 7.0  # CVSS v3 "high" starts here
+
+
+@dataclass(frozen=True)
+class Finding:
+    site: str
+    kind: str
+    name: str
+    version: str
+    vulnerability: Vulnerability
+    fixed_in: str | None
+    fix_type: str | None
+    action: str  # "apply" | "ticket" | "held"
+    detail: str
+
+    @property
+    def severity(self) -> Severity:
+        return "emergency" if severe(self.vulnerability) else "normal"
+
+    def public(self) -> dict[str, Any]:
+        v = self.vulnerability
+        return {"site": self.site, "kind": self.kind, "name": self.name, "version": self.version, "id": v.id,
+                "title": v.title, "cvss": v.cvss, "rating": v.rating, "cve": v.cve, "fixed_in": self.fixed_in,
+                "fix_type": self.fix_type, "action": self.action, "detail": self.detail,
+                "references": list(v.references)}
+
+
+def severe(vulnerability: Vulnerability) -> bool:
+    if vulnerability.cvss is not None:
+        return vulnerability.cvss >= EMERGENCY_CVSS
+    return (vulnerability.rating or "").lower() in ("high", "critical")
+
+
+def components(inventory: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, name, version) of core, every plugin and every theme in an ``inventory --json`` object."""
+    found = []
+    core = inventory.get("core") or {}
+    if core.get("version"):
+        found.append(("core", "core", str(core["version"])))
+    for kind in ("plugin", "theme"):
+        found += [(kind, str(e["name"]), str(e.get("version") or "")) for e in inventory.get(f"{kind}s") or []
+                  if isinstance(e, dict) and e.get("name")]
+    return found
+
+
+def findings_for(site: SiteConfig, inventory: dict[str, Any], known: dict[tuple[str, str], list[Vulnerability]],
+                 today: Any) -> list[Finding]:
+    found = []
+    contract = site.contract
+    for kind, name, version in components(inventory):
+        for vulnerability in known.get(software_key(kind, name), []):
+            if not vulnerability.affects(version):
+                continue
+            fix = vulnerability.fixed_in(version)
+            fix_type = None if fix is None else (core_update_type(version, fix) if kind == "core"
+                                                  else extension_update_type(version, fix))
+            action, detail = _decide(site, kind, name, version, vulnerability, fix, fix_type)
+            if contract.support_ended(today):
+                action, detail = "held", f"support ended on {contract.support_until}: reported only; {detail}"
+            elif name in contract.hold or (kind == "core" and "core" in contract.hold):
+                action, detail = "held", f"on hold in the contract (hold); {detail}"
+            found.append(Finding(site.name, kind, name, version, vulnerability, fix, fix_type, action, detail))
+    return found
+
+
+def _decide(site: SiteConfig, kind: str, name: str, version: str, vulnerability: Vulnerability, fix: str | None,
+            fix_type: str | None) -> tuple[str, str]:
+    if fix is None:
+        remedy = vulnerability.remediation or "no remediation published"
+        return "ticket", f"unpatched: no fixed version is published. {remedy}"
+    if fix_type != "major":
+        return "apply", f"the {fix_type or 'minor'} release {fix} fixes it: applied at once"
+    if site.contract.security_majors == "apply":
+        return "apply", f"only the major release {fix} fixes it: applied now as this contract year's major run"
+    return "ticket", f"only the major release {fix} fixes it: an admin decides — {admin_command(site, vulnerability)}"
+
+
+def admin_command(site: SiteConfig, vulnerability: Vulnerability) -> str:
+    reason = f"security: {vulnerability.id} {vulnerability.title}"
+    return f"wpfleet update --site {site.name} --major --reason {shlex.quote(reason)}"
+
+
+def site_findings(services: Services, site: SiteConfig,
+                  known: dict[tuple[str, str], list[Vulnerability]] | None = None) -> list[Finding] | None:
+    """From the site's last good inventory; None when it was never read."""
+    last = services.state.snapshots.last(site.name)
+    if last is None:
+        return None
+    return findings_for(site, last[1], known if known is not None else services.state.vulns.all(), services.today())
+
+
+def review(services: Services, sites: list[SiteConfig]) -> list[SiteConfig]:
+    """The watch tick's part: the feed refreshed when due, each new decision audited and ticketed,
+    tickets closed on evidence; returns the sites whose security fix should be applied now."""
+    if services.config.vulnerabilities is None:
+        return []
+    vulnfeed.refresh(services.config, services.state, services.clock)
+    known = services.state.vulns.all()
+    now = services.clock.now()
+    due = []
+    for site in sites:
+        last = services.state.snapshots.last(site.name)
+        if last is None:
+            continue
+        taken_at, inventory = last
+        found = findings_for(site, inventory, known, services.today())
+        for finding in found:
+            if services.state.vulns.decide(site.name, finding.vulnerability.id, finding.version, finding.action, now):
+                _record(services, site, finding)
+        _close_fixed(services, site, inventory, known, taken_at.isoformat(timespec="seconds"))
+        if any(f.action == "apply" for f in found) and _security_steps(services, site, inventory):
+            due.append(site)
+    if due:
+        services.tickets.deliver_pending()
+    return due
+
+
+def _security_steps(services: Services, site: SiteConfig, inventory: dict[str, Any]) -> bool:
+    """The plan would apply a security fix now (not held, not a release that already failed)."""
+    return any(item.action == "apply" and item.reason.startswith("security:")
+               for item in plan_for(services, site, inventory, False))
+
+
+def _record(services: Services, site: SiteConfig, finding: Finding) -> None:
+    v = finding.vulnerability
+    services.audit.append("security_decision", site=site.name, detail={
+        "id": v.id, "title": v.title, "kind": finding.kind, "name": finding.name, "version": finding.version,
+        "cvss": v.cvss, "fixed_in": finding.fixed_in, "fix_type": finding.fix_type, "action": finding.action,
+        "detail": finding.detail})
+    if finding.action != "ticket":
+        return
+    unpatched = finding.fixed_in is None
+    what = "unpatched vulnerability" if unpatched else f"vulnerability fixed only in major {finding.fixed_in}"
+    body = (f"{finding.kind} {finding.name} {finding.version} on {site.name}: {v.title} ({v.id}"
+            + (f", {v.cve}" if v.cve else "") + f", CVSS {v.cvss if v.cvss is not None else 'unknown'}).\n"
+            + finding.detail + "\n" + "\n".join(v.references[:3]))
+    services.ticket(site, kind="vulnerability_unpatched" if unpatched else "vulnerability_major",
+                    severity=finding.severity, title=f"{site.name}: {what} in {finding.name} ({v.id})",
+                    body=body + _notice(services), dedup_key=f"{site.name}:vuln:{v.id}")
+
+
+def _notice(services: Services) -> str:
+    feed = services.state.vulns.feed()
+    return ("\n\n" + "\n".join(feed.notices)) if feed and feed.notices else ""
+
+
+def _close_fixed(services: Services, site: SiteConfig, inventory: dict[str, Any],
+                 known: dict[tuple[str, str], list[Vulnerability]], taken_at: str) -> None:
+    for kind, name, version in components(inventory):
+        for vulnerability in known.get(software_key(kind, name), []):
+            if vulnerability.affects(version):
+                continue
+            key = f"{site.name}:vuln:{vulnerability.id}"
+            if services.tickets.open_one(key) is not None:
+                services.tickets.close(key, f"the inventory of {taken_at} shows {name} {version}, "
+                                            f"which {vulnerability.id} does not affect")
+                services.audit.append("ticket_closed", site=site.name, detail={"dedup_key": key, "version": version})
+
+
+def fleet_report(services: Services, sites: list[SiteConfig]) -> dict[str, Any]:
+    """``wpfleet vulns``: every finding with its action, the sites never read, and the feed's state."""
+    feed = vulnfeed.refresh(services.config, services.state, services.clock)
+    known = services.state.vulns.all()
+    rows: list[dict[str, Any]] = []
+    unread = []
+    for site in sites:
+        found = site_findings(services, site, known)
+        if found is None:
+            unread.append(site.name)
+        else:
+            rows += [f.public() for f in found]
+    return {"feed": as_public(feed, services.clock.now()), "vulnerabilities": rows, "not_inventoried": unread,
+            "copyright": feed.notices if feed else []}
