@@ -169,6 +169,15 @@ def cmd_inventory(args: argparse.Namespace, clock: Clock) -> int:
         emit_json([r.to_public() for r in results])
     else:
         emit(render.inventory_table(results))
+    flagged = any(c.vulnerabilities for r in results for c in ([r.core] if r.core else []) + r.plugins + r.themes)
+    if flagged:  # the feed's copyright notices go wherever its data is shown (stderr keeps --json clean)
+        with Services.open(loaded, clock) as services:
+            feed = services.state.vulns.feed()
+        notices = "".join(f"{line}\n" for line in (feed.notices if feed else []))
+        if args.json:
+            sys.stderr.write(notices)
+        else:
+            emit(notices)
     return OK if all(r.ok for r in results) else FAILED
 
 

@@ -48,6 +48,10 @@ def inventory_table(inventories: list[SiteInventory]) -> str:
         for kind, items in (("plugin", inv.plugins), ("theme", inv.themes)):
             for ext in items:
                 lines.append(f"  {kind:<6} {ext.name:<{width}} {ext.version:<10} {ext.status:<9} {_update(ext)}")
+                lines += [f"         VULNERABLE: {v['id']} {v['title']} (CVSS {v['cvss']}; fixed in "
+                          f"{v['fixed_in'] or 'no release yet'})" for v in ext.vulnerabilities]
+        lines += [f"  core VULNERABLE: {v['id']} {v['title']} (CVSS {v['cvss']}; fixed in {v['fixed_in'] or 'no release yet'})"
+                  for v in inv.core.vulnerabilities]
         if inv.rest is not None:
             agree = "agrees with WP-CLI" if not inv.rest.disagreements else "; ".join(inv.rest.disagreements)
             lines.append(f"  REST   '{inv.rest.name}' {len(inv.rest.plugins)} plugins: {agree}")

@@ -126,15 +126,18 @@ def review(services: Services, sites: list[SiteConfig]) -> list[SiteConfig]:
     tickets closed on evidence; returns the sites whose security fix should be applied now."""
     if services.config.vulnerabilities is None:
         return []
-    vulnfeed.refresh(services.config, services.state, services.clock)
+    inventories = {site.name: last for site in sites if (last := services.state.snapshots.last(site.name))}
+    whole_fleet = {s.name for s in sites} >= {s.name for s in services.config.sites}
+    software = ({key for _, inventory in inventories.values() for key in vulnfeed.software_in(inventory)}
+                | vulnfeed.software_in({}) if whole_fleet else vulnfeed.fleet_software(services.config, services.state))
+    vulnfeed.refresh(services.config, services.state, services.clock, software=software)
     known = services.state.vulns.all()
     now = services.clock.now()
     due = []
     for site in sites:
-        last = services.state.snapshots.last(site.name)
-        if last is None:
+        if site.name not in inventories:
             continue
-        taken_at, inventory = last
+        taken_at, inventory = inventories[site.name]
         found = findings_for(site, inventory, known, services.today())
         for finding in found:
             if services.state.vulns.decide(site.name, finding.vulnerability.id, finding.version, finding.action, now):

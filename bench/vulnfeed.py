@@ -42,7 +42,7 @@ import resource
 print(len(data), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 FILLER = ("A vulnerability description of the length the production feed carries, with its CWE, "
-          "its researchers and its references. ") * 12
+          "its researchers and its references. ") * 17
 
 
 def write_feed(path: Path, records: int) -> list[str]:

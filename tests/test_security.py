@@ -70,10 +70,10 @@ def daemon_ticks(fleet: Fleet, *jobs: str, at: datetime = FRIDAY_3AM_TEHRAN) -> 
         daemon.close()
 
 
-def test_inventory_plan_and_vulns_show_what_the_feed_says(fleet: Fleet) -> None:
+def test_inventory_plan_and_vulns_show_what_the_feed_says(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
     setup(fleet)
     code, inventory = cli_json(fleet, "inventory")
-    assert code == 0
+    assert code == 0 and "Copyright 2012-2026 Defiant Inc." in capsys.readouterr().err
     site = inventory[0]
     assert [v["id"] for v in site["core"]["vulnerabilities"]] == ["core-1"]
     plugins = {p["name"]: p for p in site["plugins"]}
