@@ -67,7 +67,8 @@ def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]
     def failed(site: SiteConfig, exc: Exception) -> list[dict[str, Any]]:
         return [{"site": site.name, "error": str(exc)}]
 
-    per_site = for_each_site(sites, read, failed, concurrency=services.config.agent.concurrency)
+    per_site = for_each_site(sites, read, failed, concurrency=services.config.agent.concurrency,
+                             per_host=services.config.agent.per_host)
     return [entry for entries in per_site for entry in entries]
 
 

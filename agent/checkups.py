@@ -84,7 +84,8 @@ def write_fleet(services: Services, sites: list[SiteConfig], since: date | None,
         start = since or _last_or_start(services, site)
         return write_one(services, site, start, folder, pdf=pdf)
 
-    found = for_each_site(sites, one, lambda site, exc: None, concurrency=services.config.agent.concurrency)
+    found = for_each_site(sites, one, lambda site, exc: None, concurrency=services.config.agent.concurrency,
+                          per_host=services.config.agent.per_host)
     reports = [r for r in found if r is not None]  # a report that could not be written is logged as an error
     from agent import checkup_render
 

@@ -72,6 +72,7 @@ def seconds(value: object) -> float:
 class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(16, ge=1, le=512)
+    per_host: int = Field(8, ge=1, le=512)  # sites worked on at once on one host (WordPress bootstraps cost CPU)
     timezone: str = "Asia/Tehran"
     # seconds to wait after files change before checking health: PHP's OPcache may serve the old
     # code until it revalidates (revalidate_freq, 2 s by default); WordPress itself waits 2 s

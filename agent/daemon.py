@@ -198,7 +198,8 @@ class Daemon:
             log.warning("retention on %s: %s", site.name, exc)
             return False  # a busy or unreachable site is pruned at the next run
 
-        for_each_site(self.config.sites, prune, failed, concurrency=self.config.agent.concurrency)
+        for_each_site(self.config.sites, prune, failed, concurrency=self.config.agent.concurrency,
+                      per_host=self.config.agent.per_host)
         return False
 
     def _checkup(self) -> bool:
@@ -223,7 +224,8 @@ class Daemon:
                                        detail={"error": "site not in the config"})
         sites = [known[n] for n in names if n in known]
         results = for_each_site(sites, lambda site: reconcile_site(self.services, site),
-                                lambda site, exc: None, concurrency=self.config.agent.concurrency)
+                                lambda site, exc: None, concurrency=self.config.agent.concurrency,
+                                per_host=self.config.agent.per_host)
         for site, result in zip(sites, results, strict=True):
             if result is not None:
                 log.warning("%s: %s", site.name, result.reconciled or result.error)

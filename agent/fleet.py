@@ -79,21 +79,38 @@ class Progress:
         log.info("[%d/%d] %s: %s", self.done, self.total, site, status)
 
 
+def host_of(site: SiteConfig) -> str:
+    """The machine a site's commands run on: its SSH endpoint, or this one."""
+    return f"{site.ssh.host}:{site.ssh.port}" if site.ssh else "local"
+
+
 def for_each_site(
     sites: Iterable[SiteConfig], work: Callable[[SiteConfig], Outcome],
     on_failure: Callable[[SiteConfig, Exception], Outcome], *, concurrency: int,
-    on_done: Callable[[SiteConfig, Outcome], None] | None = None,
+    on_done: Callable[[SiteConfig, Outcome], None] | None = None, per_host: int | None = None,
 ) -> list[Outcome]:
-    """Run ``work`` on every site, at most ``concurrency`` at once; results in site order.
+    """Run ``work`` on every site, at most ``concurrency`` at once and at most ``per_host`` on one
+    host (a shared server is not hit with all its sites' WordPress bootstraps at once); results in
+    site order. Sites are started round-robin over their hosts, so one busy host does not hold
+    every worker.
 
     An exception from one site becomes that site's ``on_failure`` outcome; it does not stop the
     others. Does not retry.
     """
     ordered = list(sites)
     results: dict[int, Outcome] = {}
+    gates = {host: threading.BoundedSemaphore(per_host) for host in {host_of(s) for s in ordered}} if per_host else {}
+
+    def gated(site: SiteConfig) -> Outcome:
+        gate = gates.get(host_of(site))
+        if gate is None:
+            return work(site)
+        with gate:
+            return work(site)
+
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ordered) or 1)))
     try:
-        futures = {pool.submit(work, site): index for index, site in enumerate(ordered)}
+        futures = {pool.submit(gated, ordered[index]): index for index in _round_robin(ordered)}
         for future in as_completed(futures):
             index = futures[future]
             site = ordered[index]
@@ -113,6 +130,20 @@ def for_each_site(
     return [results[i] for i in range(len(ordered))]
 
 
+def _round_robin(sites: list[SiteConfig]) -> list[int]:
+    """Site indexes, one host after another: a, b, c, a, b, a, ..."""
+    queues: dict[str, list[int]] = {}
+    for index, site in enumerate(sites):
+        queues.setdefault(host_of(site), []).append(index)
+    order: list[int] = []
+    while queues:
+        for host in list(queues):
+            order.append(queues[host].pop(0))
+            if not queues[host]:
+                del queues[host]
+    return order
+
+
 def inventory_site(site: SiteConfig) -> SiteInventory:
     """Read one site over one login; a site that cannot be read comes back ``ok: false``."""
     try:
@@ -129,7 +160,7 @@ def inventory_fleet(
 ) -> list[SiteInventory]:
     return for_each_site(
         sites, inventory_site, lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
-        concurrency=config.agent.concurrency, on_done=on_done,
+        concurrency=config.agent.concurrency, on_done=on_done, per_host=config.agent.per_host,
     )
 
 

@@ -98,7 +98,7 @@ def update_fleet(services: Services, sites: list[SiteConfig], options: UpdateOpt
     results = for_each_site(
         sites, lambda site: update_site(services, site, options),
         lambda site, exc: conclude(services, SiteRun(site, options, crash=_crash_text(exc))),
-        concurrency=services.config.agent.concurrency,
+        concurrency=services.config.agent.concurrency, per_host=services.config.agent.per_host,
         on_done=lambda site, r: log.info("%s: %s%s", site.name, r.status, f" ({r.error})" if r.error else ""),
     )
     if not options.dry_run:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import select
 import subprocess
 import threading
 import time
@@ -28,7 +29,7 @@ from inventory.errors import HostKeyError, RemoteCommandError, TransportError
 
 DEFAULT_COMMAND_TIMEOUT = 300.0
 FRAME = b"wpfleet-frame "
-_POLL = 0.005
+_IDLE_WAKE = 1.0  # at most this long asleep between looks at a channel with nothing to read
 
 
 class ByteSink(Protocol):
@@ -396,10 +397,15 @@ def parse_frames(lines: list[str], data: bytes) -> list[CommandResult]:
 
 
 def _drain(channel: paramiko.Channel, timeout: float, command: str) -> tuple[int, bytes, bytes]:
-    """Read stdout and stderr together until the command exits, or fail at the deadline."""
+    """Read stdout and stderr together until the command exits, or fail at the deadline.
+
+    Between reads the thread sleeps in ``select`` on the channel's event pipe (paramiko sets it when
+    stdout or stderr data arrives, or the channel closes): an idle site costs no CPU.
+    """
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
     with channel:
+        ready = channel.fileno()
         while True:
             busy = False
             if channel.recv_ready():
@@ -413,7 +419,11 @@ def _drain(channel: paramiko.Channel, timeout: float, command: str) -> tuple[int
                     break
                 if channel.closed and not channel.exit_status_ready():
                     raise TransportError(f"ssh channel closed before the command finished: {command}")
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise TransportError(f"command timed out after {timeout:g}s: {command}")
-                time.sleep(_POLL)
+                if channel.eof_received:  # all output is in; only the exit status is still on its way
+                    channel.status_event.wait(min(left, _IDLE_WAKE))
+                else:
+                    select.select([ready], [], [], min(left, _IDLE_WAKE))
         return channel.recv_exit_status(), bytes(out), bytes(err)

@@ -132,3 +132,4 @@ def test_cached_core_offers_read_the_update_core_transient_as_wordpress_stores_i
     unset = CommandResult("wp transient get update_core --network --format=json", 0, "",
                           'Warning: Transient with key "update_core" is not set.\n')
     assert json.loads(cached_core_offers(unset).stdout) == []
+
