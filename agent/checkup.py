@@ -281,7 +281,7 @@ def read_site(services: Services, site: SiteConfig) -> Reading:
     reading = Reading()
     try:
         with site_session(services, site, lock=False) as session:
-            reading.inventory = collect(site.name, session.handle.wp)
+            reading.inventory = collect(site.name, session.handle.wp, wporg=services.wporg)
             reading.facts = read_facts(session.handle, services.clock.now())
             reading.backups = backups.list_backups(session.handle)
     except Exception as exc:  # noqa: BLE001 - what was read stays; the rest is "no data"

@@ -73,6 +73,9 @@ class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(16, ge=1, le=512)
     per_host: int = Field(8, ge=1, le=512)  # sites worked on at once on one host (WordPress bootstraps cost CPU)
+    # wordpress.org's API, asked by the agent for a slug's releases (the newest minor), and how long an answer is kept
+    wporg_api: AnyHttpUrl = AnyHttpUrl("https://api.wordpress.org")
+    wporg_ttl: float = 6 * 3600.0
     timezone: str = "Asia/Tehran"
     # seconds to wait after files change before checking health: PHP's OPcache may serve the old
     # code until it revalidates (revalidate_freq, 2 s by default); WordPress itself waits 2 s
@@ -90,7 +93,7 @@ class AgentConfig(_Strict):
     log_format: Literal["text", "json"] = "text"
 
     @field_validator("inventory_interval", "update_interval", "watch_interval", "retention_interval",
-                     "checkup_interval", mode="before")
+                     "checkup_interval", "wporg_ttl", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         parsed = seconds(value)

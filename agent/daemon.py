@@ -128,7 +128,7 @@ class Daemon:
         return failed
 
     def _inventory(self) -> bool:
-        return not all(r.ok for r in inventory_and_audit(self.config, None, self.clock, ACTOR))
+        return not all(r.ok for r in inventory_and_audit(self.config, None, self.clock, ACTOR, self.services.wporg))
 
     def _update(self) -> bool:
         results = update_fleet(self.services, self.config.sites, UpdateOptions(stop=self.stop))

@@ -21,6 +21,7 @@ from inventory.models import SiteInventory
 from inventory.rest import RestClient
 from inventory.transport import LocalTransport, SSHTransport, Transport
 from inventory.wpcli import WPCLI, parse_command
+from inventory.wporg import WordPressOrg
 
 log = logging.getLogger(__name__)
 Outcome = TypeVar("Outcome")
@@ -144,36 +145,44 @@ def _round_robin(sites: list[SiteConfig]) -> list[int]:
     return order
 
 
-def inventory_site(site: SiteConfig) -> SiteInventory:
+def wporg_for(config: FleetConfig) -> WordPressOrg:
+    """A wordpress.org client with its own cache: one per command, one for the daemon's life."""
+    return WordPressOrg(str(config.agent.wporg_api).rstrip("/"), ttl=config.agent.wporg_ttl)
+
+
+def inventory_site(site: SiteConfig, wporg: WordPressOrg | None = None) -> SiteInventory:
     """Read one site over one login; a site that cannot be read comes back ``ok: false``."""
     try:
         rest = rest_for(site)
         with transport_for(site) as transport:
-            return collect(site.name, wpcli_for(site, transport), rest)
+            return collect(site.name, wpcli_for(site, transport), rest, wporg=wporg)
     except InventoryError as exc:
         return failed(site.name, exc)
 
 
 def inventory_fleet(
     config: FleetConfig, sites: list[SiteConfig],
-    on_done: Callable[[SiteConfig, SiteInventory], None] | None = None,
+    on_done: Callable[[SiteConfig, SiteInventory], None] | None = None, wporg: WordPressOrg | None = None,
 ) -> list[SiteInventory]:
+    wporg = wporg or wporg_for(config)
     return for_each_site(
-        sites, inventory_site, lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
+        sites, lambda site: inventory_site(site, wporg), lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
         concurrency=config.agent.concurrency, on_done=on_done, per_host=config.agent.per_host,
     )
 
 
-def inventory_and_audit(config: FleetConfig, names: list[str] | None, clock: Clock, actor: str) -> list[SiteInventory]:
+def inventory_and_audit(config: FleetConfig, names: list[str] | None, clock: Clock, actor: str,
+                        wporg: WordPressOrg | None = None) -> list[SiteInventory]:
     """An inventory run: stored as snapshots and recorded in the audit log."""
-    results = inventory_and_store(config, names, clock)
+    results = inventory_and_store(config, names, clock, wporg)
     failed = [r.site for r in results if not r.ok]
     AuditLog(config.agent.state_dir, clock, actor).append(
         "inventory", detail={"sites": len(results), "failed": failed}, result="failed" if failed else "ok")
     return results
 
 
-def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:
+def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clock,
+                        wporg: WordPressOrg | None = None) -> list[SiteInventory]:
     """Inventory the selected sites and store each result as a snapshot, reporting progress."""
     sites = config.select(names)
     state = State(config.agent.state_dir)
@@ -183,7 +192,7 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
         progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
 
     try:
-        results = inventory_fleet(config, sites, on_done=done)
+        results = inventory_fleet(config, sites, on_done=done, wporg=wporg)
         if config.vulnerabilities is not None:  # the feed filtered for what was just found, when due
             software = vulnfeed.fleet_software(config, state).union(*(vulnfeed.software_in(r.to_public()) for r in results))
             vulnfeed.refresh(config, state, clock, software=software)

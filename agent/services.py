@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import getpass
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from agent.audit import AuditLog
 from agent.calendar import SupportCalendar
 from agent.clock import Clock
 from agent.config import FleetConfig, SiteConfig
-from agent.fleet import wpcli_for
+from agent.fleet import wpcli_for, wporg_for
 from agent.secrets import Redactor
 from agent.state import State
 from agent.tickets import Severity, Ticket, TicketDesk, sink_for
 from inventory.transport import Transport
+from inventory.wporg import WordPressOrg
 from playbooks.errors import PlaybookError
 from playbooks.site import SiteHandle
 
@@ -42,6 +43,7 @@ class Services:
     tickets: TicketDesk
     redactor: Redactor
     actor: str
+    wporg: WordPressOrg = field(default_factory=WordPressOrg)  # answers kept while these services live
 
     @classmethod
     def open(cls, config: FleetConfig, clock: Clock, actor: str | None = None) -> Services:
@@ -50,7 +52,7 @@ class Services:
         who = actor or default_actor()
         audit = AuditLog(config.agent.state_dir, clock, who, redactor)
         desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir), clock, redactor)
-        return cls(config, clock, state, audit, desk, redactor, who)
+        return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config))
 
     def close(self) -> None:
         self.state.close()

@@ -161,7 +161,8 @@ def _note_pending_journal(services: Services, run: SiteRun) -> None:
 def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> None:
     handle, options = session.handle, run.options
     try:
-        run.inventory = collect(run.name, handle.wp, rest, cached_offers=options.dry_run)
+        run.inventory = collect(run.name, handle.wp, rest, cached_offers=options.dry_run,
+                                wporg=services.wporg)
     except TransportError:
         raise
     except InventoryError as exc:

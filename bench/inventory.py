@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Inventory speed and memory: N sites behind a loopback sshd, each WP-CLI call delayed.
 
-Prints the agent's wall time, the time of a plain sequential ``ssh`` loop running the same
-WP-CLI commands (one login per site), their ratio, WP-CLI processes and SSH logins per site,
-and the agent's peak RSS.
+Prints the agent's wall and CPU time, the same for its peers in the same run — Ansible
+(``ansible-core``, the ``raw`` module, ``--ansible-forks`` 32) and a plain sequential ``ssh`` loop,
+both running the same four WP-CLI commands per site — their ratios, WP-CLI processes and SSH
+logins per site, wordpress.org info requests, and the agent's peak RSS.
 
 The ``wp`` on the "hosts" replays outputs recorded once from the WP-CLI stand-in after a
 delay (``--delay``, default 0.2 s, the cost of a WordPress bootstrap), so the figures measure
 the agent and SSH, not the stand-in's own Python start-up.
 
-    python bench/inventory.py --sites 100
-    python bench/inventory.py --sites 1000 --concurrency 64 --baseline-sample 20
+    pip install ansible-core   # the peer (not a wpfleet dependency)
+    python bench/inventory.py --sites 100 --baseline-sample 20
+    python bench/inventory.py --sites 1000 --concurrency 64 --baseline-sample 10 --ansible-forks 0
 """
 
 from __future__ import annotations
@@ -29,25 +31,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent import config as config_mod  # noqa: E402
 from agent import demo, fleet  # noqa: E402
+from agent.demo.web import StandInWeb  # noqa: E402
 from inventory import safety  # noqa: E402
 from tests import sshd as sshd_mod  # noqa: E402
 
-COMMANDS = {
-    "cli-info": ["cli", "info", "--format=json"],
-    "core-version": ["core", "version"],
+COMMANDS = {  # the four WP-CLI calls of an inventory (core's version and PHP's are plain reads)
     "core-check-update": ["core", "check-update", "--format=json"],
     "plugin-list": ["plugin", "list", "--fields=name,status,version,update,update_version", "--format=json"],
     "theme-list": ["theme", "list", "--fields=name,status,version,update,update_version", "--format=json"],
     "update-transient": ["transient", "get", "update_plugins", "--network", "--format=json"],
 }
-SPEC = demo.DemoSite("bench", "6.5.3", {"contact-form-7": ("5.9.3", True), "classic-editor": ("1.6.4", False)})
+# akismet 5.3.0's newest release is the major 6.0.0: its newest minor comes from "wordpress.org"
+SPEC = demo.DemoSite("bench", "6.5.3", {"contact-form-7": ("5.9.3", True), "classic-editor": ("1.6.4", False),
+                                        "akismet": ("5.3.0", True)})
 
 
-def record_outputs(folder: Path) -> Path:
+def record_outputs(folder: Path, wporg: Path) -> Path:
     """Run the stand-in once per command on a model site and keep what it printed."""
     model = demo.build_site(folder / "model", SPEC)
-    wporg = folder / "wporg.json"
-    wporg.write_text(__import__("json").dumps(demo.DEMO_WPORG))
     wp = demo.write_wp_command(folder / "standin", wporg)
     outputs = folder / "outputs"
     outputs.mkdir()
@@ -67,18 +68,22 @@ def replay_wp(folder: Path, outputs: Path, delay: float, calls: Path) -> Path:
     return script
 
 
-def write_config(folder: Path, server: sshd_mod.SSHServer, wp: Path, sites: int, concurrency: int) -> Path:
+def write_config(folder: Path, servers: list[sshd_mod.SSHServer], wp: Path, sites: int, concurrency: int,
+                 per_host: int, wporg_api: str) -> Path:
     blocks = []
+    version_php = f"<?php\n$wp_version = '{SPEC.core}';\n$wp_db_version = 57155;\n"
     for index in range(sites):
+        server = servers[index % len(servers)]
         root = folder / "sites" / f"site-{index}"
-        (root).mkdir(parents=True)
+        (root / "wp-includes").mkdir(parents=True)
+        (root / "wp-includes" / "version.php").write_text(version_php)
         blocks.append(
             f'[[sites]]\nname = "site-{index}"\nurl = "https://site-{index}.example/"\npath = "{root}"\n'
             f'wp_cli = "{wp}"\n[sites.ssh]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
-            f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')
+            f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')  # sites spread over the hosts
     path = folder / "sites.toml"
-    path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {concurrency}\n\n'
-                    + demo.CONTRACT + "\n" + "\n".join(blocks))
+    path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {concurrency}\nper_host = {per_host}\n'
+                    f'wporg_api = "{wporg_api}"\n\n' + demo.CONTRACT + "\n" + "\n".join(blocks))
     return path
 
 
@@ -96,13 +101,41 @@ def sequential_ssh(server: sshd_mod.SSHServer, wp: Path, folder: Path, count: in
     return time.monotonic() - started
 
 
+def ansible(server: sshd_mod.SSHServer, wp: Path, folder: Path, count: int, forks: int) -> tuple[float, float]:
+    """The tool an admin would pick instead: ``ansible all -m raw`` running the same four WP-CLI calls
+    per site, ``forks`` at once, one SSH connection per site (ControlPersist). Wall and CPU seconds."""
+    inventory = folder / "ansible-hosts.ini"
+    lines = ["[sites]"] + [f"site-{i} site_root={folder / 'sites' / f'site-{i}'}" for i in range(count)]
+    lines += ["[sites:vars]", "ansible_host=127.0.0.1", f"ansible_port={server.port}", f"ansible_user={server.user}",
+              f"ansible_ssh_private_key_file={server.client_key}",
+              f"ansible_ssh_common_args='-o UserKnownHostsFile={server.known_hosts} -o StrictHostKeyChecking=yes'"]
+    inventory.write_text("\n".join(lines) + "\n")
+    script = "; ".join(" ".join([str(wp), "--path={{ site_root }}", "--no-color", *args]) for args in COMMANDS.values())
+    env = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp"), "ANSIBLE_SSH_CONTROL_PATH_DIR":
+           str(folder / "ansible-cp"), "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_STDOUT_CALLBACK": "oneline"}
+    binary = Path(sys.executable).with_name("ansible")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = subprocess.run([str(binary), "sites", "-i", str(inventory), "-m", "raw", "-a", script, "-f", str(forks)],
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"ansible failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--delay", type=float, default=0.2, help="seconds per WP-CLI call")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--hosts", type=int, default=1, help="sshd servers the sites are spread over")
+    parser.add_argument("--per-host", type=int, default=0,
+                        help="agent.per_host (default: --concurrency, as if each site had its own host)")
     parser.add_argument("--baseline-sample", type=int, default=0,
                         help="time the sequential loop on this many sites and scale up (0: all sites)")
+    parser.add_argument("--ansible-forks", type=int, default=32, help="0: do not run the Ansible peer")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -111,40 +144,57 @@ def main() -> int:
         folder.chmod(0o755)
         # a deploy user with a plain shell, as on a web host (root's shell profile here is slow)
         user = sshd_mod.ensure_user("wpfleet-bench") if os.geteuid() == 0 else None
-        server = sshd_mod.start(folder / "sshd", login_user=user)
+        servers = [sshd_mod.start(folder / f"sshd-{n}", login_user=user) for n in range(args.hosts)]
+        server = servers[0]
         try:
             calls = folder / "calls"
             calls.touch(mode=0o666)
             calls.chmod(0o666)
-            wp = replay_wp(folder, record_outputs(folder), args.delay, calls)
-            loaded = config_mod.load(write_config(folder, server, wp, args.sites, args.concurrency))
-            logins_before = server.logins()
+            wporg = folder / "wporg.json"
+            wporg.write_text(__import__("json").dumps(demo.DEMO_WPORG))
+            web = StandInWeb(wporg=wporg).start()  # "wordpress.org"'s info API on loopback
+            wp = replay_wp(folder, record_outputs(folder, wporg), args.delay, calls)
+            loaded = config_mod.load(write_config(folder, servers, wp, args.sites, args.concurrency,
+                                                  args.per_host or args.concurrency, web.wporg_api))
+            logins_before = sum(s.logins() for s in servers)
+            before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.monotonic()
             results = fleet.inventory_fleet(loaded, loaded.sites)
             agent_time = time.monotonic() - started
             usage = resource.getrusage(resource.RUSAGE_SELF)
             rss_mb = usage.ru_maxrss / 1024
-            agent_cpu = usage.ru_utime + usage.ru_stime
+            agent_cpu = (usage.ru_utime - before.ru_utime) + (usage.ru_stime - before.ru_stime)
             failures = [r for r in results if not r.ok]
-            logins = (server.logins() - logins_before) / args.sites
+            logins = (sum(s.logins() for s in servers) - logins_before) / args.sites
             processes = len(calls.read_text().splitlines()) / args.sites
+            api_requests = web.wporg_requests
+            minors = sum(1 for r in results for p in r.plugins if p.minor_update_version)
+            web.stop()
 
+            ansible_time = ansible_cpu = None
+            if args.ansible_forks:  # every site's folder is on this machine: one sshd reaches them all
+                ansible_time, ansible_cpu = ansible(server, wp, folder, args.sites, args.ansible_forks)
             sample = args.baseline_sample or args.sites
             baseline = sequential_ssh(server, wp, folder, min(sample, args.sites)) * args.sites / min(sample, args.sites)
         finally:
-            server.stop()
+            for each in servers:
+                each.stop()
 
     scaled = f" (scaled from {sample} sites)" if sample < args.sites else ""
     print(f"SSH login user             {server.user}")
-    print(f"sites                      {args.sites}")
+    print(f"sites                      {args.sites} on {args.hosts} host(s), per_host {args.per_host or args.concurrency}")
     print(f"WP-CLI delay per call      {args.delay:.2f} s")
     print(f"concurrency                {args.concurrency}")
     print(f"agent wall time            {agent_time:.2f} s")
     print(f"sequential ssh loop        {baseline:.2f} s{scaled}")
-    print(f"ratio                      {baseline / agent_time:.1f}x")
+    print(f"ratio to the loop          {baseline / agent_time:.1f}x")
+    if ansible_time is not None and ansible_cpu is not None:
+        print(f"ansible (raw, forks {args.ansible_forks:<3})   {ansible_time:.2f} s wall, {ansible_cpu:.1f} s CPU")
+        print(f"ratio to ansible           {ansible_time / agent_time:.1f}x wall, {ansible_cpu / max(agent_cpu, 0.01):.1f}x CPU")
     print(f"WP-CLI processes per site  {processes:.2f}")
     print(f"SSH logins per site        {logins:.2f}")
-    print(f"agent CPU time             {agent_cpu:.1f} s")
+    print(f"newest minors found        {minors} (wordpress.org info requests: {api_requests})")
+    print(f"agent CPU time             {agent_cpu:.1f} s ({1000 * agent_cpu / args.sites:.1f} ms per site)")
     print(f"peak RSS                   {rss_mb:.0f} MB")
     print(f"failed sites               {len(failures)}" + (f" (first: {failures[0].error})" if failures else ""))
     return 1 if failures else 0

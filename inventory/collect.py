@@ -1,15 +1,18 @@
 """Reading a whole site: what WP-CLI says, cross-checked by what REST says.
 
-Per site this costs one SSH login carrying one batch of WP-CLI calls: ``cli info``, ``core
-version``, ``core check-update``, ``plugin list``, ``theme list`` and ``transient get
-update_plugins`` (did the site reach wordpress.org, or are its "no updates" blind?); one more
-(``plugin|theme update --minor --dry-run``) runs only when a major release is pending, to learn
-the newest minor. Nothing here changes the site.
+Per site this costs one SSH login carrying one batch: two plain reads (``wp-includes/version.php``,
+which is all ``wp core version`` reads, and the PHP version) and four WP-CLI calls — ``core
+check-update``, ``plugin list``, ``theme list`` and ``transient get update_plugins`` (did the site
+reach wordpress.org, or are its "no updates" blind?). When a release pending is a major, its newest
+minor comes from wordpress.org's info API, asked by the agent once per slug for the fleet
+(``inventory/wporg.py``); only a slug wordpress.org does not host costs one more WP-CLI call
+(``update --minor --dry-run``). Nothing here changes the site.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,7 +36,8 @@ from inventory.models import (
 )
 from inventory.rest import RestClient
 from inventory.transport import CommandResult
-from inventory.wpcli import WPCLI, json_of, text_of
+from inventory.wpcli import WPCLI, WPCLI_ENV, json_of, text_of
+from inventory.wporg import WordPressOrg
 
 Row = TypeVar("Row", bound=BaseModel)
 EXTENSION_FIELDS = "--fields=name,status,version,update,update_version"
@@ -59,8 +63,6 @@ def rows(document: Any, model: type[Row], what: str, rejected: list[str]) -> lis
 
 
 BASE_CALLS = (
-    ("cli", "info", "--format=json"),
-    ("core", "version"),
     ("core", "check-update", "--format=json"),
     ("plugin", "list", EXTENSION_FIELDS, "--format=json"),
     ("theme", "list", EXTENSION_FIELDS, "--format=json"),
@@ -82,6 +84,25 @@ def cached_core_offers(call: CommandResult) -> CommandResult:
     return CommandResult(call.command, 0, json.dumps(offers), "")
 
 
+_WP_VERSION = re.compile(r"\$wp_version\s*=\s*'([^']*)'\s*;")
+PHP_VERSION_CODE = 'echo PHP_VERSION, "\\n";'
+
+
+def read_version_file(call: CommandResult) -> CommandResult:
+    """``wp-includes/version.php`` as ``core version`` prints it (WP-CLI reads the same file)."""
+    found = _WP_VERSION.search(call.stdout) if call.ok else None
+    if found is None:
+        raise SiteReadError("wp-includes/version.php is missing or unreadable: this does not seem to be a "
+                            "WordPress installation")
+    return CommandResult(call.command, 0, found.group(1) + "\n", "")
+
+
+def php_binary(wp: WPCLI) -> str:
+    """The PHP that runs WP-CLI: the configured command's own (``php /opt/wp-cli.phar``), else ``php``."""
+    first = wp.command[0] if wp.command else "php"
+    return first if first.rsplit("/", 1)[-1].startswith("php") else "php"
+
+
 def read_core(version: CommandResult, offers_call: CommandResult, rejected: list[str]) -> CoreState:
     current = text_of(version)
     try:
@@ -97,13 +118,26 @@ def read_core(version: CommandResult, offers_call: CommandResult, rejected: list
     return CoreState(version=current, update=typed[0] if typed else None, updates=typed)
 
 
-def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list[str]) -> list[Extension]:
-    """Plugins or themes, each with its newest release and the newest non-major one."""
+def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list[str],
+                    wporg: WordPressOrg | None = None) -> list[Extension]:
+    """Plugins or themes, each with its newest release and the newest non-major one (from
+    wordpress.org's info API when it hosts the slug, else from WP-CLI)."""
     listed = rows(json_of(listing), ExtensionRow, f"{kind}s", rejected)
     result = [_extension(row) for row in listed]
-    majors = [e.name for e in result if e.update_type == "major"]
-    if majors:
-        minors = _newest_minors(wp, kind, majors, rejected)
+    minors: dict[str, str] = {}
+    unknown = []
+    for ext in result:
+        if ext.update_type != "major":
+            continue
+        if wporg is not None and wporg.knows(kind, ext.name, ext.update_version):
+            minor = wporg.newest_minor(kind, ext.name, ext.version, ext.update_version)
+            if minor is not None:
+                minors[ext.name] = minor
+        else:
+            unknown.append(ext.name)
+    if unknown:
+        minors |= _newest_minors(wp, kind, unknown, rejected)
+    if minors:
         for ext in result:
             if ext.name in minors:
                 ext.minor_update_version = minors[ext.name]
@@ -145,12 +179,12 @@ def read_update_source(call: CommandResult, rejected: list[str]) -> UpdateSource
     return UpdateSource(reachable=found[0].reached, last_checked=when)
 
 
-def read_php(info_call: CommandResult, rejected: list[str]) -> tuple[str | None, str | None]:
-    info = json_of(info_call)
-    found = rows([info], CLIInfo, "cli info", rejected)
-    if not found:
-        return None, None
-    return found[0].php_version or None, found[0].wp_cli_version or None
+def read_php(call: CommandResult, rejected: list[str]) -> str | None:
+    """``php -r 'echo PHP_VERSION;'``; None when PHP did not answer."""
+    if not call.ok:
+        return None
+    found = rows([{"php_version": call.stdout.strip()}], CLIInfo, "PHP version", rejected)
+    return found[0].php_version or None if found else None
 
 
 def read_rest(rest: RestClient, plugins: list[Extension], rejected: list[str]) -> RestView:
@@ -186,25 +220,31 @@ def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
     return notes
 
 
-def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offers: bool = False) -> SiteInventory:
+def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offers: bool = False,
+            wporg: WordPressOrg | None = None) -> SiteInventory:
     """Read one site; raises ``InventoryError`` for a site that cannot be read at all.
 
     ``cached_offers``: plugin and theme offers as WordPress last stored them (``--skip-update-check``),
     so the read does not rewrite the site's update transients (what a dry run needs).
+    ``wporg``: the fleet's wordpress.org client, for the newest minor of a plugin whose newest is a major.
     """
     rejected: list[str] = []
     calls = list(BASE_CALLS)
     if cached_offers:
         calls = [c + ("--skip-update-check",) if c[1] == "list" else c for c in calls]
-        calls[2] = CACHED_CORE_OFFERS
-    info, version, offers, plugin_list, theme_list, transient = wp.run_many(calls)
-    php, wp_cli_version = read_php(info, rejected)
+        calls[0] = CACHED_CORE_OFFERS
+    reads = [["cat", "--", safety.remote_path(f"{wp.path.rstrip('/')}/wp-includes/version.php")],
+             [php_binary(wp), "-r", PHP_VERSION_CODE]]
+    version_file, php_call, offers, plugin_list, theme_list, transient = wp.transport.run_many(
+        reads + [wp.argv(*c) for c in calls], env=WPCLI_ENV)
+    php = read_php(php_call, rejected)
+    version = read_version_file(version_file)
     core = read_core(version, cached_core_offers(offers) if cached_offers else offers, rejected)
-    plugins = read_extensions(wp, "plugin", plugin_list, rejected)
-    themes = read_extensions(wp, "theme", theme_list, rejected)
+    plugins = read_extensions(wp, "plugin", plugin_list, rejected, wporg)
+    themes = read_extensions(wp, "theme", theme_list, rejected, wporg)
     inventory = SiteInventory(
         site=site, ok=True, core=core, plugins=plugins, themes=themes, php=php,
-        wp_cli_version=wp_cli_version, sources=["wp-cli"], update_source=read_update_source(transient, rejected),
+        sources=["wp-cli"], update_source=read_update_source(transient, rejected),
     )
     problems = []
     if rest is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from inventory import safety
 from inventory.errors import InventoryError, TransportError
-from inventory.wpcli import checked
+from inventory.wpcli import WPCLI_ENV, checked
 from playbooks.errors import BackupError, PlaybookError
 from playbooks.site import SiteHandle
 
@@ -136,12 +136,13 @@ def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = 
         raise BackupError(f"cannot read {site.name}'s plugins and themes for the manifest: {exc}") from exc
     site.sh(["mkdir", "-p", "-m", "700", folder], "creating the backup folder")
     try:
-        database = _dump_database(site, folder)
-        _archive_files(site, folder)
-        backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), _sums(site, folder, database["file"]),
+        database, files = _dump_database(site, folder)
+        files[ARCHIVE] = _archive_files(site, folder)
+        if files[database["file"]]["size"] == 0:
+            raise BackupError("the database dump is empty")
+        backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), files,
                         initial=not existing, core=core, components=dict(components), database=database)
         site.write_file(f"{folder}/{MANIFEST}", json.dumps(backup.manifest(), indent=1).encode())
-        verify(site, backup)
     except TransportError:
         _remove_partial(site, folder)
         raise  # a lost connection says nothing about the backup: the run reports the host unreachable
@@ -181,14 +182,41 @@ def is_sqlite(site: SiteHandle) -> bool:
     return site.transport.run(["grep", "-qis", "sqlite", site.path("wp-content", "db.php")]).exit_code == 0
 
 
-def _dump_database(site: SiteHandle, folder: str) -> dict[str, str]:
-    """Write the database into ``folder``; returns how (one of ``DATABASE_METHODS``)."""
+# Runs the command given after the target file, writing its output to the file and through
+# sha256sum in the same pass; then prints the command's and tee's exit codes and the file's size.
+STREAM_SCRIPT = (
+    'f=$1; shift; r=$(mktemp) || exit 97; '
+    '{ "$@"; echo $? > "$r.c"; } | { tee "$f"; echo $? > "$r.t"; } | sha256sum; '
+    'echo "wpfleet-stream $(cat "$r.c") $(cat "$r.t") $(stat -c %s "$f")"; rm -f "$r" "$r.c" "$r.t"'
+)
+
+
+def stream_to_file(site: SiteHandle, argv: list[str], target: str, what: str, *, ok: tuple[int, ...] = (0,),
+                   env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``argv``'s output written to ``target`` on the host and hashed as it is written: one pass,
+    no second read of what was just hashed. The file's ``sha256`` and ``size``."""
+    result = site.transport.run(["sh", "-c", STREAM_SCRIPT, "sh", target, *argv], env=env)
+    lines = result.stdout.splitlines()
+    status = lines[-1].split() if lines else []
+    if len(status) != 4 or status[0] != "wpfleet-stream" or len(lines) < 2:
+        raise BackupError(f"{what} failed on {site.name}: {(result.stderr.strip().splitlines() or ['no answer'])[-1]}")
+    code, teed, size = int(status[1]), int(status[2]), int(status[3])
+    if code not in ok or teed != 0:
+        detail = result.stderr.strip().splitlines()
+        reason = next((line for line in reversed(detail) if line.startswith("Error:")), detail[-1] if detail else "")
+        raise BackupError(f"{what} failed on {site.name} (exit {code if code not in ok else teed}): {reason}")
+    return {"sha256": lines[-2].split()[0], "size": size}
+
+
+def _dump_database(site: SiteHandle, folder: str) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Write the database into ``folder``; how (one of ``DATABASE_METHODS``) and the file's sum."""
     if not is_sqlite(site):
-        _checked_wp(site, "database export (wp db export)", "db", "export", f"{folder}/{DB_FILE}")
-        return MYSQL_DUMP
+        dump = stream_to_file(site, site.wp.argv("db", "export", "-", skip_plugins=True), f"{folder}/{DB_FILE}",
+                              "database export (wp db export)", env=WPCLI_ENV)
+        return MYSQL_DUMP, {DB_FILE: dump}
     if site.wp.run("cli", "has-command", "sqlite").exit_code == 0:  # the wp-cli/sqlite-command package
         _checked_wp(site, "SQLite database export (wp sqlite export)", "sqlite", "export", f"{folder}/{DB_FILE}")
-        return SQLITE_EXPORT
+        return SQLITE_EXPORT, _file_sums(site, folder, DB_FILE)
     try:
         site.sh(["php", "-r", SQLITE_BACKUP_PHP, site.path(SQLITE_DATABASE), f"{folder}/{SQLITE_FILE}"],
                 "copying the SQLite database")
@@ -197,7 +225,13 @@ def _dump_database(site: SiteHandle, folder: str) -> dict[str, str]:
     except PlaybookError as exc:
         raise BackupError(f"SQLite site: `wp sqlite export` is not installed on the host (the wp-cli/sqlite-command "
                           f"package) and copying the database file with SQLite's backup API failed: {exc}") from exc
-    return SQLITE_COPY
+    return SQLITE_COPY, _file_sums(site, folder, SQLITE_FILE)
+
+
+def _file_sums(site: SiteHandle, folder: str, name: str) -> dict[str, dict[str, Any]]:
+    found = site.sh(["sh", "-c", 'sha256sum "$1" && stat -c %s "$1"', "sh", f"{folder}/{name}"],
+                    f"checksumming {name}").stdout.split()
+    return {name: {"sha256": found[0], "size": int(found[-1])}}
 
 
 def _checked_wp(site: SiteHandle, what: str, *args: str) -> None:
@@ -209,13 +243,14 @@ def _checked_wp(site: SiteHandle, what: str, *args: str) -> None:
         raise BackupError(f"{what} failed: {exc}") from exc
 
 
-def _archive_files(site: SiteHandle, folder: str) -> None:
+def _archive_files(site: SiteHandle, folder: str) -> dict[str, Any]:
+    """The site's files as one gzip'd tar, hashed as it is written."""
     excludes = [f"--exclude={path}" for path in EXCLUDED]
     inside = site.relative_backup_dir()
     if inside:
         excludes.append(f"--exclude={inside}")
-    site.sh(["tar", "-czf", f"{folder}/{ARCHIVE}", *excludes, "-C", site.root, "."], "archiving the files",
-            ok=(0, TAR_CHANGED))
+    return stream_to_file(site, ["tar", "-czf", "-", *excludes, "-C", site.root, "."], f"{folder}/{ARCHIVE}",
+                          "archiving the files", ok=(0, TAR_CHANGED))
 
 
 def _sums(site: SiteHandle, folder: str, db_file: str) -> dict[str, dict[str, Any]]:

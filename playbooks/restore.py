@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from inventory import safety
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, TransportError
 from inventory.wpcli import checked
 from playbooks.backup import ARCHIVE, SQLITE_COPY, SQLITE_DATABASE, SQLITE_EXPORT, Backup, folder_of, verify
 from playbooks.errors import PlaybookError, RestoreError
@@ -38,6 +38,7 @@ def rollback_extension(site: SiteHandle, backup: Backup, kind: str, name: str, a
     """
     folder = "plugins" if kind == "plugin" else "themes"
     archive = _archive(site, backup)
+    _verified(site, backup)
     suffixes = ("", ".php") if kind == "plugin" else ("",)  # a plugin may be a single file
     candidates = [f"./wp-content/{folder}/{safety.slug(n)}{suffix}" for n in (name, *also_remove) for suffix in suffixes]
     try:
@@ -52,6 +53,7 @@ def rollback_extension(site: SiteHandle, backup: Backup, kind: str, name: str, a
 def rollback_core(site: SiteHandle, backup: Backup) -> None:
     """Core files and the database back as they were."""
     archive = _archive(site, backup)
+    _verified(site, backup)
     try:
         site.sh(["rm", "-rf", site.path("wp-admin"), site.path("wp-includes")], "removing the new core")
         site.sh(["tar", "-xzf", archive, "-C", site.root, "--wildcards", "--no-wildcards-match-slash",
@@ -59,6 +61,17 @@ def rollback_core(site: SiteHandle, backup: Backup) -> None:
         import_database(site, backup)
     finally:
         site.clear_maintenance()
+
+
+def _verified(site: SiteHandle, backup: Backup) -> None:
+    """The backup is whole before anything is taken from it (sums re-read, archive read back)."""
+    try:
+        verify(site, backup)
+    except TransportError:
+        raise
+    except InventoryError as exc:
+        site.clear_maintenance()
+        raise RestoreError(f"backup {backup.id} of {site.name} does not verify: {exc}") from exc
 
 
 def import_database(site: SiteHandle, backup: Backup) -> None:

@@ -76,6 +76,7 @@ class Fleet:
     def write(self, extra: str = "", contract: str = demo.CONTRACT) -> None:
         self.config.write_text(
             f'[agent]\nstate_dir = "{self.folder / "state"}"\nconcurrency = 8\ntimezone = "Asia/Tehran"\n'
+            f'wporg_api = "{self.web.wporg_api}"  # the stand-in\'s wordpress.org info API\n'
             'settle_seconds = 0  # the stand-in web has no OPcache\n\n'
             + contract + extra + "\n" + "\n".join(self.blocks))
 
@@ -132,7 +133,7 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     calls = tmp_path / "wp-calls.log"
     wp = demo.write_wp_command(tmp_path / "bin", wporg, calls=calls, pause=tmp_path / "pause",
                                  fail=tmp_path / "fail")
-    web = StandInWeb().start()
+    web = StandInWeb(wporg=wporg).start()
     made = Fleet(tmp_path, wp, wporg, calls, [], web)
     made.write()
     yield made

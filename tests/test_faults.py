@@ -129,7 +129,7 @@ class Dropper:
 
 
 # (the command's text, which occurrence) for each step of the run
-LOCK, INVENTORY, BASELINE = ("if mkdir", 1), ("cli info", 1), ("option get home", 1)
+LOCK, INVENTORY, BASELINE = ("if mkdir", 1), ("check-update", 1), ("option get home", 1)
 DUMP, ARCHIVE, SUMS = ("db export", 1), ("tar -czf", 1), ("sha256sum", 1)
 UPDATE, CHECK = ("update akismet --format=json", 1), ("option get home", 2)
 ROLLBACK, RECHECK, FINAL = ("tar -xzf", 1), ("option get home", 3), ("option get home", 4)

@@ -149,8 +149,10 @@ hold = []
 
 
 def build_fleet(folder: Path, urls: Callable[[str], str] | None = None, contract: str = CONTRACT,
-                wporg_data: dict[str, Any] | None = None, extra: str = "") -> tuple[Path, dict[str, Path]]:
-    """The demo fleet under ``folder``: its ``sites.toml`` and each site's WordPress root."""
+                wporg_data: dict[str, Any] | None = None, extra: str = "",
+                wporg_api: str | None = None) -> tuple[Path, dict[str, Path]]:
+    """The demo fleet under ``folder``: its ``sites.toml`` and each site's WordPress root
+    (``wporg_api``: where the agent asks "wordpress.org" for a slug's releases)."""
     folder = folder.resolve()
     wporg = folder / "wordpress.org.json"
     wporg.write_text(json.dumps(wporg_data or DEMO_WPORG, indent=1))
@@ -169,7 +171,8 @@ def build_fleet(folder: Path, urls: Callable[[str], str] | None = None, contract
     config.write_text(
         '# The demo fleet: local WordPress-shaped sites and a WP-CLI stand-in.\n'
         '[agent]\nstate_dir = "state"\nconcurrency = 4\ntimezone = "Asia/Tehran"\n'
-        'settle_seconds = 0  # the stand-in web has no OPcache to wait for\n\n'
+        'settle_seconds = 0  # the stand-in web has no OPcache to wait for\n'
+        + (f'wporg_api = "{wporg_api}"  # the stand-in\'s wordpress.org info API\n' if wporg_api else "") + "\n"
         + contract + "\n" + "\n".join(blocks) + extra
     )
     return config, roots

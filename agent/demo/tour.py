@@ -55,7 +55,8 @@ def run_tour(folder: Path, clock: Clock, as_json: bool = False, fetch_wordpress:
             os.environ[REAL_PASSWORD_ENV] = real.app_password  # the demo's own secret, for this process only
             extra = demo.real_site_block("blog", real.url, real.root, folder.resolve() / "bin" / "wp",
                                          folder.resolve() / "backups" / "blog", REAL_PASSWORD_ENV, real.user)
-        path, roots = demo.build_fleet(folder, web.url, demo_contract(clock.now().date()), wporg, extra)
+        web.wporg = folder.resolve() / "wordpress.org.json"
+        path, roots = demo.build_fleet(folder, web.url, demo_contract(clock.now().date()), wporg, extra, web.wporg_api)
         web.sites.update(roots)
         report = _tour(config_mod.load(path), clock)
     finally:

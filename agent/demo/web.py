@@ -28,9 +28,11 @@ LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmo
 class StandInWeb:
     """``sites`` maps a site name to its WordPress root; ``down`` names sites that refuse to answer."""
 
-    def __init__(self, sites: dict[str, Path] | None = None):
+    def __init__(self, sites: dict[str, Path] | None = None, wporg: Path | None = None):
         self.sites: dict[str, Path] = dict(sites or {})
         self.down: set[str] = set()
+        self.wporg = wporg  # the fleet's "wordpress.org" (the stand-in's JSON): its info API at /wporg-api/
+        self.wporg_requests = 0
         web = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,9 +70,16 @@ class StandInWeb:
         self.server.shutdown()
         self.server.server_close()
 
+    @property
+    def wporg_api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{WPORG_API}"
+
     def answer(self, raw_path: str) -> tuple[int, str, str]:
         parts = urlsplit(raw_path)
         name, _, rest = parts.path.lstrip("/").partition("/")
+        if name == WPORG_API and self.wporg is not None:
+            self.wporg_requests += 1
+            return info_api(self.wporg, rest, parse_qs(parts.query))
         root = self.sites.get(name)
         if root is None:
             return 404, "text/html", "<h1>Not Found</h1>"
@@ -94,6 +103,33 @@ class StandInWeb:
                      "authentication": []}
             return 200, "application/json; charset=UTF-8", json.dumps(index)
         return 200, "text/html; charset=UTF-8", page(site, name, rest.strip("/"))
+
+
+WPORG_API = "wporg-api"
+
+
+def info_api(repo_file: Path, route: str, query: dict[str, list[str]]) -> tuple[int, str, str]:
+    """``plugins/info/1.2`` and ``themes/info/1.2`` with ``fields[versions]``, in wordpress.org's shape:
+    ``versions`` maps each release to its zip; a slug it does not host is a 404 with an ``error``."""
+    area = route.split("/", 1)[0]
+    slug = (query.get("request[slug]") or [""])[0]
+    repo = json.loads(repo_file.read_text())
+    hosted = repo.get(area, {}) if area in ("plugins", "themes") else {}
+    if slug not in hosted or slug in (repo.get("no_info") or {}).get(area, []):
+        what = "Plugin" if area == "plugins" else "Theme"
+        return 404, "application/json", json.dumps({"error": f"{what} not found."})
+    releases = hosted[slug]
+    names = list(releases) if isinstance(releases, (list, dict)) else []
+    kind = area.rstrip("s")
+    document = {"name": slug.replace("-", " ").title(), "slug": slug,
+                "version": max(names, key=_vkey) if names else "",
+                "versions": {v: f"https://downloads.wordpress.org/{kind}/{slug}.{v}.zip" for v in names}
+                | {"trunk": f"https://downloads.wordpress.org/{kind}/{slug}.zip"}}
+    return 200, "application/json", json.dumps(document)
+
+
+def _vkey(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
 
 def page(site: Site, name: str, slug: str) -> str:

@@ -31,6 +31,7 @@ whose command line contains the file's text (the Nth one, when a second line say
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import hashlib
@@ -864,6 +865,8 @@ def cmd_db(site: Site, args: Args) -> None:
     if verb == "export":
         target = target or f"{site.constants().get('DB_NAME', 'wordpress')}-{time.strftime('%Y-%m-%d')}.sql"
         dump_database(site, target)
+        if target == "-":
+            return
         if args.has("porcelain"):
             out(target + "\n")
         else:
@@ -895,9 +898,10 @@ def dump_database(site: Site, target: str) -> None:
     engine = site.engine()
     if engine == "sqlite":
         mysql_unreachable("mysqldump")
-    try:
-        with open(target, "w", encoding="utf-8") as dump:
+    try:  # "-": to stdout, as ``wp db export -`` does (and then says nothing else)
+        with open(target, "w", encoding="utf-8") if target != "-" else contextlib.nullcontext(sys.stdout) as dump:
             if engine == "mysql":
+                dump.flush()
                 done = subprocess.run([*mysql_client("mariadb-dump", "mysqldump"), *site.mysql_args(),
                                        "--single-transaction", "--quick"], stdout=dump, stderr=subprocess.PIPE,
                                       text=True, env=site.mysql_env(), check=False)

@@ -1,0 +1,105 @@
+"""wordpress.org's info APIs, asked by the agent itself: the releases of a plugin or theme slug.
+
+When a plugin's newest release is a major, the contract still wants its newest minor now. WP-CLI
+learns it with ``update --minor --dry-run`` — one more WordPress bootstrap on every site. The agent
+asks ``plugins/info/1.2`` (``themes/info/1.2``) with ``fields[versions]`` once per slug for the
+whole fleet instead, keeps the answer for ``ttl`` seconds, and leaves WP-CLI's way to what
+wordpress.org does not host (premium plugins) or cannot answer now.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from inventory import safety, versions
+from inventory.errors import HostileValueError
+from inventory.rest import make_session
+
+DEFAULT_API = "https://api.wordpress.org"
+TIMEOUT = 15.0
+_ACTIONS = {"plugin": ("plugins", "plugin_information"), "theme": ("themes", "theme_information")}
+
+
+@dataclass
+class WordPressOrg:
+    """A thread-safe, fleet-wide cache of slug → released versions (None: not hosted there)."""
+
+    base_url: str = DEFAULT_API
+    ttl: float = 6 * 3600.0
+    clock: Callable[[], float] = time.monotonic
+    session: requests.Session = field(default_factory=lambda: make_session(retries=2))
+    requests_made: int = 0
+    _cache: dict[tuple[str, str], tuple[float, list[str] | None]] = field(default_factory=dict)
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def versions(self, kind: str, slug: str, expect: str | None = None) -> list[str] | None:
+        """The slug's released versions; None when wordpress.org does not host it or cannot say now
+        (a failed request is not cached: the next site asks again, or WP-CLI answers). ``expect``:
+        a release a site was just offered — a cached list without it is out of date and asked again."""
+        key = (kind, slug)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # sites asking for the same slug at once wait for one request
+            cached = self._cache.get(key)
+            fresh = cached is not None and self.clock() - cached[0] < self.ttl
+            if cached is not None and fresh and (expect is None or cached[1] is None or expect in cached[1]):
+                return cached[1]
+            try:
+                found = self._fetch(kind, slug)
+            except _Unanswered:
+                return None
+            self._cache[key] = (self.clock(), found)
+            return found
+
+    def newest_minor(self, kind: str, slug: str, current: str, newest: str | None = None) -> str | None:
+        """The newest minor or patch release above ``current``; None when there is none or the
+        slug's releases are unknown here (ask WP-CLI). ``newest``: the newest release the site sees."""
+        released = self.versions(kind, slug, expect=newest)
+        if released is None:
+            return None
+        minors = [v for v in released if versions.extension_update_type(current, v) in ("minor", "patch")]
+        return max(minors, key=versions.sort_key) if minors else None
+
+    def knows(self, kind: str, slug: str, newest: str | None = None) -> bool:
+        return self.versions(kind, slug, expect=newest) is not None
+
+    def _fetch(self, kind: str, slug: str) -> list[str] | None:
+        area, action = _ACTIONS[kind]
+        params = {"action": action, "request[slug]": safety.slug(slug), "request[fields][versions]": "1",
+                  "request[locale]": "en_US"}
+        self.requests_made += 1
+        try:
+            response = self.session.get(f"{self.base_url.rstrip('/')}/{area}/info/1.2/", params=params, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise _Unanswered(str(exc)) from exc
+        if response.status_code == 404:
+            return None  # "Plugin not found." / "Theme not found": not hosted there
+        if response.status_code != 200:
+            raise _Unanswered(f"HTTP {response.status_code}")
+        try:
+            document: Any = response.json()
+        except ValueError as exc:
+            raise _Unanswered("not JSON") from exc
+        if not isinstance(document, dict) or "error" in document:
+            return None  # the themes API answers 200 with false or an error for an unknown slug
+        released = document.get("versions")
+        if not isinstance(released, dict):
+            raise _Unanswered("no versions in the answer")
+        found = []
+        for version in released:
+            try:
+                found.append(safety.version(str(version)))
+            except HostileValueError:
+                continue  # "trunk" stays ("trunk" is a valid word, never a minor); anything odd goes
+        return [v for v in found if versions.parse(v) is not None]
+
+
+class _Unanswered(Exception):
+    pass
