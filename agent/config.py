@@ -71,7 +71,7 @@ def seconds(value: object) -> float:
 
 class AgentConfig(_Strict):
     state_dir: Path = Path("state")
-    concurrency: int = Field(16, ge=1, le=512)
+    concurrency: int = Field(64, ge=1, le=1024)  # I/O-bound: a site waiting on its host costs the agent no CPU
     per_host: int = Field(8, ge=1, le=512)  # sites worked on at once on one host (WordPress bootstraps cost CPU)
     # wordpress.org's API, asked by the agent for a slug's releases (the newest minor), and how long an answer is kept
     wporg_api: AnyHttpUrl = AnyHttpUrl("https://api.wordpress.org")

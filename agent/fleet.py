@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from agent import vulnfeed
@@ -150,12 +151,12 @@ def wporg_for(config: FleetConfig) -> WordPressOrg:
     return WordPressOrg(str(config.agent.wporg_api).rstrip("/"), ttl=config.agent.wporg_ttl)
 
 
-def inventory_site(site: SiteConfig, wporg: WordPressOrg | None = None) -> SiteInventory:
+def inventory_site(site: SiteConfig, wporg: WordPressOrg | None = None, php: str | None = None) -> SiteInventory:
     """Read one site over one login; a site that cannot be read comes back ``ok: false``."""
     try:
         rest = rest_for(site)
         with transport_for(site) as transport:
-            return collect(site.name, wpcli_for(site, transport), rest, wporg=wporg)
+            return collect(site.name, wpcli_for(site, transport), rest, wporg=wporg, php=php)
     except InventoryError as exc:
         return failed(site.name, exc)
 
@@ -163,12 +164,29 @@ def inventory_site(site: SiteConfig, wporg: WordPressOrg | None = None) -> SiteI
 def inventory_fleet(
     config: FleetConfig, sites: list[SiteConfig],
     on_done: Callable[[SiteConfig, SiteInventory], None] | None = None, wporg: WordPressOrg | None = None,
+    known_php: dict[str, str] | None = None,
 ) -> list[SiteInventory]:
+    """``known_php``: each site's PHP version as read within the last day (not asked again)."""
     wporg = wporg or wporg_for(config)
+    php = known_php or {}
     return for_each_site(
-        sites, lambda site: inventory_site(site, wporg), lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
+        sites, lambda site: inventory_site(site, wporg, php.get(site.name)),
+        lambda site, exc: failed(site.name, f"internal error: {exc!r}"),
         concurrency=config.agent.concurrency, on_done=on_done, per_host=config.agent.per_host,
     )
+
+
+PHP_KEPT = timedelta(days=1)
+
+
+def recent_php(state: State, sites: list[SiteConfig], now: datetime) -> dict[str, str]:
+    """Each site's PHP version from its last good snapshot, when that is less than a day old."""
+    found = {}
+    for site in sites:
+        last = state.snapshots.last(site.name)
+        if last is not None and now - last[0] < PHP_KEPT and isinstance(last[1].get("php"), str):
+            found[site.name] = last[1]["php"]
+    return found
 
 
 def inventory_and_audit(config: FleetConfig, names: list[str] | None, clock: Clock, actor: str,
@@ -192,7 +210,8 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
         progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
 
     try:
-        results = inventory_fleet(config, sites, on_done=done, wporg=wporg)
+        results = inventory_fleet(config, sites, on_done=done, wporg=wporg,
+                                  known_php=recent_php(state, sites, clock.now()))
         if config.vulnerabilities is not None:  # the feed filtered for what was just found, when due
             software = vulnfeed.fleet_software(config, state).union(*(vulnfeed.software_in(r.to_public()) for r in results))
             vulnfeed.refresh(config, state, clock, software=software)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from agent import policy
 from agent.config import SiteConfig
-from agent.fleet import for_each_site, rest_for
+from agent.fleet import for_each_site, recent_php, rest_for
 from agent.reconcile import Settlement, settle_site
 from agent.services import Services
 from agent.sessions import Session, site_session
@@ -161,8 +161,8 @@ def _note_pending_journal(services: Services, run: SiteRun) -> None:
 def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> None:
     handle, options = session.handle, run.options
     try:
-        run.inventory = collect(run.name, handle.wp, rest, cached_offers=options.dry_run,
-                                wporg=services.wporg)
+        run.inventory = collect(run.name, handle.wp, rest, cached_offers=options.dry_run, wporg=services.wporg,
+                                php=recent_php(services.state, [run.site], services.clock.now()).get(run.name))
     except TransportError:
         raise
     except InventoryError as exc:

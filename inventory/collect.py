@@ -1,6 +1,6 @@
 """Reading a whole site: what WP-CLI says, cross-checked by what REST says.
 
-Per site this costs one SSH login carrying one batch: two plain reads (``wp-includes/version.php``,
+Per site this costs one SSH login carrying one batch, in three groups run side by side: two plain reads (``wp-includes/version.php``,
 which is all ``wp core version`` reads, and the PHP version) and four WP-CLI calls — ``core
 check-update``, ``plugin list``, ``theme list`` and ``transient get update_plugins`` (did the site
 reach wordpress.org, or are its "no updates" blind?). When a release pending is a major, its newest
@@ -62,7 +62,7 @@ def rows(document: Any, model: type[Row], what: str, rejected: list[str]) -> lis
     return valid
 
 
-BASE_CALLS = (
+BASE_CALLS = (  # check-update, plugin list, theme list, then the transient that plugin list refreshes
     ("core", "check-update", "--format=json"),
     ("plugin", "list", EXTENSION_FIELDS, "--format=json"),
     ("theme", "list", EXTENSION_FIELDS, "--format=json"),
@@ -221,23 +221,31 @@ def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
 
 
 def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offers: bool = False,
-            wporg: WordPressOrg | None = None) -> SiteInventory:
+            wporg: WordPressOrg | None = None, php: str | None = None) -> SiteInventory:
     """Read one site; raises ``InventoryError`` for a site that cannot be read at all.
 
     ``cached_offers``: plugin and theme offers as WordPress last stored them (``--skip-update-check``),
     so the read does not rewrite the site's update transients (what a dry run needs).
     ``wporg``: the fleet's wordpress.org client, for the newest minor of a plugin whose newest is a major.
+    ``php``: the host's PHP version as read within the last day (PHP is then not started to ask again).
     """
     rejected: list[str] = []
     calls = list(BASE_CALLS)
     if cached_offers:
         calls = [c + ("--skip-update-check",) if c[1] == "list" else c for c in calls]
         calls[0] = CACHED_CORE_OFFERS
-    reads = [["cat", "--", safety.remote_path(f"{wp.path.rstrip('/')}/wp-includes/version.php")],
-             [php_binary(wp), "-r", PHP_VERSION_CODE]]
-    version_file, php_call, offers, plugin_list, theme_list, transient = wp.transport.run_many(
-        reads + [wp.argv(*c) for c in calls], env=WPCLI_ENV)
-    php = read_php(php_call, rejected)
+    reads = [["cat", "--", safety.remote_path(f"{wp.path.rstrip('/')}/wp-includes/version.php")]]
+    if php is None:
+        reads.append([php_binary(wp), "-r", PHP_VERSION_CODE])
+    check_update, plugins_call, themes_call, transient_call = (wp.argv(*c) for c in calls)
+    # three groups side by side (three WordPress bootstraps at once, not one after another); the
+    # transient is read after ``plugin list`` has refreshed it
+    found = wp.transport.run_groups([[*reads, check_update], [plugins_call, transient_call], [themes_call]],
+                                    env=WPCLI_ENV)
+    version_file = found[0]
+    if php is None:
+        php = read_php(found[1], rejected)
+    offers, plugin_list, transient, theme_list = found[-4:]
     version = read_version_file(version_file)
     core = read_core(version, cached_core_offers(offers) if cached_offers else offers, rejected)
     plugins = read_extensions(wp, "plugin", plugin_list, rejected, wporg)

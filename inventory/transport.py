@@ -15,6 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,6 @@ from inventory import safety
 from inventory.errors import HostKeyError, RemoteCommandError, TransportError
 
 DEFAULT_COMMAND_TIMEOUT = 300.0
-FRAME = b"wpfleet-frame "
 _IDLE_WAKE = 1.0  # at most this long asleep between looks at a channel with nothing to read
 
 
@@ -95,6 +95,23 @@ class Transport(ABC):
         full = [self._with_env(argv, env) for argv in commands]
         self.commands_run += len(full)
         return self._execute_many(full, timeout or self.command_timeout)
+
+    def run_groups(
+        self, groups: Sequence[Sequence[Sequence[str]]], *, env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> list[CommandResult]:
+        """Run several groups of commands side by side, each group's commands in order; the results
+        of every command, group after group. For reads that do not depend on each other (three
+        WordPress bootstraps at once instead of one after another); one round trip on SSH."""
+        self._refuse_if_aborted()
+        full = [[self._with_env(argv, env) for argv in group] for group in groups]
+        self.commands_run += sum(len(group) for group in full)
+        return self._execute_groups(full, timeout or self.command_timeout)
+
+    def _execute_groups(self, groups: list[list[list[str]]], timeout: float) -> list[CommandResult]:
+        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+            done = list(pool.map(lambda group: [self._execute(argv, timeout) for argv in group], groups))
+        return [result for results in done for result in results]
 
     def download(self, path: str, sink: ByteSink, *, timeout: float | None = None) -> int:
         """Copy the host's file ``path`` into ``sink`` as it arrives (binary-safe, bounded memory);
@@ -273,6 +290,17 @@ class SSHTransport(Transport):
             raise TransportError(f"ssh batch on {self.host} ended after {len(results)} of {len(lines)} commands: {reason}")
         return results
 
+    def _execute_groups(self, groups: list[list[list[str]]], timeout: float) -> list[CommandResult]:
+        lines = [[safety.join(argv) for argv in group] for group in groups]
+        flat = [line for group in lines for line in group]
+        code, out, err = self._exec(parallel_script(lines), timeout)
+        results = parse_frames(flat, out)
+        if len(results) < len(flat):
+            self.close()
+            reason = err.decode("utf-8", "replace").strip() or f"exit code {code}"
+            raise TransportError(f"ssh batch on {self.host} ended after {len(results)} of {len(flat)} commands: {reason}")
+        return results
+
     def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run one shell command line on a fresh channel of the open login."""
         transport = self._connect().client.get_transport()
@@ -359,40 +387,73 @@ def _copy(read: Callable[[int], bytes], sink: ByteSink) -> int:
 
 
 def batch_script(lines: list[str]) -> str:
-    """A POSIX sh script running each command with its own stdout, stderr and exit code framed."""
+    """A POSIX sh script running each command in order, whatever the previous one's exit code."""
+    return parallel_script([lines])
+
+
+def parallel_script(groups: list[list[str]]) -> str:
+    """A POSIX sh script running the groups side by side (each group's commands in order), then
+    reporting every command's exit code, stdout and stderr.
+
+    Each command's output goes to its own files; at the end one ``wc -c`` gives every size, one
+    ``cat`` the exit codes and one ``cat`` all the outputs in order — a handful of processes per
+    batch, not several per command (process starts are what a batch costs on a busy host).
+    """
     parts = [
         'd=$(mktemp -d 2>/dev/null) || { echo "wpfleet: mktemp failed" >&2; exit 97; }',
         "trap 'rm -rf \"$d\"' EXIT",
+        ': >"$d/c"',
     ]
-    for line in lines:
-        parts.append(
-            f'{{ {line} ; }} >"$d/o" 2>"$d/e" </dev/null; c=$?; '
-            "printf 'wpfleet-frame %s %s %s\\n' \"$c\" $(wc -c <\"$d/o\") $(wc -c <\"$d/e\"); "
-            'cat "$d/o" "$d/e"'
-        )
+    number = 0
+    for group in groups:
+        steps = []
+        for line in group:
+            steps.append(f'{{ {line} ; }} >"$d/{number}.o" 2>"$d/{number}.e" </dev/null; echo "{number} $?" >>"$d/c"')
+            number += 1
+        last = group is groups[-1]  # the last group runs in this shell: one process fewer
+        parts.append("\n".join(steps) if last else "( " + "; ".join(steps) + " ) &")
+    if len(groups) > 1:
+        parts.append("wait")
+    files = " ".join(f'"$d/{index}.o" "$d/{index}.e"' for index in range(number))
+    # the exit codes are printed by the shell itself (read/printf are built in)
+    parts.append(f'echo {HEAD}; wc -c {files}; echo {CODES}; while read -r c; do printf "%s\\n" "$c"; done <"$d/c"; '
+                 f'echo {BODY}; cat {files}')
     return "\n".join(parts) + "\n"
 
 
+HEAD, CODES, BODY = "wpfleet-head", "wpfleet-codes", "wpfleet-body"
+
+
 def parse_frames(lines: list[str], data: bytes) -> list[CommandResult]:
-    """The results framed by ``batch_script``; a cut-off tail yields fewer results."""
+    """The results reported by ``parallel_script``, in order; a cut-off tail yields fewer results.
+
+    Everything before the first body marker was written by ``wc`` and ``cat`` of our own files,
+    never by a command, so a command printing the markers cannot confuse it.
+    """
+    head, found, body = data.partition(f"\n{BODY}\n".encode())
+    if not found:
+        return []
+    sizes: dict[str, int] = {}
+    codes: dict[int, int] = {}
+    section = ""
+    for raw in head.decode("utf-8", "replace").splitlines():
+        words = raw.split()
+        if raw in (HEAD, CODES):
+            section = raw
+        elif section == HEAD and len(words) == 2 and words[0].isdigit() and words[1].endswith((".o", ".e")):
+            sizes[words[1].rsplit("/", 1)[-1]] = int(words[0])
+        elif section == CODES and len(words) == 2 and words[0].isdigit() and words[1].lstrip("-").isdigit():
+            codes[int(words[0])] = int(words[1])
     results: list[CommandResult] = []
     position = 0
-    for line in lines:
-        start = data.find(FRAME, position)
-        end = data.find(b"\n", start)
-        if start < 0 or end < 0:
+    for index, line in enumerate(lines):
+        out_len, err_len = sizes.get(f"{index}.o"), sizes.get(f"{index}.e")
+        if out_len is None or err_len is None or index not in codes or position + out_len + err_len > len(body):
             break
-        try:
-            code, out_len, err_len = (int(x) for x in data[start + len(FRAME):end].split())
-        except ValueError:
-            break
-        body = end + 1
-        if body + out_len + err_len > len(data):
-            break
-        out = data[body:body + out_len].decode("utf-8", "replace")
-        err = data[body + out_len:body + out_len + err_len].decode("utf-8", "replace")
-        results.append(CommandResult(line, code, out, err))
-        position = body + out_len + err_len
+        out = body[position:position + out_len].decode("utf-8", "replace")
+        err = body[position + out_len:position + out_len + err_len].decode("utf-8", "replace")
+        results.append(CommandResult(line, codes[index], out, err))
+        position += out_len + err_len
     return results
 
 

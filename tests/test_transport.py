@@ -14,6 +14,7 @@ TRICKY = [
     ["sh", "-c", "echo 'héllo ✓'; echo 'Warning: x' >&2; exit 3"],
     ["sh", "-c", "exit 255"],
     ["printf", ""],
+    ["printf", "\\nwpfleet-body\\nwpfleet-codes\\n0 9\\n"],  # our own markers, printed by a command
 ]
 
 
@@ -23,9 +24,26 @@ def ssh(server: sshd_mod.SSHServer, known_hosts: Path | None = None) -> SSHTrans
 
 
 def test_frames_survive_a_cut_off_tail() -> None:
-    data = b"wpfleet-frame 0 3 0\nabcwpfleet-frame 1 10 0\nshort"
+    data = (b"wpfleet-head\n 3 /tmp/x/0.o\n 0 /tmp/x/0.e\n 10 /tmp/x/1.o\n 0 /tmp/x/1.e\n 13 total\n"
+            b"wpfleet-codes\n0 0\n1 2\nwpfleet-body\nabcshort")
     results = parse_frames(["a", "b"], data)
     assert [(r.exit_code, r.stdout) for r in results] == [(0, "abc")]
+
+
+def test_groups_run_side_by_side_and_report_in_order(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    from inventory import safety
+    from inventory.transport import parallel_script
+    groups = [[safety.join(["sh", "-c", "sleep 1; echo a"]), safety.join(["sh", "-c", "echo b >&2; exit 4"])],
+              [safety.join(["sh", "-c", "sleep 1; echo c"])], [safety.join(["printf", "%s", "d"])]]
+    started = time.monotonic()
+    done = subprocess.run(["sh", "-c", parallel_script(groups)], capture_output=True, check=True)
+    assert time.monotonic() - started < 1.8  # the two one-second sleeps ran at the same time
+    results = parse_frames([line for group in groups for line in group], done.stdout)
+    assert [(r.exit_code, r.stdout, r.stderr) for r in results] == [
+        (0, "a\n", ""), (4, "", "b\n"), (0, "c\n", ""), (0, "d", "")]
 
 
 def test_batch_script_locally_matches_one_by_one(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -300,9 +300,10 @@ class Site:
     def set_option(self, name: str, value: Any, *, keep_autoload: bool = False) -> None:
         engine = self.engine()
         if engine == "json":
-            data = self._json()
-            data[name] = value.__php_vars__ if isinstance(value, phpserialize.phpobject) else value
-            self.jsondb.write_text(json.dumps(data, indent=1))
+            with self.json_lock():  # WP-CLI processes of one site may run side by side: no lost update
+                data = self._json()
+                data[name] = value.__php_vars__ if isinstance(value, phpserialize.phpobject) else value
+                self.write_json(data)
             return
         stored = value if isinstance(value, str) else php_serialize(value)
         table = f"{self._prefix()}options"
@@ -342,6 +343,18 @@ class Site:
 
     def mysql_env(self) -> dict[str, str]:
         return {**os.environ, "MYSQL_PWD": self.constants().get("DB_PASSWORD", "")}
+
+    @contextlib.contextmanager
+    def json_lock(self) -> Iterator[None]:
+        with open(self.jsondb.with_name(".wpsim.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def write_json(self, data: dict[str, Any]) -> None:
+        """Replaced whole (a reader never sees half a file), as a database commit would be."""
+        fresh = self.jsondb.with_name(f".wpsim.{os.getpid()}.json")
+        fresh.write_text(json.dumps(data, indent=1))
+        os.replace(fresh, self.jsondb)
 
     def _json(self) -> dict[str, Any]:
         try:
@@ -928,9 +941,9 @@ def import_database(site: Site, source: str) -> None:
         text = Path(source).read_text(encoding="utf-8")
         data = json.loads(text.splitlines()[1])
         if HALFWAY:
-            site.jsondb.write_text(json.dumps(dict(list(data.items())[:len(data) // 2]), indent=1))
+            site.write_json(dict(list(data.items())[:len(data) // 2]))
             cut_off()
-        site.jsondb.write_text(json.dumps(data, indent=1))
+        site.write_json(data)
         return
     with open(source, "rb") as dump:
         lines = dump.readlines()
