@@ -166,6 +166,7 @@ def main() -> int:
             cold = fleet.inventory_fleet(loaded, loaded.sites)
             cold_time = time.monotonic() - cold_started
             known_php = {r.site: r.php for r in cold if r.php}
+            del cold  # the daemon keeps a round's results no longer than the round
             calls.write_text("")
             logins_before = sum(s.logins() for s in servers)
             before = resource.getrusage(resource.RUSAGE_SELF)
