@@ -281,14 +281,7 @@ class SSHTransport(Transport):
         return CommandResult(command, code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     def _execute_many(self, commands: list[list[str]], timeout: float) -> list[CommandResult]:
-        lines = [safety.join(argv) for argv in commands]
-        code, out, err = self._exec(batch_script(lines), timeout)
-        results = parse_frames(lines, out)
-        if len(results) < len(lines):
-            self.close()
-            reason = err.decode("utf-8", "replace").strip() or f"exit code {code}"
-            raise TransportError(f"ssh batch on {self.host} ended after {len(results)} of {len(lines)} commands: {reason}")
-        return results
+        return self._execute_groups([commands], timeout)
 
     def _execute_groups(self, groups: list[list[list[str]]], timeout: float) -> list[CommandResult]:
         lines = [[safety.join(argv) for argv in group] for group in groups]
@@ -301,70 +294,61 @@ class SSHTransport(Transport):
             raise TransportError(f"ssh batch on {self.host} ended after {len(results)} of {len(flat)} commands: {reason}")
         return results
 
-    def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
-        """Run one shell command line on a fresh channel of the open login."""
-        transport = self._connect().client.get_transport()
-        try:
-            if transport is None or not transport.is_active():
-                raise paramiko.SSHException("not connected")
-            channel = transport.open_session(timeout=self.connect_timeout)
-            channel.exec_command(command)
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            return _drain(channel, timeout, command)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise TransportError(f"ssh connection to {self.host} lost: {exc or type(exc).__name__}") from exc
-
-    def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
-        command = safety.join(["cat", "--", path])
+    @contextmanager
+    def _channel(self, command: str, doing: str = "", timeout: float | None = None) -> Iterator[paramiko.Channel]:
+        """A fresh channel of the open login running ``command``; a broken connection (while the
+        block runs too) is a ``TransportError`` and the login is dropped."""
         transport = self._connect().client.get_transport()
         try:
             if transport is None or not transport.is_active():
                 raise paramiko.SSHException("not connected")
             with transport.open_session(timeout=self.connect_timeout) as channel:
-                channel.settimeout(timeout)
+                if timeout is not None:
+                    channel.settimeout(timeout)
                 channel.exec_command(command)
-                channel.shutdown_write()
-                size = _copy(lambda n: channel.recv(n), sink)
-                code = channel.recv_exit_status()
-                error = channel.recv_stderr(65536).decode("utf-8", "replace")
+                yield channel
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
-            raise TransportError(f"ssh connection to {self.host} lost while copying {path}: "
-                                 f"{exc or type(exc).__name__}") from exc
-        if code != 0:
-            raise RemoteCommandError(f"cannot read {path} on {self.host}: {error.strip() or f'exit {code}'}",
-                                     command=command, exit_code=code, stdout="", stderr=error)
+            raise TransportError(f"ssh connection to {self.host} lost{doing}: {exc or type(exc).__name__}") from exc
+
+    def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+        """Run one shell command line on a fresh channel of the open login."""
+        with self._channel(command) as channel:
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            return _drain(channel, timeout, command)
+
+    def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
+        command = safety.join(["cat", "--", path])
+        with self._channel(command, f" while copying {path}", timeout) as channel:
+            channel.shutdown_write()
+            size = _copy(lambda n: channel.recv(n), sink)
+            code = channel.recv_exit_status()
+            error = channel.recv_stderr(65536).decode("utf-8", "replace")
+        _succeeded(code, error, command, f"cannot read {path} on {self.host}")
         return size
 
     @contextmanager
     def _upload(self, path: str, timeout: float) -> Iterator[ByteSink]:
         command = safety.join(["sh", "-c", 'cat > "$1"', "sh", path])
-        transport = self._connect().client.get_transport()
-        try:
-            if transport is None or not transport.is_active():
-                raise paramiko.SSHException("not connected")
-            with transport.open_session(timeout=self.connect_timeout) as channel:
-                channel.settimeout(timeout)
-                channel.exec_command(command)
-                yield _ChannelSink(channel)
-                channel.shutdown_write()
-                code = channel.recv_exit_status()
-                error = channel.recv_stderr(65536).decode("utf-8", "replace")
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise TransportError(f"ssh connection to {self.host} lost while writing {path}: "
-                                 f"{exc or type(exc).__name__}") from exc
-        if code != 0:
-            raise RemoteCommandError(f"cannot write {path} on {self.host}: {error.strip() or f'exit {code}'}",
-                                     command=command, exit_code=code, stdout="", stderr=error)
+        with self._channel(command, f" while writing {path}", timeout) as channel:
+            yield _ChannelSink(channel)
+            channel.shutdown_write()
+            code = channel.recv_exit_status()
+            error = channel.recv_stderr(65536).decode("utf-8", "replace")
+        _succeeded(code, error, command, f"cannot write {path} on {self.host}")
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _succeeded(code: int, error: str, command: str, what: str) -> None:
+    if code != 0:
+        raise RemoteCommandError(f"{what}: {error.strip() or f'exit {code}'}", command=command, exit_code=code,
+                                 stdout="", stderr=error)
 
 
 class _ChannelSink:
@@ -465,26 +449,25 @@ def _drain(channel: paramiko.Channel, timeout: float, command: str) -> tuple[int
     """
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
-    with channel:
-        ready = channel.fileno()
-        while True:
-            busy = False
-            if channel.recv_ready():
-                out += channel.recv(65536)
-                busy = True
-            if channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-                busy = True
-            if not busy:
-                if channel.exit_status_ready() and (channel.eof_received or channel.closed):
-                    break
-                if channel.closed and not channel.exit_status_ready():
-                    raise TransportError(f"ssh channel closed before the command finished: {command}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TransportError(f"command timed out after {timeout:g}s: {command}")
-                if channel.eof_received:  # all output is in; only the exit status is still on its way
-                    channel.status_event.wait(min(left, _IDLE_WAKE))
-                else:
-                    select.select([ready], [], [], min(left, _IDLE_WAKE))
-        return channel.recv_exit_status(), bytes(out), bytes(err)
+    ready = channel.fileno()
+    while True:
+        busy = False
+        if channel.recv_ready():
+            out += channel.recv(65536)
+            busy = True
+        if channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+            busy = True
+        if not busy:
+            if channel.exit_status_ready() and (channel.eof_received or channel.closed):
+                break
+            if channel.closed and not channel.exit_status_ready():
+                raise TransportError(f"ssh channel closed before the command finished: {command}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportError(f"command timed out after {timeout:g}s: {command}")
+            if channel.eof_received:  # all output is in; only the exit status is still on its way
+                channel.status_event.wait(min(left, _IDLE_WAKE))
+            else:
+                select.select([ready], [], [], min(left, _IDLE_WAKE))
+    return channel.recv_exit_status(), bytes(out), bytes(err)

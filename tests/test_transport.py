@@ -119,3 +119,23 @@ def test_closing_a_local_transport_terminates_its_running_commands() -> None:
     worker.join(10)
     assert results and "forced stop" in str(results[0]) and time.monotonic() - started < 5
     assert local.run(["echo", "still usable"]).stdout == "still usable\n"
+
+
+@pytest.mark.integration
+def test_a_waiting_channel_sleeps_instead_of_polling(sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a command runs without output the reader sleeps on the channel's event pipe: a handful
+    of looks in a second, where the old 5 ms loop looked about 200 times."""
+    import paramiko
+
+    looks = []
+    original = paramiko.Channel.recv_ready
+
+    def counted(channel: paramiko.Channel) -> bool:
+        looks.append(1)
+        return bool(original(channel))
+
+    monkeypatch.setattr(paramiko.Channel, "recv_ready", counted)
+    with ssh(sshd) as transport:
+        result = transport.run(["sh", "-c", "sleep 1; echo done"])
+    assert result.stdout == "done\n" and result.exit_code == 0
+    assert len(looks) < 20
