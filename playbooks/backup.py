@@ -228,11 +228,6 @@ def _dump_database(site: SiteHandle, folder: str) -> tuple[dict[str, str], dict[
     return SQLITE_COPY, _file_sums(site, folder, SQLITE_FILE)
 
 
-def _file_sums(site: SiteHandle, folder: str, name: str) -> dict[str, dict[str, Any]]:
-    found = site.sh(["sh", "-c", 'sha256sum "$1" && stat -c %s "$1"', "sh", f"{folder}/{name}"],
-                    f"checksumming {name}").stdout.split()
-    return {name: {"sha256": found[0], "size": int(found[-1])}}
-
 
 def _checked_wp(site: SiteHandle, what: str, *args: str) -> None:
     try:
@@ -253,13 +248,16 @@ def _archive_files(site: SiteHandle, folder: str) -> dict[str, Any]:
                           "archiving the files", ok=(0, TAR_CHANGED))
 
 
+def _file_sums(site: SiteHandle, folder: str, *names: str) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of files in ``folder``, as the host reads them."""
+    paths = [f"{folder}/{n}" for n in names]
+    sums = site.sh(["sha256sum", *paths], "checksumming").stdout.split()
+    sizes = site.sh(["stat", "-c", "%s", *paths], "measuring").stdout.split()
+    return {name: {"sha256": sums[index * 2], "size": int(sizes[index])} for index, name in enumerate(names)}
+
+
 def _sums(site: SiteHandle, folder: str, db_file: str) -> dict[str, dict[str, Any]]:
-    names = [db_file, ARCHIVE]
-    sums = site.sh(["sha256sum", *[f"{folder}/{n}" for n in names]], "checksumming").stdout.split()
-    sizes = site.sh(["stat", "-c", "%s", *[f"{folder}/{n}" for n in names]], "measuring").stdout.split()
-    files = {}
-    for index, name in enumerate(names):
-        files[name] = {"sha256": sums[index * 2], "size": int(sizes[index])}
+    files = _file_sums(site, folder, db_file, ARCHIVE)
     if files[db_file]["size"] == 0:
         raise BackupError("the database dump is empty")
     return files
