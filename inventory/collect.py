@@ -37,7 +37,7 @@ from inventory.models import (
 from inventory.rest import RestClient
 from inventory.transport import CommandResult
 from inventory.wpcli import WPCLI, WPCLI_ENV, json_of, text_of
-from inventory.wporg import WordPressOrg
+from inventory.wporg import WordPressOrg, newest_minor
 
 Row = TypeVar("Row", bound=BaseModel)
 EXTENSION_FIELDS = "--fields=name,status,version,update,update_version"
@@ -129,12 +129,11 @@ def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list
     for ext in result:
         if ext.update_type != "major":
             continue
-        if wporg is not None and wporg.knows(kind, ext.name, ext.update_version):
-            minor = wporg.newest_minor(kind, ext.name, ext.version, ext.update_version)
-            if minor is not None:
-                minors[ext.name] = minor
-        else:
+        released = wporg.versions(kind, ext.name, expect=ext.update_version) if wporg is not None else None
+        if released is None:
             unknown.append(ext.name)
+        elif (minor := newest_minor(released, ext.version)) is not None:
+            minors[ext.name] = minor
     if unknown:
         minors |= _newest_minors(wp, kind, unknown, rejected)
     if minors:

@@ -62,13 +62,7 @@ class WordPressOrg:
         """The newest minor or patch release above ``current``; None when there is none or the
         slug's releases are unknown here (ask WP-CLI). ``newest``: the newest release the site sees."""
         released = self.versions(kind, slug, expect=newest)
-        if released is None:
-            return None
-        minors = [v for v in released if versions.extension_update_type(current, v) in ("minor", "patch")]
-        return max(minors, key=versions.sort_key) if minors else None
-
-    def knows(self, kind: str, slug: str, newest: str | None = None) -> bool:
-        return self.versions(kind, slug, expect=newest) is not None
+        return None if released is None else newest_minor(released, current)
 
     def _fetch(self, kind: str, slug: str) -> list[str] | None:
         area, action = _ACTIONS[kind]
@@ -99,6 +93,12 @@ class WordPressOrg:
             except HostileValueError:
                 continue  # "trunk" stays ("trunk" is a valid word, never a minor); anything odd goes
         return [v for v in found if versions.parse(v) is not None]
+
+
+def newest_minor(released: list[str], current: str) -> str | None:
+    """Of ``released``, the newest minor or patch release above ``current``."""
+    minors = [v for v in released if versions.extension_update_type(current, v) in ("minor", "patch")]
+    return max(minors, key=versions.sort_key) if minors else None
 
 
 class _Unanswered(Exception):

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from agent.demo.wpsim import Fatal, Site
+from agent.demo.wpsim import Fatal, Site, vkey
 
 CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
@@ -122,14 +122,10 @@ def info_api(repo_file: Path, route: str, query: dict[str, list[str]]) -> tuple[
     names = list(releases) if isinstance(releases, (list, dict)) else []
     kind = area.rstrip("s")
     document = {"name": slug.replace("-", " ").title(), "slug": slug,
-                "version": max(names, key=_vkey) if names else "",
+                "version": max(names, key=vkey) if names else "",
                 "versions": {v: f"https://downloads.wordpress.org/{kind}/{slug}.{v}.zip" for v in names}
                 | {"trunk": f"https://downloads.wordpress.org/{kind}/{slug}.zip"}}
     return 200, "application/json", json.dumps(document)
-
-
-def _vkey(version: str) -> tuple[int, ...]:
-    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
 
 def page(site: Site, name: str, slug: str) -> str:
