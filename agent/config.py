@@ -69,6 +69,14 @@ def seconds(value: object) -> float:
     return float(match[1]) * _UNIT[match[2]]
 
 
+def duration_between(value: object, low: float, high: float, words: str) -> float:
+    """``seconds(value)``, refused outside [``low``, ``high``] (``words`` names the range)."""
+    parsed = seconds(value)
+    if not low <= parsed <= high:
+        raise ValueError(f"must be between {words}")
+    return parsed
+
+
 class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(64, ge=1, le=1024)  # I/O-bound: a site waiting on its host costs the agent no CPU
@@ -96,10 +104,7 @@ class AgentConfig(_Strict):
                      "checkup_interval", "wporg_ttl", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
-        parsed = seconds(value)
-        if not 1 <= parsed <= 31 * 86400:
-            raise ValueError("must be between 1 second and 31 days")
-        return parsed
+        return duration_between(value, 1, 31 * 86400, "1 second and 31 days")
 
     @property
     def intervals(self) -> dict[str, float]:
@@ -297,16 +302,13 @@ class VulnerabilitiesConfig(_Strict):
     @field_validator("refresh", mode="before")
     @classmethod
     def _refresh(cls, value: object) -> float:
-        parsed = seconds(value)
-        if not 60 <= parsed <= 31 * 86400:
-            raise ValueError("must be between 1 minute and 31 days")
-        return parsed
+        return duration_between(value, 60, 31 * 86400, "1 minute and 31 days")
 
     @model_validator(mode="after")
     def _one_source(self) -> VulnerabilitiesConfig:
         if (self.feed is None) == (self.url is None):
             raise ValueError("set exactly one of feed (a file) or url")
-        if self.url is not None and self.url.scheme != "https" and self.url.host not in ("127.0.0.1", "localhost", "::1"):
+        if self.url is not None and not _private_channel(str(self.url)):
             raise ValueError("url: the feed is fetched over https only (TLS verified)")
         return self
 
