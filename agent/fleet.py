@@ -213,8 +213,8 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
         results = inventory_fleet(config, sites, on_done=done, wporg=wporg,
                                   known_php=recent_php(state, sites, clock.now()))
         if config.vulnerabilities is not None:  # the feed filtered for what was just found, when due
-            software = vulnfeed.fleet_software(config, state).union(*(vulnfeed.software_in(r.to_public()) for r in results))
-            vulnfeed.refresh(config, state, clock, software=software)
+            read = {r.site: r.to_public() for r in results if r.core is not None}
+            vulnfeed.refresh(config, state, clock, software=vulnfeed.fleet_software(config, state, read))
             known = state.vulns.all()
             for result in results:
                 vulnfeed.annotate(result, known)

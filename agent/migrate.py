@@ -123,9 +123,9 @@ def _in_place(services: Services, site: SiteConfig, done: Migration, old: Addres
         moving.maintenance_on(handle)
         try:
             backup = backups.create(handle, services.clock.now(), core=_core(handle))
-        finally:
-            if not done.backup_ids:
-                handle.clear_maintenance()
+        except BaseException:
+            handle.clear_maintenance()  # nothing was changed: the site goes back to its visitors
+            raise
         done.backup_ids.append(backup.id)
         services.state.journal.begin(site.name, "migrate", session.run_id, services.clock.now(), backup.id,
                                      before.baseline())
@@ -151,15 +151,16 @@ def _rehost(services: Services, source: SiteConfig, target_config: SiteConfig, d
         src = stack.enter_context(site_session(services, source)).handle
         target_session = stack.enter_context(site_session(services, target_config))
         dst = target_session.handle
-        ensure(_endpoint(source, src) != _endpoint(target_config, dst),
+        ensure((_host_of(src), src.root) != (_host_of(dst), dst.root),
                f"{target_config.name} is the same folder on the same host as {source.name}")
         moved = dataclasses.replace(dst, url=new.url)
         occupied = moving.holds_site(dst)
-        if occupied and _already_there(dst, moved, changes, done, new, copy_of=moving.manifest(src)):
+        source_manifest = moving.manifest(src)
+        if occupied and _already_there(dst, moved, changes, done, new, copy_of=source_manifest):
             return
         before = health.check(src)
         ensure(before.ok, f"{source.name} is not healthy at {old.url} before the migration: {before.summary()}")
-        done.manifest["before"] = moving.manifest(src)
+        done.manifest["before"] = source_manifest
         target_backup = _prepare_target(services, src, dst, occupied, done)
         moving.maintenance_on(src)
         try:
@@ -279,10 +280,6 @@ def _core(handle: SiteHandle) -> str | None:
 def _host_of(handle: SiteHandle) -> tuple[str, int] | None:
     host = getattr(handle.transport, "host", None)
     return (str(host), int(getattr(handle.transport, "port", 22))) if host else None
-
-
-def _endpoint(site: SiteConfig, handle: SiteHandle) -> tuple[Any, str]:
-    return _host_of(handle), handle.root
 
 
 def _conclude(services: Services, source: SiteConfig, request: Request, done: Migration) -> None:

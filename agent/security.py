@@ -127,9 +127,8 @@ def review(services: Services, sites: list[SiteConfig]) -> list[SiteConfig]:
     if services.config.vulnerabilities is None:
         return []
     inventories = {site.name: last for site in sites if (last := services.state.snapshots.last(site.name))}
-    whole_fleet = {s.name for s in sites} >= {s.name for s in services.config.sites}
-    software = ({key for _, inventory in inventories.values() for key in vulnfeed.software_in(inventory)}
-                | vulnfeed.software_in({}) if whole_fleet else vulnfeed.fleet_software(services.config, services.state))
+    software = vulnfeed.fleet_software(services.config, services.state,
+                                      {name: inventory for name, (_, inventory) in inventories.items()})
     vulnfeed.refresh(services.config, services.state, services.clock, software=software)
     known = services.state.vulns.all()
     now = services.clock.now()

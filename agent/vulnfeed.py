@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -38,13 +39,17 @@ def software_in(inventory: dict[str, object]) -> set[str]:
     return found
 
 
-def fleet_software(config: FleetConfig, state: State) -> set[str]:
-    """Everything the fleet's last inventories list (core always)."""
+def fleet_software(config: FleetConfig, state: State, fresh: Mapping[str, dict[str, object]] | None = None) -> set[str]:
+    """Everything the fleet runs (core always): each site's ``fresh`` inventory when given (read
+    just now), else its last snapshot."""
     found = {f"core:{CORE_SLUG}"}
     for site in config.sites:
-        last = state.snapshots.last(site.name)
-        if last is not None:
-            found |= software_in(last[1])
+        inventory = (fresh or {}).get(site.name)
+        if inventory is None:
+            last = state.snapshots.last(site.name)
+            inventory = last[1] if last is not None else None
+        if inventory is not None:
+            found |= software_in(inventory)
     return found
 
 
