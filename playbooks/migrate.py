@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from inventory import safety
 from inventory.errors import RemoteCommandError
-from inventory.transport import HashingSink
+from inventory.transport import CommandResult, HashingSink
 from inventory.wpcli import checked, text_of
 from playbooks import restore
 from playbooks.backup import Backup, folder_of, verify
@@ -118,11 +118,16 @@ def _counts(site: SiteHandle, changes: list[Rewrite], *extra: str) -> dict[str, 
     counts = dict.fromkeys(FORMS, 0)
     calls = [("search-replace", r.pattern, r.replacement, *REPLACE_FLAGS, *extra, "--format=count") for r in changes]
     for change, result in zip(changes, site.wp.run_many(calls), strict=True):
-        text = text_of(result)
-        if not text.isdigit():
-            raise MigrationError(f"search-replace ({change.form}) on {site.name} printed {text!r}, not a count")
-        counts[change.form] = int(text)
+        counts[change.form] = count_of(result, f"search-replace ({change.form}) on {site.name}")
     return counts
+
+
+def count_of(result: CommandResult, what: str) -> int:
+    """The bare integer ``search-replace --format=count`` prints."""
+    text = text_of(result)
+    if not text.isdigit():
+        raise MigrationError(f"{what} printed {text!r}, not a count")
+    return int(text)
 
 
 def pending(site: SiteHandle, changes: list[Rewrite]) -> dict[str, int]:

@@ -9,6 +9,7 @@ import pytest
 
 from agent.demo import DemoSite
 from tests.conftest import Fleet, plugin_version
+from tests.loopback import QuietHandler, serve
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
 SHOP = DemoSite("shop", "6.5.5", {"akismet": ("5.3.0", True)}, {"twentytwentyfour": "1.2"})
@@ -49,15 +50,13 @@ def test_a_release_that_keeps_every_page_is_applied(fleet: Fleet, shop: Path) ->
 
 def test_a_page_body_is_read_only_up_to_the_bound() -> None:
     """A page that never ends (or is huge) costs the check at most MAX_PAGE_BYTES."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from inventory.rest import make_session
     from playbooks import health
 
     sent = []
 
-    class Endless(BaseHTTPRequestHandler):
+    class Endless(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -70,11 +69,7 @@ def test_a_page_body_is_read_only_up_to_the_bound() -> None:
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(Endless)
     try:
         view = health.view_page(f"http://127.0.0.1:{server.server_address[1]}/", make_session(retries=0))
     finally:

@@ -311,3 +311,43 @@ def test_a_real_wordpress_moves_to_its_new_address(
         assert result["health"]["home"] == "ok"
     finally:
         main_domain.stop()
+
+
+# -- the migration's WP-CLI calls, against the real WP-CLI 2.12.0 transcripts (scenario 2-migration) ----
+
+def test_counts_are_read_as_real_search_replace_prints_them() -> None:
+    from inventory.transport import CommandResult
+    from playbooks.migrate import MigrationError, count_of
+    from tests import transcripts
+
+    for index, expected in ((388, 12), (390, 8), (392, 8), (403, 1), (404, 1), (439, 5), (441, 5)):
+        code, out, err = transcripts.answer(index)
+        assert count_of(CommandResult("wp search-replace", code, out, err), "count") == expected
+    code, out, err = transcripts.answer(389)  # the table format is no count
+    with pytest.raises(MigrationError, match="not a count"):
+        count_of(CommandResult("wp search-replace", code, out, err), "count")
+
+
+def test_address_maintenance_and_flush_calls_are_real_wp_cli_command_lines() -> None:
+    """Every call answered from the transcripts (an unscripted call fails the test): home and siteurl
+    updated; WP_HOME already at the new address is left alone; WP_SITEURL not defined is skipped."""
+    from inventory.wpcli import WPCLI
+    from playbooks.migrate import flush, maintenance_on, set_address
+    from playbooks.site import SiteHandle
+    from tests import transcripts
+    from tests.fakes import ScriptedTransport
+
+    not_defined = transcripts.answer(424)
+    script = transcripts.script(249, 399, 400, 401, 426, 410, 413, 419) | {"config get WP_SITEURL": (
+        not_defined[0], not_defined[1], not_defined[2].replace("WP_HOME", "WP_SITEURL"))}
+    transport = ScriptedTransport(script=script)
+    site = SiteHandle("maria", "http://127.0.0.1:6305/", "/srv/wp/sites/maria", "/srv/wp/backups", transport,
+                      WPCLI(transport, "/srv/wp/sites/maria"))
+    notes = set_address(site, Address.of("http://127.0.0.1:6305"), Address.of("http://127.0.0.1:63050"))
+    assert notes == []
+    assert flush(site) == []  # "rewrite flush" warns about empty rules and exits 0, as 410 shows
+    maintenance_on(site)  # already active (419): not an error
+    called = [" ".join(a for a in argv if not a.startswith(("--path", "--no-color", "WP_CLI", "env")))
+              for argv in transport.seen]
+    assert "wp option update home http://127.0.0.1:63050" in called
+    assert "wp option update siteurl http://127.0.0.1:63050" in called

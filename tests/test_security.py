@@ -8,10 +8,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from agent.daemon import Daemon
 from agent.demo import DemoSite
 from tests import feeds
 from tests.conftest import Fleet, plugin_version
+from tests.loopback import QuietHandler, serve
 
 FRIDAY_3AM_TEHRAN = datetime(2026, 11, 26, 23, 30, tzinfo=UTC)
 SITE = DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True), "hello-dolly": ("1.7.2", True)})
@@ -148,7 +147,7 @@ class FeedServer:
         self.body, self.token, self.failing, self.requests = body, token, False, []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 owner.requests.append(dict(self.headers))
                 if self.headers.get("Authorization") != f"Bearer {owner.token}":
@@ -167,11 +166,7 @@ class FeedServer:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
 
     @property
     def url(self) -> str:

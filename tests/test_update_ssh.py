@@ -4,10 +4,8 @@ import json
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from agent.clock import FixedClock
 from agent.demo import DemoSite
 from tests import sshd as sshd_mod
 from tests.conftest import Fleet, require
+from tests.loopback import QuietHandler, serve
 
 pytestmark = pytest.mark.integration
 SATURDAY_9_TEHRAN = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
@@ -293,7 +292,7 @@ class _Webhook:
         self.received: list[dict[str, Any]] = []
         hook = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if hook.up:
@@ -302,11 +301,7 @@ class _Webhook:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
 
 
 def test_ticket_sink_down_then_back_delivers_exactly_once(
