@@ -257,6 +257,9 @@ class SSHConfig(_Strict):
     known_hosts: Path = Path("~/.ssh/known_hosts")
     connect_timeout: float = Field(15.0, gt=0, le=300)
     command_timeout: float = Field(600.0, gt=0, le=86400)
+    # the host's sshd MaxSessions (OpenSSH's default 10): sites of this host logging in as the same
+    # user with the same key share a login, max_sessions // 2 of them (2: a login per site)
+    max_sessions: int = Field(10, ge=2, le=1000)
 
 
 class RestConfig(_Strict):

@@ -20,7 +20,7 @@ from inventory.collect import collect, failed
 from inventory.errors import InventoryError, TransportError
 from inventory.models import SiteInventory
 from inventory.rest import RestClient
-from inventory.transport import LocalTransport, SSHTransport, Transport
+from inventory.transport import LocalTransport, SharedLogins, SSHTransport, Transport
 from inventory.wpcli import WPCLI, parse_command
 from inventory.wporg import WordPressOrg
 
@@ -30,6 +30,8 @@ Outcome = TypeVar("Outcome")
 # connections, terminating local commands, refusing reconnects)
 OPEN_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
 STOPPING_NOW = threading.Event()
+# the sites of one host, user and key share SSH logins while they are worked on at the same time
+LOGINS = SharedLogins()
 
 
 def abort_all() -> None:
@@ -49,7 +51,8 @@ def transport_for(site: SiteConfig, *, even_when_stopping: bool = False) -> Tran
     ssh = site.ssh
     transport: Transport = LocalTransport() if ssh is None else SSHTransport(
         host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key, known_hosts=ssh.known_hosts,
-        connect_timeout=ssh.connect_timeout, command_timeout=ssh.command_timeout,
+        connect_timeout=ssh.connect_timeout, command_timeout=ssh.command_timeout, max_sessions=ssh.max_sessions,
+        shared=LOGINS,
     )
     OPEN_TRANSPORTS.add(transport)
     return transport

@@ -69,7 +69,7 @@ def replay_wp(folder: Path, outputs: Path, delay: float, calls: Path) -> Path:
 
 
 def write_config(folder: Path, servers: list[sshd_mod.SSHServer], wp: Path, sites: int, concurrency: int,
-                 per_host: int, wporg_api: str) -> Path:
+                 per_host: int, wporg_api: str, max_sessions: int) -> Path:
     blocks = []
     version_php = f"<?php\n$wp_version = '{SPEC.core}';\n$wp_db_version = 57155;\n"
     for index in range(sites):
@@ -80,7 +80,7 @@ def write_config(folder: Path, servers: list[sshd_mod.SSHServer], wp: Path, site
         blocks.append(
             f'[[sites]]\nname = "site-{index}"\nurl = "https://site-{index}.example/"\npath = "{root}"\n'
             f'wp_cli = "{wp}"\n[sites.ssh]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
-            f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')  # sites spread over the hosts
+            f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\nmax_sessions = {max_sessions}\n')  # sites spread over the hosts
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {concurrency}\nper_host = {per_host}\n'
                     f'wporg_api = "{wporg_api}"\n\n' + demo.CONTRACT + "\n" + "\n".join(blocks))
@@ -139,6 +139,8 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=1, help="sshd servers the sites are spread over")
     parser.add_argument("--per-host", type=int, default=0,
                         help="agent.per_host (default: --concurrency, as if each site had its own host)")
+    parser.add_argument("--max-sessions", type=int, default=10,
+                        help="sites.ssh.max_sessions: sites sharing a login = this // 2 (2: a login per site)")
     parser.add_argument("--baseline-sample", type=int, default=0,
                         help="time the sequential loop on this many sites and scale up (0: all sites)")
     parser.add_argument("--ansible-forks", type=int, default=32, help="0: do not run the Ansible peer")
@@ -161,7 +163,8 @@ def main() -> int:
             web = StandInWeb(wporg=wporg).start()  # "wordpress.org"'s info API on loopback
             wp = replay_wp(folder, record_outputs(folder, wporg), args.delay, calls)
             loaded = config_mod.load(write_config(folder, servers, wp, args.sites, args.concurrency,
-                                                  args.per_host or args.concurrency, web.wporg_api))
+                                                  args.per_host or args.concurrency, web.wporg_api,
+                                                  args.max_sessions))
             cold_started = time.monotonic()  # the first round asks each host for its PHP version too
             cold = fleet.inventory_fleet(loaded, loaded.sites)
             cold_time = time.monotonic() - cold_started
@@ -186,8 +189,11 @@ def main() -> int:
             web.stop()
 
             ansible_time = ansible_cpu = None
+            ansible_logins = 0
             if args.ansible_forks:  # every site's folder is on this machine: one sshd reaches them all
+                before_ansible = server.logins()
                 ansible_time, ansible_cpu = ansible(server, wp, folder, args.sites, args.ansible_forks)
+                ansible_logins = server.logins() - before_ansible
             sample = args.baseline_sample or args.sites
             baseline = sequential_ssh(server, wp, folder, min(sample, args.sites)) * args.sites / min(sample, args.sites)
         finally:
@@ -199,14 +205,16 @@ def main() -> int:
     print(f"sites                      {args.sites} on {args.hosts} host(s), per_host {args.per_host or args.concurrency}")
     print(f"WP-CLI delay per call      {args.delay:.2f} s")
     print(f"concurrency                {args.concurrency}")
+    print(f"sites per SSH login        {max(1, args.max_sessions // 2)} at most (max_sessions {args.max_sessions})")
     print(f"agent wall time            {agent_time:.2f} s (first round, PHP asked too: {cold_time:.2f} s)")
     print(f"sequential ssh loop        {baseline:.2f} s{scaled}")
     print(f"ratio to the loop          {baseline / agent_time:.1f}x")
     if ansible_time is not None and ansible_cpu is not None:
         print(f"ansible (raw, forks {args.ansible_forks:<3})   {ansible_time:.2f} s wall, {ansible_cpu:.1f} s CPU")
+        print(f"ansible SSH logins         {ansible_logins} for {args.sites} sites")
         print(f"ratio to ansible           {ansible_time / agent_time:.1f}x wall, {ansible_cpu / max(agent_cpu, 0.01):.1f}x CPU")
     print(f"WP-CLI processes per site  {processes:.2f}")
-    print(f"SSH logins per site        {logins:.2f}")
+    print(f"SSH logins per site        {logins:.2f} ({logins * args.sites:.0f} in all)")
     print(f"newest minors found        {minors} (wordpress.org info requests: {api_requests})")
     print(f"agent CPU time             {agent_cpu:.1f} s ({1000 * agent_cpu / args.sites:.1f} ms per site)")
     print(f"machine CPU in the round   {box_used:.1f} s (sshd, shells and the replayed wp included)")

@@ -1,8 +1,9 @@
 """The one seam through which every remote command runs.
 
 ``SSHTransport`` logs in once (key auth, host key checked against the site's known_hosts file,
-never added) and runs every command of an operation over that one login. ``LocalTransport`` runs
-commands on the agent's own host, for sites that live there. Neither retries a command.
+never added) and runs every command of an operation over that one login; with ``SharedLogins``,
+the sites of one host that log in as the same user share it. ``LocalTransport`` runs commands on
+the agent's own host, for sites that live there. Neither retries a command.
 """
 
 from __future__ import annotations
@@ -227,7 +228,9 @@ class LocalTransport(Transport):
 
 @dataclass(eq=False)
 class SSHTransport(Transport):
-    """One SSH login, opened lazily, carrying all the commands of one operation."""
+    """One SSH login, opened lazily, carrying all the commands of one operation; with ``shared``,
+    a login shared with the other sites of the same host, user and key (each command on a channel
+    of its own)."""
 
     host: str = ""
     port: int = 22
@@ -235,8 +238,23 @@ class SSHTransport(Transport):
     key_file: Path = Path()
     known_hosts: Path = Path()
     connect_timeout: float = 15.0
+    max_sessions: int = 10  # the host's sshd MaxSessions: channels one login may have open at once
+    shared: SharedLogins | None = None
     _connection: Connection | None = field(default=None, init=False, repr=False)
+    _borrowed: bool = field(default=False, init=False, repr=False)  # _connection belongs to ``shared``
     _connecting: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _releasing: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def login_key(self) -> tuple[str, int, str, str, str, float, int]:
+        """What makes two sites' logins interchangeable."""
+        return (self.host, self.port, self.user, str(self.key_file), str(self.known_hosts), self.connect_timeout,
+                self.max_sessions)
+
+    @property
+    def sites_per_login(self) -> int:
+        # a site may hold two channels at once: its commands and its lock's heartbeat
+        return max(1, self.max_sessions // 2)
 
     def _connect(self) -> Connection:
         """The open login, or a new one; thread-safe (a lock's heartbeat shares the login)."""
@@ -244,7 +262,23 @@ class SSHTransport(Transport):
             self._refuse_if_aborted()
             if self._connection is not None:
                 return self._connection
-            self._connection = self._login()
+            if self.shared is not None:
+                self._connection, self._borrowed = self.shared.acquire(self), True
+            else:
+                self._connection, self._borrowed = self._login(), False
+            return self._connection
+
+    def _login_alone(self) -> Connection:
+        """Leave a shared login whose host refused one more channel (its MaxSessions is lower than
+        configured) for a login of this transport's own."""
+        with self._connecting:
+            self._refuse_if_aborted()
+            if self._connection is not None and self._borrowed:
+                assert self.shared is not None
+                self.shared.release(self._connection, full=True)
+                self._connection = None
+            if self._connection is None:
+                self._connection, self._borrowed = self._login(), False
             return self._connection
 
     def _login(self) -> Connection:
@@ -298,11 +332,8 @@ class SSHTransport(Transport):
     def _channel(self, command: str, doing: str = "", timeout: float | None = None) -> Iterator[paramiko.Channel]:
         """A fresh channel of the open login running ``command``; a broken connection (while the
         block runs too) is a ``TransportError`` and the login is dropped."""
-        transport = self._connect().client.get_transport()
         try:
-            if transport is None or not transport.is_active():
-                raise paramiko.SSHException("not connected")
-            with transport.open_session(timeout=self.connect_timeout) as channel:
+            with self._open_session() as channel:
                 if timeout is not None:
                     channel.settimeout(timeout)
                 channel.exec_command(command)
@@ -310,6 +341,15 @@ class SSHTransport(Transport):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise TransportError(f"ssh connection to {self.host} lost{doing}: {exc or type(exc).__name__}") from exc
+
+    def _open_session(self) -> paramiko.Channel:
+        connection = self._connect()
+        try:
+            return _session(connection, self.connect_timeout)
+        except paramiko.ChannelException:
+            if not self._borrowed:
+                raise
+        return _session(self._login_alone(), self.connect_timeout)
 
     def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run one shell command line on a fresh channel of the open login."""
@@ -340,9 +380,126 @@ class SSHTransport(Transport):
         _succeeded(code, error, command, f"cannot write {path} on {self.host}")
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._let_go(cut=False)
+
+    def abort(self) -> None:
+        self.aborted = True
+        self._let_go(cut=True)  # a shared login too: every site on it is being stopped
+
+    def _let_go(self, *, cut: bool) -> None:
+        with self._releasing:
+            connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._borrowed and self.shared is not None:
+            self.shared.release(connection, cut=cut)
+        else:
+            connection.close()
+
+
+def _session(connection: Connection, timeout: float) -> paramiko.Channel:
+    transport = connection.client.get_transport()
+    if transport is None or not transport.is_active():
+        raise paramiko.SSHException("not connected")
+    return transport.open_session(timeout=timeout)
+
+
+def _alive(connection: Connection) -> bool:
+    transport = connection.client.get_transport()
+    return transport is not None and transport.is_active()
+
+
+@dataclass(eq=False)
+class _Login:
+    key: tuple[object, ...]
+    connection: Connection | None = None  # None while the login is being made
+    holders: int = 1
+    full: bool = False  # the host refused a channel: no more sites on this one
+    made: threading.Event = field(default_factory=threading.Event)
+    failure: TransportError | None = None
+
+
+class SharedLogins:
+    """SSH logins shared by the sites that log in to one host as the same user with the same key
+    (what OpenSSH's ControlMaster does for a shell): a host running many sites is logged in to a
+    few times per round, not once per site. Each site's commands run on channels of their own.
+
+    At most ``sites_per_login`` sites share a login. A site finds a seat on an open login, or on one
+    being made (and waits for it, sharing its failure: an unreachable host is not tried once per
+    waiting site), or makes a new one. A login is closed when its last site lets go; a dead one is
+    never handed out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logins: dict[tuple[object, ...], list[_Login]] = {}
+        self._held: dict[int, _Login] = {}  # id(connection) -> its login
+
+    def open_logins(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def acquire(self, transport: SSHTransport) -> Connection:
+        with self._lock:
+            login = self._seat(transport)
+            making = login is None
+            if login is None:
+                login = _Login(transport.login_key)
+                self._logins.setdefault(login.key, []).append(login)
+        if making:
+            return self._make(login, transport)
+        login.made.wait()
+        if login.failure is not None:
+            raise type(login.failure)(str(login.failure))
+        assert login.connection is not None
+        return login.connection
+
+    def _seat(self, transport: SSHTransport) -> _Login | None:
+        for login in self._logins.get(transport.login_key, []):
+            usable = login.connection is None or _alive(login.connection)
+            if usable and not login.full and login.holders < transport.sites_per_login:
+                login.holders += 1
+                return login
+        return None
+
+    def _make(self, login: _Login, transport: SSHTransport) -> Connection:
+        try:
+            connection = transport._login()
+        except TransportError as exc:
+            with self._lock:
+                login.failure = exc
+                self._drop(login)
+            login.made.set()
+            raise
+        with self._lock:
+            login.connection = connection
+            self._held[id(connection)] = login
+        login.made.set()
+        return connection
+
+    def release(self, connection: Connection, *, cut: bool = False, full: bool = False) -> None:
+        """A site is done with ``connection``; ``cut`` closes it at once whoever else holds it (a
+        forced stop), ``full`` marks it as taking no more sites."""
+        with self._lock:
+            login = self._held.get(id(connection))
+            close = True  # already dropped (dead, or cut): only this holder's close is left
+            if login is not None:
+                login.holders -= 1
+                login.full = login.full or full
+                close = cut or login.holders <= 0
+                if close or not _alive(connection):  # a dead one's other holders find out on their next command
+                    self._drop(login)
+        if close:
+            connection.close()
+
+    def _drop(self, login: _Login) -> None:
+        siblings = self._logins.get(login.key, [])
+        if login in siblings:
+            siblings.remove(login)
+        if not siblings:
+            self._logins.pop(login.key, None)
+        if login.connection is not None:
+            self._held.pop(id(login.connection), None)
 
 
 def _succeeded(code: int, error: str, command: str, what: str) -> None:
@@ -470,4 +627,7 @@ def _drain(channel: paramiko.Channel, timeout: float, command: str) -> tuple[int
                 channel.status_event.wait(min(left, _IDLE_WAKE))
             else:
                 select.select([ready], [], [], min(left, _IDLE_WAKE))
-    return channel.recv_exit_status(), bytes(out), bytes(err)
+    code = channel.recv_exit_status()
+    if code == -1 and not channel.get_transport().is_active():  # cut, not ended (an aborted shared login)
+        raise paramiko.SSHException("the connection closed before the command finished")
+    return code, bytes(out), bytes(err)

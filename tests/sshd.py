@@ -59,8 +59,9 @@ def ensure_user(name: str) -> str:
     return name
 
 
-def start(folder: Path, login_user: str | None = None) -> SSHServer:
-    """Start sshd on a free loopback port; key auth only, as ``login_user`` or the current user."""
+def start(folder: Path, login_user: str | None = None, max_sessions: int = 100) -> SSHServer:
+    """Start sshd on a free loopback port; key auth only, as ``login_user`` or the current user;
+    ``max_sessions`` channels at once on one connection."""
     folder.mkdir(parents=True, exist_ok=True)
     host_key, client_key = folder / "host_ed25519", folder / "client_ed25519"
     host_public = keygen(host_key)
@@ -81,7 +82,7 @@ PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
 MaxStartups 2000:30:3000
-MaxSessions 100
+MaxSessions {max_sessions}
 LogLevel INFO
 """)
     if os.geteuid() == 0:

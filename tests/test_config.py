@@ -50,10 +50,11 @@ def test_site_contract_overrides_defaults(tmp_path: Path) -> None:
 
 
 def test_problems_name_their_keys(tmp_path: Path) -> None:
-    bad = SITE.replace('user = "deploy"', 'user = "deploy"\nport = 70000')
+    bad = SITE.replace('user = "deploy"', 'user = "deploy"\nport = 70000\nmax_sessions = 1')
     second = SITE.replace('name = "acme"', 'name = "Bad Name"').replace('path = "/var/www/acme"', 'path = "/var/$(id)"')
     found = problems(tmp_path, CONTRACT + bad + second)
     assert any(p.startswith("sites[0].ssh.port:") for p in found)
+    assert any(p.startswith("sites[0].ssh.max_sessions:") for p in found)  # a site needs two channels
     assert any(p.startswith("sites[1].name:") for p in found)
     assert any(p.startswith("sites[1].path:") for p in found)
 

@@ -1,11 +1,14 @@
 """Transports: framing of batched commands, and the SSH transport against a real sshd."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from inventory.errors import HostKeyError, TransportError
-from inventory.transport import LocalTransport, SSHTransport, batch_script, parse_frames
+from inventory.transport import LocalTransport, SharedLogins, SSHTransport, batch_script, parse_frames
 from tests import sshd as sshd_mod
 
 TRICKY = [
@@ -139,3 +142,149 @@ def test_a_waiting_channel_sleeps_instead_of_polling(sshd: sshd_mod.SSHServer, m
         result = transport.run(["sh", "-c", "sleep 1; echo done"])
     assert result.stdout == "done\n" and result.exit_code == 0
     assert len(looks) < 20
+
+
+def shared_ssh(server: sshd_mod.SSHServer, logins: SharedLogins, *, key: Path | None = None,
+               max_sessions: int = 10, port: int | None = None) -> SSHTransport:
+    return SSHTransport(host="127.0.0.1", port=port or server.port, user=server.user,
+                        key_file=key or server.client_key, known_hosts=server.known_hosts, connect_timeout=5,
+                        max_sessions=max_sessions, shared=logins)
+
+
+def run_together(transports: list[SSHTransport], argv: list[str]) -> list[str]:
+    """Every transport runs ``argv`` at the same time; their outputs."""
+    with ThreadPoolExecutor(len(transports)) as pool:
+        return [r.stdout for r in pool.map(lambda t: t.run(argv), transports)]
+
+
+@pytest.mark.integration
+def test_sites_of_one_host_user_and_key_share_logins(tmp_path: Path) -> None:
+    """Twelve sites at once, five to a login (max_sessions 10): three logins, and each site's own
+    commands ran on the host; a site with another key logs in on its own; the last one out closes."""
+    server = sshd_mod.start(tmp_path / "sshd")
+    other_key = tmp_path / "other"
+    with (tmp_path / "sshd" / "authorized_keys").open("a") as keys:
+        keys.write(sshd_mod.keygen(other_key) + "\n")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    try:
+        logins = SharedLogins()
+        sites = [shared_ssh(server, logins) for _ in range(12)]
+        stranger = shared_ssh(server, logins, key=other_key)
+        gate = tmp_path / "go"
+        wait_then_mark = ["sh", "-c", f'while [ ! -e "{gate}" ]; do sleep 0.05; done; mktemp -p "{marks}"']
+        with ThreadPoolExecutor(13) as pool:  # all thirteen hold their login until the gate opens
+            running = [pool.submit(t.run, wait_then_mark) for t in [*sites, stranger]]
+            deadline = time.monotonic() + 20
+            while logins.open_logins() < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            gate.touch()
+            results = [f.result() for f in running]
+        assert all(r.exit_code == 0 for r in results)
+        assert len(list(marks.iterdir())) == 13 and len({r.stdout for r in results}) == 13
+        assert server.logins() == 4 and sum(t.logins for t in sites) == 3 and stranger.logins == 1
+        assert logins.open_logins() == 4
+        for transport in [*sites, stranger]:
+            transport.close()
+        assert logins.open_logins() == 0
+        assert not any(t._connection for t in sites)
+        # with max_sessions 2 (a login per site) the same twelve log in twelve times
+        alone = [shared_ssh(server, logins, max_sessions=2) for _ in range(12)]
+        assert run_together(alone, ["echo", "ok"]) == ["ok\n"] * 12
+        assert server.logins() == 16
+        for transport in alone:
+            transport.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_a_host_refusing_a_channel_gets_a_login_per_site_beyond_it(tmp_path: Path) -> None:
+    """The host allows two sessions on a connection, the config says ten: the sites that do not fit
+    log in on their own, and every command still runs."""
+    server = sshd_mod.start(tmp_path / "sshd", max_sessions=2)
+    try:
+        logins = SharedLogins()
+        sites = [shared_ssh(server, logins) for _ in range(4)]
+        for transport in sites:  # all four take a seat on one login first
+            transport._connect()
+        assert server.logins() == 1
+        assert run_together(sites, ["sh", "-c", "sleep 1; echo ok"]) == ["ok\n"] * 4
+        assert server.logins() == 3  # the two refused a channel logged in alone
+        assert sum(t.logins for t in sites) == 3
+        late = shared_ssh(server, logins)
+        assert late.run(["echo", "late"]).stdout == "late\n"
+        assert server.logins() == 4  # the full login takes no more sites
+        for transport in [*sites, late]:
+            transport.close()
+        assert logins.open_logins() == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_a_dead_shared_login_is_replaced_and_an_abort_cuts_it(sshd: sshd_mod.SSHServer) -> None:
+    logins = SharedLogins()
+    first, second = shared_ssh(sshd, logins), shared_ssh(sshd, logins)
+    before = sshd.logins()
+    assert first.run(["echo", "one"]).stdout == "one\n"
+    assert first._connection is not None
+    transport = first._connection.client.get_transport()
+    assert transport is not None
+    transport.close()  # the connection drops
+    assert second.run(["echo", "two"]).stdout == "two\n"
+    assert sshd.logins() - before == 2  # the dead one was not handed out
+    with pytest.raises(TransportError, match="lost"):
+        first.run(["true"])
+    assert first.run(["echo", "again"]).stdout == "again\n"  # it takes a seat on the live one
+    assert sshd.logins() - before == 2
+
+    sleeper = ThreadPoolExecutor(1).submit(first.run, ["sleep", "30"])
+    time.sleep(0.5)
+    started = time.monotonic()
+    second.abort()  # a forced stop cuts the login, and so the other site's command on it
+    with pytest.raises(TransportError, match="lost"):
+        sleeper.result(timeout=10)
+    assert time.monotonic() - started < 5
+    assert logins.open_logins() == 0
+    with pytest.raises(TransportError, match="stopping"):
+        second.run(["true"])
+    first.close()
+
+
+@pytest.mark.integration
+def test_sites_waiting_for_a_login_share_its_failure(tmp_path: Path) -> None:
+    """A host that accepts connections and never answers: five sites waiting for one login are one
+    connection attempt, and each gets its error after one connect timeout, not five."""
+    import socket
+
+    server = sshd_mod.start(tmp_path / "sshd")  # only for its key files; the port is a silent listener
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        logins = SharedLogins()
+        sites = [SSHTransport(host="127.0.0.1", port=listener.getsockname()[1], user=server.user,
+                              key_file=server.client_key, known_hosts=server.known_hosts, connect_timeout=1,
+                              shared=logins) for _ in range(5)]
+        started = time.monotonic()
+        with ThreadPoolExecutor(5) as pool:
+            errors = [f.exception() for f in [pool.submit(t.run, ["true"]) for t in sites]]
+        assert all(isinstance(e, TransportError) for e in errors), errors
+        assert time.monotonic() - started < 4
+        assert len(accepted) == 1 and logins.open_logins() == 0
+    finally:
+        listener.close()
+        for sock in accepted:
+            sock.close()
+        server.stop()
