@@ -4,7 +4,8 @@
 Prints the agent's wall and CPU time, the same for its peers in the same run — Ansible
 (``ansible-core``, the ``raw`` module, ``--ansible-forks`` 32) and a plain sequential ``ssh`` loop,
 both running the same four WP-CLI commands per site — their ratios, WP-CLI processes and SSH
-logins per site, wordpress.org info requests, and the agent's peak RSS.
+logins (sshd's own count, Ansible's too), wordpress.org info requests, and the agent's peak RSS.
+``--max-sessions 2`` gives every site a login of its own (the default shares one among five).
 
 The ``wp`` on the "hosts" replays outputs recorded once from the WP-CLI stand-in after a
 delay (``--delay``, default 0.2 s, the cost of a WordPress bootstrap), so the figures measure
