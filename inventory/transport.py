@@ -239,7 +239,7 @@ class SSHTransport(Transport):
     known_hosts: Path = Path()
     connect_timeout: float = 15.0
     max_sessions: int = 10  # the host's sshd MaxSessions: channels one login may have open at once
-    shared: SharedLogins | None = None
+    shared: SharedLogins | None = field(default=None, repr=False)
     _connection: Connection | None = field(default=None, init=False, repr=False)
     _borrowed: bool = field(default=False, init=False, repr=False)  # _connection belongs to ``shared``
     _connecting: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -346,8 +346,10 @@ class SSHTransport(Transport):
         connection = self._connect()
         try:
             return _session(connection, self.connect_timeout)
-        except paramiko.ChannelException:
-            if not self._borrowed:
+        except paramiko.SSHException:
+            # refused on a live shared login (the host's MaxSessions); paramiko keeps one refusal
+            # for the whole connection, so a neighbour may have taken it: any failure counts here
+            if not self._borrowed or not _alive(connection):
                 raise
         return _session(self._login_alone(), self.connect_timeout)
 
