@@ -82,6 +82,7 @@ class Daemon:
         # security fixes started by the watch run here while the daemon serves (inline with --once)
         self.background: ThreadPoolExecutor | None = None
         self._security_runs: dict[str, Future[bool]] = {}
+        self._security_review = security.Reviewer()  # remembers what it saw: a quiet tick is one query
 
     def close(self) -> None:
         self.services.close()
@@ -147,7 +148,7 @@ class Daemon:
         """Security fixes at once: the feed against each site's last inventory on every watch tick;
         a site with a fix to apply gets its update now (in the background while serving)."""
         try:
-            due = security.review(self.services, self.config.sites)
+            due = self._security_review.review(self.services, self.config.sites)
         except Exception:  # noqa: BLE001 - the watch itself must go on
             log.exception("security review failed")
             return False

@@ -1,7 +1,8 @@
 """What the contract does about each known vulnerability of what a site runs.
 
 - A fix in a minor or patch release: applied at once. The daemon compares the feed with each site's
-  last inventory on every watch tick and starts that site's update (the same safe path: backup,
+  last inventory on its watch tick (a site again when its inventory, the feed or the day changed)
+  and starts that site's update (the same safe path: backup,
   checks, rollback) without waiting for the round; the plan gives it ``reason: "security: <id> <title>"``.
 - A fix only in a major release: ``security_majors = "ticket"`` opens a ticket (CVSS high/critical:
   the emergency clock) naming the major, the vulnerability and the exact command an admin runs;
@@ -9,14 +10,17 @@
 - No fix published: an "unpatched vulnerability" ticket with the feed's remediation text.
 
 Each decision is written to the audit log once (per site, vulnerability, version and action); a
-ticket closes only when an inventory shows the site no longer runs an affected version.
+ticket closes only when an inventory shows the site no longer runs an affected version (or no
+longer runs that software at all, while the feed still knows the record).
 """
 
 from __future__ import annotations
 
 import logging
 import shlex
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from agent import vulnfeed
@@ -27,7 +31,7 @@ from agent.state.vulns import as_public
 from agent.tickets import Severity
 from agent.updates import plan_for
 from inventory.versions import core_update_type, extension_update_type
-from inventory.vulnerabilities import Vulnerability
+from inventory.vulnerabilities import CORE_SLUG, Vulnerability
 
 log = logging.getLogger(__name__)
 EMERGENCY_CVSS = 7.0  # CVSS v3 "high" starts here
@@ -121,32 +125,87 @@ def site_findings(services: Services, site: SiteConfig,
     return findings_for(site, last[1], known if known is not None else services.state.vulns.all(), services.today())
 
 
-def review(services: Services, sites: list[SiteConfig]) -> list[SiteConfig]:
-    """The watch tick's part: the feed refreshed when due, each new decision audited and ticketed,
-    tickets closed on evidence; returns the sites whose security fix should be applied now."""
-    if services.config.vulnerabilities is None:
-        return []
-    inventories = {site.name: last for site in sites if (last := services.state.snapshots.last(site.name))}
-    software = vulnfeed.fleet_software(services.config, services.state,
-                                      {name: inventory for name, (_, inventory) in inventories.items()})
-    vulnfeed.refresh(services.config, services.state, services.clock, software=software)
-    known = services.state.vulns.all()
+@dataclass
+class _Seen:
+    snapshot: int  # the id of the site's last good snapshot, as reviewed
+    software: tuple[str, ...]  # "kind:slug" it lists
+    again: bool = True  # to review at the next tick: a new snapshot, or a fix still due
+
+
+@dataclass
+class Reviewer:
+    """The watch's security review, tick after tick (the daemon keeps one).
+
+    A site is looked at again only when it has a new snapshot, the feed's records or the day
+    changed, or a fix found for it is still due; a quiet fleet costs one query a tick, however
+    many sites it has. A new reviewer looks at every site once.
+    """
+
+    seen: dict[str, _Seen] = field(default_factory=dict)
+    feed_mark: tuple[object, ...] | None = None
+    day: date | None = None
+
+    def review(self, services: Services, sites: list[SiteConfig]) -> list[SiteConfig]:
+        """The feed refreshed when due, each new decision audited and ticketed, tickets closed on
+        evidence; returns the sites whose security fix should be applied now."""
+        if services.config.vulnerabilities is None:
+            return []
+        fresh = self._newer_snapshots(services, sites)
+        software = {f"core:{CORE_SLUG}"}.union(*(each.software for each in self.seen.values()))
+        feed = vulnfeed.refresh(services.config, services.state, services.clock, software=software)
+        mark = (feed.read_at, feed.records, feed.source) if feed is not None else None
+        if (mark, services.today()) != (self.feed_mark, self.day):
+            self.feed_mark, self.day = mark, services.today()
+            for each in self.seen.values():
+                each.again = True
+        known = services.state.vulns.all()
+        known_ids: dict[str, list[Vulnerability]] = {}
+        for found in known.values():
+            for vulnerability in found:
+                known_ids.setdefault(vulnerability.id, []).append(vulnerability)
+        due = []
+        for site in sites:
+            seen = self.seen.get(site.name)
+            if seen is None or not seen.again:
+                continue
+            last = fresh.get(site.name) or services.state.snapshots.last(site.name)
+            if last is None:
+                continue
+            seen.again = _review_site(services, site, last, known, known_ids)
+            if seen.again:
+                due.append(site)
+        if due:
+            services.tickets.deliver_pending()
+        return due
+
+    def _newer_snapshots(self, services: Services, sites: list[SiteConfig]) -> dict[str, tuple[datetime, dict[str, Any]]]:
+        """The last snapshots of the sites that have a newer one than reviewed (read once here)."""
+        latest = services.state.snapshots.latest_ids()
+        fresh = {}
+        for site in sites:
+            newest = latest.get(site.name)
+            seen = self.seen.get(site.name)
+            if newest is None or (seen is not None and seen.snapshot == newest):
+                continue
+            last = services.state.snapshots.last(site.name)
+            if last is None:
+                continue
+            fresh[site.name] = last
+            self.seen[site.name] = _Seen(newest, tuple(sys.intern(s) for s in vulnfeed.software_in(last[1])))
+        return fresh
+
+
+def _review_site(services: Services, site: SiteConfig, last: tuple[datetime, dict[str, Any]],
+                 known: dict[tuple[str, str], list[Vulnerability]], known_ids: dict[str, list[Vulnerability]]) -> bool:
+    """One site's decisions and closures; whether a fix is due on it now."""
+    taken_at, inventory = last
+    found = findings_for(site, inventory, known, services.today())
     now = services.clock.now()
-    due = []
-    for site in sites:
-        if site.name not in inventories:
-            continue
-        taken_at, inventory = inventories[site.name]
-        found = findings_for(site, inventory, known, services.today())
-        for finding in found:
-            if services.state.vulns.decide(site.name, finding.vulnerability.id, finding.version, finding.action, now):
-                _record(services, site, finding)
-        _close_fixed(services, site, inventory, known, taken_at.isoformat(timespec="seconds"))
-        if any(f.action == "apply" for f in found) and _security_steps(services, site, inventory):
-            due.append(site)
-    if due:
-        services.tickets.deliver_pending()
-    return due
+    for finding in found:
+        if services.state.vulns.decide(site.name, finding.vulnerability.id, finding.version, finding.action, now):
+            _record(services, site, finding)
+    _close_fixed(services, site, inventory, known_ids, taken_at.isoformat(timespec="seconds"))
+    return any(f.action == "apply" for f in found) and _security_steps(services, site, inventory)
 
 
 def _security_steps(services: Services, site: SiteConfig, inventory: dict[str, Any]) -> bool:
@@ -178,17 +237,27 @@ def _notice(services: Services) -> str:
     return ("\n\n" + "\n".join(feed.notices)) if feed and feed.notices else ""
 
 
+VULNERABILITY_TICKETS = ("vulnerability_major", "vulnerability_unpatched")
+
+
 def _close_fixed(services: Services, site: SiteConfig, inventory: dict[str, Any],
-                 known: dict[tuple[str, str], list[Vulnerability]], taken_at: str) -> None:
-    for kind, name, version in components(inventory):
-        for vulnerability in known.get(software_key(kind, name), []):
-            if vulnerability.affects(version):
-                continue
-            key = f"{site.name}:vuln:{vulnerability.id}"
-            if services.tickets.open_one(key) is not None:
-                services.tickets.close(key, f"the inventory of {taken_at} shows {name} {version}, "
-                                            f"which {vulnerability.id} does not affect")
-                services.audit.append("ticket_closed", site=site.name, detail={"dedup_key": key, "version": version})
+                 known_ids: dict[str, list[Vulnerability]], taken_at: str) -> None:
+    """Close the site's vulnerability tickets the inventory shows it no longer needs: the software
+    is at a version the vulnerability does not affect, or no longer installed. A vulnerability
+    gone from the feed is no evidence: its ticket stays."""
+    installed = {software_key(kind, name): version for kind, name, version in components(inventory)}
+    for key in services.tickets.open_keys(site.name, VULNERABILITY_TICKETS):
+        vid = key.removeprefix(f"{site.name}:vuln:")
+        entries = known_ids.get(vid, [])  # one per software the record names
+        if not entries:
+            continue
+        if any(v.affects(installed.get((v.kind, v.slug)) or "") for v in entries):
+            continue
+        shows = ", ".join(f"{v.slug} {installed[(v.kind, v.slug)]}" if (v.kind, v.slug) in installed
+                          else f"no {v.slug}" for v in entries)
+        services.tickets.close(key, f"the inventory of {taken_at} shows {shows}, which {vid} does not affect")
+        services.audit.append("ticket_closed", site=site.name, detail={
+            "dedup_key": key, "version": installed.get((entries[0].kind, entries[0].slug))})
 
 
 def fleet_report(services: Services, sites: list[SiteConfig]) -> dict[str, Any]:

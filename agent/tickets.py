@@ -175,6 +175,9 @@ class TicketDesk:
     def open_one(self, dedup_key: str) -> Ticket | None:
         return self.ledger.open_one(dedup_key)
 
+    def open_keys(self, site: str, kinds: tuple[str, ...]) -> list[str]:
+        return self.ledger.open_keys(site, kinds)
+
     def deliver_pending(self) -> tuple[int, int]:
         """Send queued deliveries in order, stopping at the first refusal; (sent, still queued).
 

@@ -229,3 +229,77 @@ def test_the_checkup_verdict_on_vulnerabilities() -> None:
     stale = FeedState("feed.json", read_at=read.read_at, error="HTTP 500", records=3)
     verdict, detail = vulnerabilities_check([], stale, True, now)
     assert verdict == "good" and "last good copy is 30 h old (HTTP 500)" in detail
+
+
+def test_the_watch_looks_again_only_at_what_changed(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One daemon, tick after tick: a quiet tick reads no snapshot and decides nothing; a feed that
+    gains a record has every site looked at again; a new inventory of one site has that site alone
+    looked at, and closes the tickets it shows fixed (a major installed by hand, a plugin removed)."""
+    import shutil
+    import sqlite3
+
+    from agent.state.snapshots import Snapshots
+
+    acme = fleet.add(DemoSite("acme", "6.5.5", {"akismet": ("5.3.0", True), "hello-dolly": ("1.7.2", True)}))
+    fleet.add(DemoSite("bakery", "6.5.5", {"hello-dolly": ("1.7.2", True)}))
+    feed = fleet.folder / "wordfence.json"
+    major = feeds.record("major-1", "SQL injection in Akismet", "plugin", "akismet",
+                         [feeds.bounds("4.0", True, "6.0.0", False)], ["6.0.0"], score=9.8, rating="Critical")
+    unpatched = feeds.record("unpatched-1", "CSRF in Hello Dolly", "plugin", "hello-dolly",
+                             [feeds.bounds("*", True, "*", True)], [], score=4.3, rating="Medium")
+    feeds.write(feed, [major, unpatched])
+    fleet.write(f'\n[vulnerabilities]\nfeed = "{feed}"\nrefresh = "6h"\n')
+    reads: list[str] = []
+    original = Snapshots.last
+
+    def counted(self: Snapshots, name: str, *, ok_only: bool = True) -> Any:
+        reads.append(name)
+        return original(self, name, ok_only=ok_only)
+
+    monkeypatch.setattr(Snapshots, "last", counted)
+    clock = FixedClock(FRIDAY_3AM_TEHRAN)
+    daemon = Daemon(load(fleet.config), clock)
+
+    def tick(n: int, *jobs: str) -> None:
+        clock.at = FRIDAY_3AM_TEHRAN + timedelta(minutes=n)
+        reads.clear()
+        for job in jobs:
+            daemon.run_job(job)
+        daemon.services.tickets.deliver_pending()  # as the daemon's loop does after its jobs
+
+    def ticket_rows() -> dict[str, str]:
+        with contextlib.closing(sqlite3.connect(fleet.folder / "state" / "wpfleet.db")) as db:
+            return dict(db.execute("SELECT dedup_key, status FROM tickets WHERE dedup_key LIKE '%:vuln:%'").fetchall())
+
+    try:
+        tick(0, "inventory")
+        tick(1, "watch")
+        assert ticket_rows() == {"acme:vuln:major-1": "open", "acme:vuln:unpatched-1": "open",
+                                 "bakery:vuln:unpatched-1": "open"}
+        sent, audit = len(fleet.sent_tickets()), len(fleet.audit_records())
+
+        tick(2, "watch")  # nothing changed
+        assert reads == [] and len(fleet.sent_tickets()) == sent
+        assert not [r for r in fleet.audit_records()[audit:] if r["action"] in ("security_decision", "ticket")]
+
+        second = feeds.record("unpatched-2", "Stored XSS in Akismet", "plugin", "akismet",
+                              [feeds.bounds("*", True, "*", True)], [], score=5.4, rating="Medium")
+        feeds.write(feed, [major, unpatched, second])  # the local feed changes: re-read, every site again
+        tick(3, "watch")
+        assert sorted(reads) == ["acme", "bakery"] and ticket_rows()["acme:vuln:unpatched-2"] == "open"
+        assert [t["dedup_key"] for t in fleet.sent_tickets()[sent:]] == ["acme:vuln:unpatched-2"]
+
+        shutil.rmtree(acme / "wp-content" / "plugins" / "hello-dolly")  # someone removed it,
+        demo.write_plugin(acme, "akismet", "6.0.0")  # and installed the major by hand
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["--config", str(fleet.config), "inventory", "--site", "acme"], clock=clock) == 0
+        tick(4, "watch")  # acme's new snapshot is read once, and is the evidence; bakery is not read
+        assert reads == ["acme"]
+        assert ticket_rows() == {"acme:vuln:major-1": "closed", "acme:vuln:unpatched-1": "closed",
+                                 "acme:vuln:unpatched-2": "open", "bakery:vuln:unpatched-1": "open"}
+        closed = [r["detail"]["dedup_key"] for r in fleet.audit_records() if r["action"] == "ticket_closed"]
+        assert sorted(closed) == ["acme:vuln:major-1", "acme:vuln:unpatched-1"]
+        tick(5, "watch")
+        assert reads == []
+    finally:
+        daemon.close()

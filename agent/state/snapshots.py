@@ -44,6 +44,11 @@ class Snapshots:
             return None
         return datetime.fromisoformat(found[0][0]), json.loads(found[0][1])
 
+    def latest_ids(self) -> dict[str, int]:
+        """Each site's last good snapshot's id, in one query: what changed since a given look."""
+        return {str(site): int(newest) for site, newest in
+                self.db.rows("SELECT site, MAX(id) FROM snapshots WHERE ok = 1 GROUP BY site")}
+
     def count(self, site: str | None = None) -> int:
         if site is None:
             return int(self.db.rows("SELECT COUNT(*) FROM snapshots")[0][0])

@@ -113,6 +113,12 @@ class TicketLedger:
             row = db.execute("SELECT id FROM tickets WHERE dedup_key = ? AND status = 'open'", (dedup_key,)).fetchone()
             return _get(db, row[0]) if row else None
 
+    def open_keys(self, site: str, kinds: tuple[str, ...]) -> list[str]:
+        """The dedup keys of the site's open tickets of these kinds."""
+        marks = ", ".join("?" * len(kinds))
+        return [str(r[0]) for r in self.db.rows(
+            f"SELECT dedup_key FROM tickets WHERE site = ? AND status = 'open' AND kind IN ({marks})", (site, *kinds))]
+
     def all(self, open_only: bool = False) -> list[Ticket]:
         where = "WHERE status = 'open'" if open_only else ""
         return [Ticket(*r) for r in self.db.rows(f"SELECT {_FIELDS} FROM tickets {where} ORDER BY opened_at, id")]
