@@ -2,9 +2,10 @@
 """The watch tick's security review on a large fleet: what a quiet minute costs.
 
 N sites with a stored inventory each (20 plugins from a pool of 1,000, core 6.5.5), a local
-vulnerability feed of ``--records`` records over 500 of those plugins, one site in a hundred
-running a version with no fix (a ticket, decided once). Times the review of the first tick (every
-decision made) and of the ticks after it, when nothing changed, in the agent's own process.
+vulnerability feed of ``--records`` records over 500 of those plugins; one site in a thousand runs
+a version two records say has no fix (two tickets, decided once). Times the review of the first
+tick (every decision made) and of the ticks after it, when nothing changed, in the agent's own
+process.
 
     python bench/watch.py --sites 10000
 """
