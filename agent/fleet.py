@@ -216,7 +216,9 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
         results = inventory_fleet(config, sites, on_done=done, wporg=wporg,
                                   known_php=recent_php(state, sites, clock.now()))
         if config.vulnerabilities is not None:  # the feed filtered for what was just found, when due
-            read = {r.site: r.to_public() for r in results if r.core is not None}
+            read: dict[str, dict[str, object]] = {  # what software_in reads, without dumping each result
+                r.site: {"plugins": [{"name": e.name} for e in r.plugins], "themes": [{"name": e.name} for e in r.themes]}
+                for r in results if r.core is not None}
             vulnfeed.refresh(config, state, clock, software=vulnfeed.fleet_software(config, state, read))
             known = state.vulns.all()
             for result in results:

@@ -10,8 +10,8 @@
 - No fix published: an "unpatched vulnerability" ticket with the feed's remediation text.
 
 Each decision is written to the audit log once (per site, vulnerability, version and action); a
-ticket closes only when an inventory shows the site no longer runs an affected version (or no
-longer runs that software at all, while the feed still knows the record).
+ticket closes only when an inventory shows the site no longer runs an affected version, or no
+longer runs that software at all.
 """
 
 from __future__ import annotations
@@ -202,7 +202,8 @@ def _review_site(services: Services, site: SiteConfig, last: tuple[datetime, dic
     found = findings_for(site, inventory, known, services.today())
     now = services.clock.now()
     for finding in found:
-        if services.state.vulns.decide(site.name, finding.vulnerability.id, finding.version, finding.action, now):
+        v = finding.vulnerability
+        if services.state.vulns.decide(site.name, v.id, finding.version, finding.action, now, (v.kind, v.slug)):
             _record(services, site, finding)
     _close_fixed(services, site, inventory, known_ids, taken_at.isoformat(timespec="seconds"))
     return any(f.action == "apply" for f in found) and _security_steps(services, site, inventory)
@@ -249,15 +250,19 @@ def _close_fixed(services: Services, site: SiteConfig, inventory: dict[str, Any]
     for key in services.tickets.open_keys(site.name, VULNERABILITY_TICKETS):
         vid = key.removeprefix(f"{site.name}:vuln:")
         entries = known_ids.get(vid, [])  # one per software the record names
-        if not entries:
-            continue
-        if any(v.affects(installed.get((v.kind, v.slug)) or "") for v in entries):
-            continue
-        shows = ", ".join(f"{v.slug} {installed[(v.kind, v.slug)]}" if (v.kind, v.slug) in installed
-                          else f"no {v.slug}" for v in entries)
+        if entries:
+            if any(v.affects(installed.get((v.kind, v.slug)) or "") for v in entries):
+                continue
+            software = [(v.kind, v.slug) for v in entries]
+        else:  # the feed's copy lost the record (nothing in the fleet runs it?): only "gone" is evidence
+            software = services.state.vulns.decided_software(site.name, vid)
+            if not software or any(each in installed for each in software):
+                continue
+        shows = ", ".join(f"{slug} {installed[(kind, slug)]}" if (kind, slug) in installed else f"no {slug}"
+                          for kind, slug in software)
         services.tickets.close(key, f"the inventory of {taken_at} shows {shows}, which {vid} does not affect")
         services.audit.append("ticket_closed", site=site.name, detail={
-            "dedup_key": key, "version": installed.get((entries[0].kind, entries[0].slug))})
+            "dedup_key": key, "version": installed.get(software[0])})
 
 
 def fleet_report(services: Services, sites: list[SiteConfig]) -> dict[str, Any]:

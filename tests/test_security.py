@@ -234,7 +234,8 @@ def test_the_checkup_verdict_on_vulnerabilities() -> None:
 def test_the_watch_looks_again_only_at_what_changed(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     """One daemon, tick after tick: a quiet tick reads no snapshot and decides nothing; a feed that
     gains a record has every site looked at again; a new inventory of one site has that site alone
-    looked at, and closes the tickets it shows fixed (a major installed by hand, a plugin removed)."""
+    looked at, and closes the tickets it shows fixed (a major installed by hand, a plugin removed —
+    also when no site runs it any more and the feed's copy no longer holds its record)."""
     import shutil
     import sqlite3
 
@@ -301,5 +302,13 @@ def test_the_watch_looks_again_only_at_what_changed(fleet: Fleet, monkeypatch: p
         assert sorted(closed) == ["acme:vuln:major-1", "acme:vuln:unpatched-1"]
         tick(5, "watch")
         assert reads == []
+
+        bakery = fleet.folder / "sites" / "bakery"
+        shutil.rmtree(bakery / "wp-content" / "plugins" / "hello-dolly")  # now no site runs it: the
+        with contextlib.redirect_stdout(io.StringIO()):  # feed's copy drops its record
+            assert main(["--config", str(fleet.config), "inventory", "--site", "bakery"], clock=clock) == 0
+        tick(6, "watch")
+        assert ticket_rows()["bakery:vuln:unpatched-1"] == "closed"  # the decision knew the software
+        assert ticket_rows()["acme:vuln:unpatched-2"] == "open"
     finally:
         daemon.close()

@@ -52,3 +52,28 @@ def test_a_fix_still_inside_another_affected_range_is_no_fix() -> None:
                                                     feeds.bounds("2.0", True, "2.1", False)], ["1.2", "2.0.5", "2.1"])
     [vuln] = read_feed(io.BytesIO(json.dumps({"x": record}).encode()), lambda k, s: True, FeedNotices())
     assert vuln.fixed_in("1.0.5") == "1.2" and vuln.fixed_in("2.0.1") == "2.1"  # 2.0.5 is still affected
+
+
+def test_a_state_file_from_before_gains_the_decisions_software(tmp_path: Path) -> None:
+    """Decisions stored before their (kind, slug) was kept stay, and prove nothing about software."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from agent.state import State
+
+    with sqlite3.connect(tmp_path / "wpfleet.db") as old:
+        old.execute("CREATE TABLE security_decisions (site TEXT NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL, "
+                    "action TEXT NOT NULL, decided_at TEXT NOT NULL, PRIMARY KEY (site, id, version, action))")
+        old.execute("INSERT INTO security_decisions VALUES ('acme', 'old-1', '1.0', 'ticket', '2026-01-01')")
+    state = State(tmp_path)
+    try:
+        at = datetime(2026, 11, 26, tzinfo=UTC)
+        assert state.vulns.decided_software("acme", "old-1") == []
+        assert not state.vulns.decide("acme", "old-1", "1.0", "ticket", at, ("plugin", "akismet"))  # made before
+        assert state.vulns.decide("acme", "new-1", "1.0", "ticket", at, ("plugin", "akismet"))
+        assert state.vulns.decided_software("acme", "new-1") == [("plugin", "akismet")]
+    finally:
+        state.close()
+    with sqlite3.connect(tmp_path / "wpfleet.db") as db:
+        assert db.execute("SELECT kind, slug FROM security_decisions ORDER BY id").fetchall() == [
+            ("plugin", "akismet"), ("", "")]

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS security_decisions (
     version TEXT NOT NULL,
     action TEXT NOT NULL,
     decided_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT '',
+    slug TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (site, id, version, action)
 );
 CREATE TABLE IF NOT EXISTS vulnerability_feed (
@@ -56,7 +58,10 @@ class FeedState:
 class VulnerabilityStore:
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA)
+        # the software a decision was about: evidence for closing its ticket once the feed's copy,
+        # filtered to what the fleet runs, no longer holds the record
+        db.schema(SCHEMA, columns={"security_decisions": {"kind": "TEXT NOT NULL DEFAULT ''",
+                                                          "slug": "TEXT NOT NULL DEFAULT ''"}})
 
     def feed(self) -> FeedState | None:
         found = self.db.rows("SELECT data FROM vulnerability_feed WHERE one = 1")
@@ -76,11 +81,19 @@ class VulnerabilityStore:
             db.execute("INSERT OR REPLACE INTO vulnerability_feed (one, data) VALUES (1, ?)",
                        (json.dumps(asdict(state)),))
 
-    def decide(self, site: str, vid: str, version: str, action: str, at: datetime) -> bool:
-        """Remember a decision about a vulnerable version; True the first time it is made."""
-        cursor = self.db.execute("INSERT OR IGNORE INTO security_decisions (site, id, version, action, decided_at) "
-                                 "VALUES (?, ?, ?, ?, ?)", (site, vid, version, action, at.isoformat()))
+    def decide(self, site: str, vid: str, version: str, action: str, at: datetime, software: tuple[str, str]) -> bool:
+        """Remember a decision about a vulnerable version of ``software`` (kind, slug); True the
+        first time it is made."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO security_decisions (site, id, version, action, decided_at, kind, slug) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", (site, vid, version, action, at.isoformat(), *software))
         return cursor.rowcount == 1
+
+    def decided_software(self, site: str, vid: str) -> list[tuple[str, str]]:
+        """(kind, slug) the site's decisions about ``vid`` were about (none for decisions older than
+        this column)."""
+        return [(str(k), str(s)) for k, s in self.db.rows(
+            "SELECT DISTINCT kind, slug FROM security_decisions WHERE site = ? AND id = ? AND slug != ''", (site, vid))]
 
     def about(self, kind: str, slug: str) -> list[Vulnerability]:
         return [Vulnerability.from_json(json.loads(row[0])) for row in self.db.rows(
