@@ -312,3 +312,29 @@ def test_the_watch_looks_again_only_at_what_changed(fleet: Fleet, monkeypatch: p
         assert ticket_rows()["acme:vuln:unpatched-2"] == "open"
     finally:
         daemon.close()
+
+
+def test_the_newest_good_snapshot_of_each_site_without_reading_the_history(tmp_path: Path) -> None:
+    """A state file from before the latest-snapshot table is filled from its history once; from then
+    on a good read moves a site's newest id and a failed one does not."""
+    import sqlite3
+
+    from agent.state import State
+
+    with sqlite3.connect(tmp_path / "wpfleet.db") as old:
+        old.execute("CREATE TABLE snapshots (id INTEGER PRIMARY KEY, site TEXT NOT NULL, taken_at TEXT NOT NULL, "
+                    "ok INTEGER NOT NULL, data TEXT NOT NULL)")
+        old.executemany("INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, '{}')", [
+            ("acme", "2026-11-01T00:00:00+00:00", 1), ("bakery", "2026-11-01T00:00:00+00:00", 1),
+            ("acme", "2026-11-02T00:00:00+00:00", 1), ("bakery", "2026-11-02T00:00:00+00:00", 0)])
+    state = State(tmp_path)
+    try:
+        assert state.snapshots.latest_ids() == {"acme": 3, "bakery": 2}
+        state.snapshots.save("bakery", FRIDAY_3AM_TEHRAN, False, {"error": "down"})
+        state.snapshots.save("clinic", FRIDAY_3AM_TEHRAN, True, {"core": {"version": "6.5.5"}})
+        state.snapshots.save("acme", FRIDAY_3AM_TEHRAN, True, {"core": {"version": "6.5.5"}})
+        assert state.snapshots.latest_ids() == {"acme": 7, "bakery": 2, "clinic": 6}
+        last = state.snapshots.last("acme")
+        assert last is not None and last[1] == {"core": {"version": "6.5.5"}}
+    finally:
+        state.close()

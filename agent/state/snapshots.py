@@ -17,6 +17,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS snapshots_site ON snapshots (site, id);
+CREATE TABLE IF NOT EXISTS snapshots_latest (  -- each site's last good snapshot: a look costs the sites, not the history
+    site TEXT PRIMARY KEY,
+    id INTEGER NOT NULL
+);
 """
 CHECKUPS = """
 CREATE TABLE IF NOT EXISTS checkups (
@@ -30,11 +34,17 @@ CREATE TABLE IF NOT EXISTS checkups (
 class Snapshots:
     def __init__(self, db: Database):
         self.db = db
+        older = not db.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'snapshots_latest'")
         db.schema(SCHEMA)
+        if older:  # a state file from before the table: filled once from the history
+            db.execute("INSERT OR REPLACE INTO snapshots_latest SELECT site, MAX(id) FROM snapshots WHERE ok = 1 GROUP BY site")
 
     def save(self, site: str, taken_at: datetime, ok: bool, data: dict[str, Any]) -> None:
-        self.db.execute("INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?)",
-                        (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":"))))
+        with self.db.transaction() as db:
+            cursor = db.execute("INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?)",
+                                (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":"))))
+            if ok:
+                db.execute("INSERT OR REPLACE INTO snapshots_latest (site, id) VALUES (?, ?)", (site, cursor.lastrowid))
 
     def last(self, site: str, *, ok_only: bool = True) -> tuple[datetime, dict[str, Any]] | None:
         found = self.db.rows(
@@ -46,8 +56,7 @@ class Snapshots:
 
     def latest_ids(self) -> dict[str, int]:
         """Each site's last good snapshot's id, in one query: what changed since a given look."""
-        return {str(site): int(newest) for site, newest in
-                self.db.rows("SELECT site, MAX(id) FROM snapshots WHERE ok = 1 GROUP BY site")}
+        return {str(site): int(newest) for site, newest in self.db.rows("SELECT site, id FROM snapshots_latest")}
 
     def count(self, site: str | None = None) -> int:
         if site is None:
