@@ -158,16 +158,16 @@ class Reviewer:
             self.feed_mark, self.day = mark, services.today()
             for each in self.seen.values():
                 each.again = True
+        looked_at = [(site, seen) for site in sites if (seen := self.seen.get(site.name)) is not None and seen.again]
+        if not looked_at:  # a quiet tick: the feed's records are not even read
+            return []
         known = services.state.vulns.all()
         known_ids: dict[str, list[Vulnerability]] = {}
         for found in known.values():
             for vulnerability in found:
                 known_ids.setdefault(vulnerability.id, []).append(vulnerability)
         due = []
-        for site in sites:
-            seen = self.seen.get(site.name)
-            if seen is None or not seen.again:
-                continue
+        for site, seen in looked_at:
             last = fresh.get(site.name) or services.state.snapshots.last(site.name)
             if last is None:
                 continue
