@@ -184,11 +184,12 @@ PHP_KEPT = timedelta(days=1)
 
 def recent_php(state: State, sites: list[SiteConfig], now: datetime) -> dict[str, str]:
     """Each site's PHP version from its last good snapshot, when that is less than a day old."""
+    stored = state.snapshots.latest_php(sites[0].name if len(sites) == 1 else None)
     found = {}
     for site in sites:
-        last = state.snapshots.last(site.name)
-        if last is not None and now - last[0] < PHP_KEPT and isinstance(last[1].get("php"), str):
-            found[site.name] = last[1]["php"]
+        taken_at, php = stored.get(site.name, (None, None))
+        if taken_at is not None and now - taken_at < PHP_KEPT and isinstance(php, str):
+            found[site.name] = php
     return found
 
 

@@ -104,3 +104,37 @@ def test_ssh_refused_is_reported(fleet: Fleet, sshd: sshd_mod.SSHServer, capsys:
     fleet.config.write_text(fleet.config.read_text().replace(f"port = {sshd.port}", f"port = {sshd_mod.free_port()}"))
     code, result = run_json(fleet, capsys)
     assert code == 1 and result[0]["ok"] is False and "ssh to 127.0.0.1" in result[0]["error"]
+
+
+def test_php_is_asked_again_only_when_the_last_good_read_is_a_day_old(fleet: Fleet) -> None:
+    """The version PHP reported stays a day in the last good snapshot; a failed read since does not
+    count, and an older one has PHP asked again (the real ``php`` here answers its own version)."""
+    import subprocess
+    from datetime import UTC, datetime, timedelta
+
+    from agent.clock import FixedClock
+    from agent.config import load
+    from agent.fleet import inventory_and_store
+
+    fleet.add(DemoSite("acme", "6.5.3"))
+    real = subprocess.run(["php", "-r", "echo PHP_VERSION;"], capture_output=True, text=True, check=True).stdout
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    config = load(fleet.config)
+
+    def stored(php: str, age: timedelta) -> str | None:
+        state = State(fleet.folder / "state")
+        try:
+            state.snapshots.save("acme", now - age, True, {"site": "acme", "php": php})
+            state.snapshots.save("acme", now - age / 2, False, {"site": "acme", "error": "ssh refused"})
+        finally:
+            state.close()
+        return inventory_and_store(config, None, FixedClock(now))[0].php
+
+    assert stored("7.4.33", timedelta(hours=23)) == "7.4.33"  # kept: PHP not started
+    assert stored("7.4.33", timedelta(hours=25)) == real  # a day old: asked
+    state = State(fleet.folder / "state")
+    try:
+        last = state.snapshots.last("acme")
+        assert last is not None and last[0] == now and last[1]["php"] == real
+    finally:
+        state.close()

@@ -54,6 +54,14 @@ class Snapshots:
             return None
         return datetime.fromisoformat(found[0][0]), json.loads(found[0][1])
 
+    def latest_php(self, site: str | None = None) -> dict[str, tuple[datetime, object]]:
+        """Each site's (or ``site``'s) PHP version in its last good snapshot, with when it was taken;
+        read out of the stored JSON by SQLite, not by parsing every snapshot."""
+        query = ("SELECT s.site, s.taken_at, json_extract(s.data, '$.php') FROM snapshots_latest AS l "
+                 "JOIN snapshots AS s ON s.id = l.id")
+        found = self.db.rows(query + " WHERE l.site = ?", (site,)) if site is not None else self.db.rows(query)
+        return {str(name): (datetime.fromisoformat(taken_at), php) for name, taken_at, php in found}
+
     def latest_ids(self) -> dict[str, int]:
         """Each site's last good snapshot's id, in one query: what changed since a given look."""
         return {str(site): int(newest) for site, newest in self.db.rows("SELECT site, id FROM snapshots_latest")}
