@@ -138,8 +138,7 @@ def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = 
     try:
         database, files = _dump_database(site, folder)
         files[ARCHIVE] = _archive_files(site, folder)
-        if files[database["file"]]["size"] == 0:
-            raise BackupError("the database dump is empty")
+        _dump_not_empty(files, database["file"])
         backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), files,
                         initial=not existing, core=core, components=dict(components), database=database)
         site.write_file(f"{folder}/{MANIFEST}", json.dumps(backup.manifest(), indent=1).encode())
@@ -256,17 +255,16 @@ def _file_sums(site: SiteHandle, folder: str, *names: str) -> dict[str, dict[str
     return {name: {"sha256": sums[index * 2], "size": int(sizes[index])} for index, name in enumerate(names)}
 
 
-def _sums(site: SiteHandle, folder: str, db_file: str) -> dict[str, dict[str, Any]]:
-    files = _file_sums(site, folder, db_file, ARCHIVE)
+def _dump_not_empty(files: dict[str, dict[str, Any]], db_file: str) -> None:
     if files[db_file]["size"] == 0:
         raise BackupError("the database dump is empty")
-    return files
 
 
 def verify(site: SiteHandle, backup: Backup) -> None:
     """The archive reads back whole and every file matches its manifest sum."""
     folder = folder_of(site, backup)
-    now = _sums(site, folder, backup.db_file)
+    now = _file_sums(site, folder, backup.db_file, ARCHIVE)
+    _dump_not_empty(now, backup.db_file)
     for name, expected in backup.files.items():
         if now.get(name, {}).get("sha256") != expected["sha256"]:
             raise BackupError(f"{name} of backup {backup.id} does not match its checksum")
