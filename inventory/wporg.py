@@ -58,12 +58,6 @@ class WordPressOrg:
             self._cache[key] = (self.clock(), found)
             return found
 
-    def newest_minor(self, kind: str, slug: str, current: str, newest: str | None = None) -> str | None:
-        """The newest minor or patch release above ``current``; None when there is none or the
-        slug's releases are unknown here (ask WP-CLI). ``newest``: the newest release the site sees."""
-        released = self.versions(kind, slug, expect=newest)
-        return None if released is None else newest_minor(released, current)
-
     def _fetch(self, kind: str, slug: str) -> list[str] | None:
         area, action = _ACTIONS[kind]
         params = {"action": action, "request[slug]": safety.slug(slug), "request[fields][versions]": "1",

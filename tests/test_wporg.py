@@ -14,7 +14,7 @@ import requests
 from agent.demo.web import StandInWeb
 from inventory.collect import collect
 from inventory.wpcli import WPCLI
-from inventory.wporg import WordPressOrg
+from inventory.wporg import WordPressOrg, newest_minor
 from tests import transcripts
 from tests.fakes import ScriptedTransport
 from tests.test_collect import REACHED, SITE_B, TRANSIENT, host
@@ -44,25 +44,32 @@ def test_the_info_api_answers_in_wordpress_orgs_shape(api: tuple[StandInWeb, Pat
     assert missing.status_code == 404 and missing.json() == {"error": "Plugin not found."}
 
 
+def minor(client: WordPressOrg, kind: str, slug: str, current: str, newest: str | None = None) -> str | None:
+    """What collect does with a slug whose newest release is a major."""
+    released = client.versions(kind, slug, expect=newest)
+    assert released is not None
+    return newest_minor(released, current)
+
+
 def test_one_request_per_slug_for_the_fleet_within_the_ttl(api: tuple[StandInWeb, Path]) -> None:
     web, repo = api
     now = [0.0]
     client = WordPressOrg(web.wporg_api, ttl=3600, clock=lambda: now[0])
-    threads = [threading.Thread(target=client.newest_minor, args=("plugin", "acme-tools", "1.0.0")) for _ in range(8)]
+    threads = [threading.Thread(target=client.versions, args=("plugin", "acme-tools")) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert web.wporg_requests == 1  # eight sites asking at once share one answer
-    assert client.newest_minor("plugin", "acme-tools", "1.0.0") == "1.1.0"
-    assert client.newest_minor("theme", "twentytwentyfour", "1.0") == "1.2"
+    assert minor(client, "plugin", "acme-tools", "1.0.0") == "1.1.0"
+    assert minor(client, "theme", "twentytwentyfour", "1.0") == "1.2"
     assert client.versions("plugin", "premium") is None and web.wporg_requests == 3
     # a release the site is offered but the cached list lacks: the list is out of date, asked again
     data = json.loads(repo.read_text())
     data["plugins"]["acme-tools"] += ["1.2.0", "3.0.0"]
     repo.write_text(json.dumps(data))
-    assert client.newest_minor("plugin", "acme-tools", "1.0.0", newest="2.0.0") == "1.1.0"  # cache still fits
-    assert client.newest_minor("plugin", "acme-tools", "1.0.0", newest="3.0.0") == "1.2.0" and web.wporg_requests == 4
+    assert minor(client, "plugin", "acme-tools", "1.0.0", newest="2.0.0") == "1.1.0"  # cache still fits
+    assert minor(client, "plugin", "acme-tools", "1.0.0", newest="3.0.0") == "1.2.0" and web.wporg_requests == 4
     now[0] = 3601.0  # past the TTL
     client.versions("plugin", "acme-tools")
     assert web.wporg_requests == 5
