@@ -391,6 +391,7 @@ def status_report(services: Services) -> dict[str, Any]:
     jobs = state.jobs.all()
     intervals = services.config.agent.intervals
     down = state.watch.down_sites()
+    tick = state.watch.last_tick()
     nexts = state.checkups.next_dues()
     results = state.sites.all()
     return {
@@ -403,6 +404,8 @@ def status_report(services: Services) -> dict[str, Any]:
         "sites": [{"site": s.name, **results.get(s.name, {"last_update": None, "status": None, "error": None,
                                                           "last_success": None}),
                    "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
+        "watch": {"last_tick_at": tick.at if tick else None, "tick_seconds": tick.seconds if tick else None,
+                  "sites_checked": tick.sites if tick else None, "down": list(down)},
         "open_tickets": services.tickets.open_count(),
         "deliveries_waiting": services.tickets.pending(),
         "vulnerability_feed": as_public(state.vulns.feed(), now) if services.config.vulnerabilities else None,

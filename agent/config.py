@@ -94,8 +94,11 @@ class AgentConfig(_Strict):
     watch_interval: float = 60.0
     retention_interval: float = 86400.0
     checkup_interval: float = 86400.0
-    watch_timeout: float = Field(10.0, gt=0, le=120)
-    # pages every health check compares with their baseline taken before the change
+    watch_timeout: float = Field(10.0, gt=0, le=120)  # one page check, connect to last byte
+    watch_connections: int = Field(500, ge=1, le=10000)  # page checks the watch keeps open at once
+    # a site whose check failed (or a down site that answers again) is checked again this long after
+    watch_confirm_after: float = Field(20.0, ge=0, le=300)
+    # pages every health check compares with their baseline taken before the change ("/" is always one)
     health_pages: list[str] = Field(default_factory=lambda: ["/"], min_length=1, max_length=20)
     metrics: str | None = Field(None, pattern=r"^[0-9a-zA-Z.:\[\]-]+:\d{1,5}$")  # "127.0.0.1:9101"
     log_format: Literal["text", "json"] = "text"

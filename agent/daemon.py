@@ -2,7 +2,7 @@
 
 Jobs — inventory, the update round, the uptime watch, backup retention, check-up due dates —
 each run when due: their last run is kept in state, so a restart neither repeats nor skips them;
-on start everything due runs at once, then each job every interval from its last run. ``--once``
+on start everything due runs at once, then each job every interval from its last run's start. ``--once``
 is one such round. The watch has its own thread, started before anything else, so neither
 settling interrupted runs nor a long update round ever silences it.
 
@@ -113,6 +113,8 @@ class Daemon:
         return min(LONGEST_NAP, max(SLACK, min(self.until_due(jobs).values())))
 
     def run_job(self, job: str) -> bool:
+        """Run one job; its next run counts from this one's start (a long round does not push it back)."""
+        began = self.clock.now()
         started = time.monotonic()
         status = "ok"
         try:
@@ -121,10 +123,9 @@ class Daemon:
             log.exception("job %s failed", job)
             failed, status = True, "error"
         duration = time.monotonic() - started
-        now = self.clock.now()
-        self.services.state.jobs.done(job, now, status if not failed else f"{status}; sites failed", duration)
+        self.services.state.jobs.done(job, began, status if not failed else f"{status}; sites failed", duration)
         self.metrics.gauge("wpfleet_round_duration_seconds", "job", job, duration)
-        self.metrics.gauge("wpfleet_job_last_run_timestamp_seconds", "job", job, now.timestamp())
+        self.metrics.gauge("wpfleet_job_last_run_timestamp_seconds", "job", job, began.timestamp())
         log.info("job %s done in %.1fs%s", job, duration, " (with failures)" if failed else "")
         return failed
 
@@ -138,7 +139,9 @@ class Daemon:
         return any(r.status in ("failed", "rolled_back") for r in results)
 
     def _watch(self) -> bool:
-        probes = watch.watch_fleet(self.services, self.config.sites)
+        tick = watch.watch_fleet(self.services, self.config.sites)
+        probes = tick.probes
+        self.metrics.gauge("wpfleet_watch_tick_seconds", "", "", tick.seconds)
         for probe in probes:
             if probe.state != "busy":
                 self.metrics.gauge("wpfleet_site_up", "site", probe.site, 1.0 if probe.state == "up" else 0.0)

@@ -3,7 +3,7 @@
 Series: ``wpfleet_site_last_success_timestamp_seconds{site}``, ``wpfleet_updates_total{site}``,
 ``wpfleet_rollbacks_total{site}``, ``wpfleet_site_failures_total{site}``,
 ``wpfleet_round_duration_seconds{job}``, ``wpfleet_job_last_run_timestamp_seconds{job}``,
-``wpfleet_site_up{site}`` and ``wpfleet_open_tickets``. Counters start at zero with the process.
+``wpfleet_site_up{site}``, ``wpfleet_watch_tick_seconds`` and ``wpfleet_open_tickets``. Counters start at zero with the process.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Metrics:
             "wpfleet_round_duration_seconds": ("gauge", "Duration of the last run of each job."),
             "wpfleet_job_last_run_timestamp_seconds": ("gauge", "When each job last ran."),
             "wpfleet_site_up": ("gauge", "1 when the uptime watch last saw the site up."),
+            "wpfleet_watch_tick_seconds": ("gauge", "How long the watch's last pass over every site took."),
         }
         lines: list[str] = []
         with self._lock:
@@ -49,7 +50,8 @@ class Metrics:
                         lines.append(f'{name}{{site="{_escape(site)}"}} {value:g}')
                 for (gauge, label, label_value), value in sorted(self.gauges.items()):
                     if gauge == name:
-                        lines.append(f'{name}{{{label}="{_escape(label_value)}"}} {value:.3f}')
+                        labels = f'{{{label}="{_escape(label_value)}"}}' if label else ""
+                        lines.append(f"{name}{labels} {value:.3f}")
         lines += ["# HELP wpfleet_open_tickets Tickets the agent has open.", "# TYPE wpfleet_open_tickets gauge",
                   f"wpfleet_open_tickets {open_tickets}"]
         return "\n".join(lines) + "\n"

@@ -129,6 +129,10 @@ def status_text(report: dict[str, Any]) -> str:
                      f"{site['last_success'] or '-':<25} next check-up {site['next_checkup'] or '-'}{down}")
         if site["error"]:
             lines.append(f"    error: {site['error']}")
+    watched = report["watch"]
+    lines.append(f"watch: last tick {watched['last_tick_at']}, {watched['tick_seconds']} s over "
+                 f"{watched['sites_checked']} sites; down now: {', '.join(watched['down']) or 'none'}"
+                 if watched["last_tick_at"] else "watch: no tick yet")
     lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}")
     feed = report.get("vulnerability_feed")
     if feed:

@@ -19,6 +19,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -151,18 +152,22 @@ class TicketDesk:
         self.clock = clock
         self.redactor = redactor or Redactor()
         self._deliverer = threading.Lock()
+        self._wanted = threading.Event()  # someone asked for a delivery while one was under way
         self._lock_file = state.path.parent / "deliver.lock"
 
     def open(self, site: SiteConfig, calendar: SupportCalendar, *, kind: str, severity: Severity, title: str,
-             body: str, dedup_key: str) -> Ticket:
-        """A new ticket, or the open one with the same ``dedup_key`` brought up to date."""
+             body: str, dedup_key: str, reopen_within: timedelta | None = None) -> Ticket:
+        """A new ticket, or the open one with the same ``dedup_key`` brought up to date; with
+        ``reopen_within``, one closed that recently is opened again instead of a new one."""
         now = self.clock.now().astimezone(calendar.zone)
         stamp = now.isoformat(timespec="seconds")
         due = calendar.response_due(now, site.contract.response_minutes, emergency=severity == "emergency")
         draft = Ticket(id=f"WPF-{uuid.uuid4().hex[:10]}", site=site.name, kind=kind, severity=severity,
                        title=self.redactor.text(title), body=self.redactor.text(body), opened_at=stamp,
                        response_due=due.isoformat(timespec="seconds"), dedup_key=dedup_key, updated_at=stamp)
-        ticket, new = self.ledger.open(draft)
+        # compared with ``closed_at``, which ``close`` stamps in the clock's own zone
+        since = (self.clock.now() - reopen_within).isoformat(timespec="seconds") if reopen_within else None
+        ticket, new = self.ledger.open(draft, since)
         if new:
             log.warning("ticket %s opened for %s: %s (response due %s)", ticket.id, site.name, ticket.title,
                         ticket.response_due)
@@ -182,19 +187,28 @@ class TicketDesk:
         """Send queued deliveries in order, stopping at the first refusal; (sent, still queued).
 
         One deliverer at a time, in this process and across processes: a caller that finds another
-        delivering returns at once; the one delivering takes whatever was queued meanwhile.
+        delivering returns at once; the one delivering takes whatever was queued meanwhile, and
+        looks again before it leaves if a caller came while it was busy (an emergency queued just
+        after its last claim does not wait for the next call).
         """
-        if not self._deliverer.acquire(blocking=False):
-            return 0, self.ledger.pending()
-        try:
-            with open(self._lock_file, "a") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return 0, self.ledger.pending()
-                return self._deliver()
-        finally:
-            self._deliverer.release()
+        sent = 0
+        while True:
+            self._wanted.set()
+            if not self._deliverer.acquire(blocking=False):
+                return sent, self.ledger.pending()
+            try:
+                self._wanted.clear()
+                with open(self._lock_file, "a") as lock:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        return sent, self.ledger.pending()
+                    done, waiting = self._deliver()
+                    sent += done
+            finally:
+                self._deliverer.release()
+            if waiting or not self._wanted.is_set():
+                return sent, waiting
 
     def _deliver(self) -> tuple[int, int]:
         sent = 0

@@ -1,30 +1,47 @@
-"""The 24/7 uptime watch: a site whose home page fails twice in a row gets an emergency ticket.
+"""The 24/7 uptime watch: a site whose home page fails, and fails again when checked ~20 s later,
+gets an emergency ticket at once.
 
-Any hour of any day, whatever else the agent is doing. A failing site is "busy", not down, only
-while a live run holds its lock (a fresh heartbeat) and for at most ``MAINTENANCE_GRACE``: the
-agent's own maintenance window longer than that counts as down. Whether an emergency ticket is
-open is asked of the ticket ledger each time, so a ticket closed elsewhere is opened again if the
-site is still down. Recovery closes it, with an audit record. Does not retry within one check.
+One tick reads every site's home page on one event loop (aiohttp), at most ``watch_connections``
+at a time, each read within one deadline (``watch_timeout``: connect, headers and a bounded body),
+and judges each site the moment its read ends: a silent, trickling or stalled host costs its own
+verdict nothing more than the deadline, and nobody else's anything. A failed check is checked
+again ``watch_confirm_after`` seconds after it began; two failures in a row are an outage. A down
+site that answers is checked again the same way before its ticket closes, and a site down again
+within ``FLAP_WINDOW`` of its recovery reopens the same ticket with a note (a flapping site keeps
+one ticket). The first pass over the fleet is the tick's duration; confirmations run past it.
+
+A failing site is "busy", not down, only while a live run holds its lock (a fresh heartbeat) and
+for at most ``MAINTENANCE_GRACE``: the agent's own maintenance window longer than that counts as
+down. Whether an emergency ticket is open is asked of the ticket ledger each time, so a ticket
+closed elsewhere is opened again if the site is still down. Recovery closes it, with an audit
+record. An emergency ticket is sent at once, ahead of any other ticket waiting in the outbox.
+
+The event loop never waits on the database or a ticket sink: a site that is up and was up costs
+no query; what a site's change of state writes runs on a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import aiohttp
 
 from agent.config import SiteConfig
-from agent.fleet import for_each_site
 from agent.services import Services
-from agent.state.watch import Watched
-from inventory.rest import make_session
-from playbooks.health import view_page
+from agent.state.watch import CONFIRMED_DOWN, LastTick, Watched
+from playbooks.health import fetch_page, page_session
 from playbooks.lock import STALE_AFTER
 
 log = logging.getLogger(__name__)
-FAILURES_TO_ALERT = 2
+FAILURES_TO_ALERT = CONFIRMED_DOWN
+UPS_TO_RECOVER = 2  # a down site must answer twice in a row (the second ~20 s after the first)
 MAINTENANCE_GRACE = 15 * 60.0
+FLAP_WINDOW = timedelta(hours=1)
 
 
 @dataclass
@@ -35,62 +52,135 @@ class Probe:
     answer_ms: int | None = None  # how long the home page took to answer, when it did
 
 
+@dataclass
+class Tick:
+    probes: list[Probe]  # each site's last verdict of this tick, in the order of the sites
+    seconds: float  # the first pass over every site (confirmations run past it)
+
+
 def dedup_key(site: str) -> str:
     return f"{site}:down"
 
 
-def watch_fleet(services: Services, sites: list[SiteConfig]) -> list[Probe]:
-    """Probe every site's home page at once, then act on what changed."""
-    timeout = services.config.agent.watch_timeout
-    session = make_session(retries=0)
+def watch_fleet(services: Services, sites: list[SiteConfig]) -> Tick:
+    """One tick: every site's home page read and judged, failures (and recoveries) confirmed."""
+    return asyncio.run(_Tick(services, sites).run())
 
-    def probe(site: SiteConfig) -> Probe:
+
+class _Tick:
+    def __init__(self, services: Services, sites: list[SiteConfig]):
+        self.services = services
+        self.sites = sites
+        self.agent = services.config.agent
+        self.remembered = services.state.watch.all()  # sites with anything to remember: one query
+        self.final: dict[str, Probe] = {}
+        self.confirmations: list[asyncio.Task[None]] = []
+
+    async def run(self) -> Tick:
+        started_at = self.services.clock.now()
         started = time.monotonic()
-        view = view_page(str(site.url), session, timeout)
-        answer_ms = round((time.monotonic() - started) * 1000) if view.status is not None else None
+        connections = min(self.agent.watch_connections, max(1, len(self.sites)))
+        self.gate = asyncio.Semaphore(connections)
+        async with page_session(connections) as session:
+            self.session = session
+            queue = iter(self.sites)
+            await asyncio.gather(*(self._worker(queue) for _ in range(connections)))
+            seconds = time.monotonic() - started
+            await asyncio.to_thread(self.services.state.watch.ticked, LastTick(
+                started_at.isoformat(timespec="seconds"), round(seconds, 3), len(self.sites)))
+            await asyncio.gather(*self.confirmations)
+        probes = [self.final[site.name] for site in self.sites]
+        today = self.services.clock.now().astimezone(self.agent.zone).date()
+        await asyncio.to_thread(self.services.state.watch.count, today,
+                                [(p.site, p.state == "up", p.answer_ms) for p in probes])
+        return Tick(probes, seconds)
+
+    async def _worker(self, queue: Iterator[SiteConfig]) -> None:
+        for site in queue:  # the workers share one iterator: each site is read once
+            began = time.monotonic()
+            probe = await self._read(site)
+            if await self._judge(site, probe):
+                self.confirmations.append(asyncio.create_task(self._confirm(site, began)))
+            else:
+                self.final[site.name] = probe
+
+    async def _confirm(self, site: SiteConfig, began: float) -> None:
+        await asyncio.sleep(max(0.0, began + self.agent.watch_confirm_after - time.monotonic()))
+        probe = await self._read(site)
+        await self._judge(site, probe)
+        self.final[site.name] = probe
+
+    async def _read(self, site: SiteConfig) -> Probe:
+        async with self.gate:
+            began = time.monotonic()
+            try:
+                view = await fetch_page(self.session, str(site.url), self.agent.watch_timeout)
+            except (aiohttp.InvalidURL, ValueError) as exc:  # a URL the client refuses: the site cannot be seen
+                return Probe(site.name, "down", f"cannot tell: {exc}")
+        answer_ms = round((time.monotonic() - began) * 1000) if view.status is not None else None
         return Probe(site.name, "down" if view.problem else "up", view.problem, answer_ms)
 
-    probes = for_each_site(sites, probe, lambda site, exc: Probe(site.name, "down", f"cannot tell: {exc}"),
-                           concurrency=max(32, services.config.agent.concurrency))
-    now = services.clock.now()
-    today = now.astimezone(services.config.agent.zone).date()
-    services.state.watch.count(today, [(p.site, p.state == "up", p.answer_ms) for p in probes])
-    judged = [_record(services, site, found, now) for site, found in zip(sites, probes, strict=True)]
-    services.tickets.deliver_pending()
-    return judged
+    async def _judge(self, site: SiteConfig, probe: Probe) -> bool:
+        """Act on the verdict; whether to check the site again soon (a failure or a recovery to confirm)."""
+        seen = self.remembered.get(site.name)
+        if probe.state == "up" and (seen is None or seen.clean):
+            return False  # up, and nothing to remember: no query
+        again, after = await asyncio.to_thread(_record, self.services, site, probe)
+        self.remembered[site.name] = after
+        return again
 
 
-def _record(services: Services, site: SiteConfig, probe: Probe, now: datetime) -> Probe:
+def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, Watched]:
+    """Write what the verdict changes, open or close the emergency ticket; (check again soon, memory).
+
+    Runs on a worker thread: it may wait on the database and on the ticket sink."""
     book = services.state.watch
     seen = book.get(site.name)
+    now = services.clock.now()
     stamp = now.isoformat(timespec="seconds")
+    key = dedup_key(site.name)
     if probe.state == "up":
+        ups = seen.ups + 1
+        if services.tickets.open_one(key) is not None and ups < UPS_TO_RECOVER:
+            after = Watched(site.name, 0, seen.down_since, f"answering again: {ups} check(s)", stamp, ups)
+            book.put(after)
+            return True, after
         _recovered(services, site, seen)
-        book.put(Watched(site.name, last_check=stamp))
-        return probe
+        after = Watched(site.name, last_check=stamp)
+        book.put(after)
+        return False, after
     down_since = seen.down_since or stamp
     lease = services.state.leases.live(site.name, now, STALE_AFTER)
     if lease is not None and (now - datetime.fromisoformat(down_since)).total_seconds() < MAINTENANCE_GRACE:
-        book.put(Watched(site.name, seen.failures, down_since, f"in maintenance by run {lease.run_id}: {probe.reason}",
-                         stamp))
-        return Probe(site.name, "busy", f"being updated by run {lease.run_id}")
+        after = Watched(site.name, seen.failures, down_since, f"in maintenance by run {lease.run_id}: {probe.reason}",
+                        stamp)
+        book.put(after)
+        probe.state, probe.reason = "busy", f"being updated by run {lease.run_id}"
+        return False, after
     failures = seen.failures + 1
-    book.put(Watched(site.name, failures, down_since, probe.reason, stamp))
-    if failures >= FAILURES_TO_ALERT and services.tickets.open_one(dedup_key(site.name)) is None:
-        ticket = services.tickets.open(
-            site, services.calendar(site), kind="site_down", severity="emergency",
-            title=f"{site.name} is down", dedup_key=dedup_key(site.name),
-            body=f"The home page failed {failures} checks in a row since {down_since}: {probe.reason}")
+    after = Watched(site.name, failures, down_since, probe.reason, stamp)
+    book.put(after)
+    if failures < FAILURES_TO_ALERT:
+        return True, after
+    ticket = services.tickets.open_one(key)
+    if ticket is None or seen.ups:  # newly down, or down again before its recovery was confirmed
+        body = f"The home page failed {failures} checks in a row since {down_since}: {probe.reason}"
+        ticket = services.tickets.open(site, services.calendar(site), kind="site_down", severity="emergency",
+                                       title=f"{site.name} is down", dedup_key=key, body=body,
+                                       reopen_within=FLAP_WINDOW)
         services.audit.append("site_down", site=site.name, result="down",
                               detail={"since": down_since, "reason": probe.reason, "ticket": ticket.id,
                                       "response_due": ticket.response_due})
-    return probe
+        services.tickets.deliver_pending()  # now, ahead of anything else waiting
+    return False, after
 
 
 def _recovered(services: Services, site: SiteConfig, seen: Watched) -> None:
     since = seen.down_since or "an earlier check"
-    ticket = services.tickets.close(dedup_key(site.name), f"the site answers again (down since {since})")
+    ticket = services.tickets.close(dedup_key(site.name), f"the site answers again (down since {since}; "
+                                                          f"{max(seen.ups + 1, 1)} checks in a row)")
     if ticket is not None:
         services.audit.append("site_recovered", site=site.name, detail={"down_since": seen.down_since,
                                                                           "ticket": ticket.id})
         log.info("%s is up again (down since %s)", site.name, since)
+        services.tickets.deliver_pending()

@@ -41,3 +41,7 @@ class RestError(InventoryError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class RestUnreached(RestError):
+    """No answer came back (a timeout, a refused or broken connection): nothing the site said."""

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from inventory.errors import RestError
+from inventory.errors import RestError, RestUnreached
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 INDEX_FIELDS = "name,url,home,namespaces,authentication"
@@ -86,7 +86,7 @@ class RestClient:
         except requests.exceptions.SSLError as exc:
             raise RestError(f"TLS verification failed for {self.base_url}: {exc}") from exc
         except requests.RequestException as exc:
-            raise RestError(f"REST request to {self.base_url} failed: {type(exc).__name__}") from exc
+            raise RestUnreached(f"REST request to {self.base_url} failed: {type(exc).__name__}") from exc
         with response:
             body = _read_bounded(response, self.max_bytes)
         return _decode(response, body)

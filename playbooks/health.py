@@ -1,27 +1,35 @@
 """Is the site working, as its visitors see it? Its pages, the REST index and WP-CLI booting WordPress.
 
-Every page in ``health_pages`` is read (a bounded body) and, after a change, compared with the same
-page before it: the status, no PHP fatal text, the same ``<title>``, and a size within
-``SIZE_TOLERANCE`` — so a release that blanks the shop page, or serves an error page with a 200, is
-caught. "Can't tell" over HTTP counts as broken: a timeout or a refused connection is not health.
-The WP-CLI part reads the ``home`` option, which loads every active plugin and the theme (``core
-is-installed`` would not). A lost SSH connection is not a verdict on the site: the check reconnects
-and asks again, and raises ``TransportError`` if the host stays unreachable.
+Every page in ``health_pages`` — and always the home page "/" — is read (a bounded body, within
+one deadline for connect, headers and body) and, after a change, compared with the same page
+before it: the status, no PHP fatal text, the same ``<title>``, and a size within
+``SIZE_TOLERANCE`` — so a release that blanks the shop page, or serves an error page with a 200,
+is caught. Only what the site served is a verdict: a timeout or a refused or broken connection on
+the agent's side is "cannot tell", asked again a few times, and if it stays so the check raises
+``SiteUnseen`` (a ``TransportError``): never a reason to roll back or to call a release bad. The
+WP-CLI part reads the ``home`` option, which loads every active plugin and the theme (``core
+is-installed`` would not). A lost SSH connection is not a verdict either: the check reconnects and
+asks again, and raises ``TransportError`` if the host stays unreachable.
+
+The page reader is asynchronous (aiohttp): the uptime watch keeps hundreds of them open at once
+on one event loop; a health check runs one at a time on a loop of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
-import requests
+import aiohttp
 
-from inventory.errors import InventoryError, RestError, TransportError
+from inventory.errors import InventoryError, RestError, RestUnreached, TransportError
 from inventory.rest import RestClient
 from inventory.transport import CommandResult
 from inventory.wpcli import CRITICAL_ERROR, error_message, is_fatal
@@ -34,6 +42,9 @@ SIZE_TOLERANCE = (0.5, 3.0)  # a page may shrink to half or grow to three times 
 MIN_COMPARABLE_SIZE = 512  # smaller pages (a redirect, a bare 404) vary too much to compare sizes
 RECONNECT_TRIES = 3
 RECONNECT_WAIT = 2.0
+UNSEEN_TRIES = 3  # a page the agent could not see is asked this many times before the check gives up
+UNSEEN_WAIT = 2.0
+HOME = "/"
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -45,6 +56,7 @@ class PageView:
     title: str | None
     size: int
     problem: str = ""
+    unseen: bool = False  # no answer reached the agent (timeout, refused, broken): nothing the site said
 
     def compared_with(self, before: PageView | None) -> str:
         """"ok", or how this page is broken (now, or compared with ``before``)."""
@@ -83,16 +95,46 @@ class Health:
         return {path: PageView(**view) for path, view in (baseline or {}).items()}
 
 
+class SiteUnseen(TransportError):
+    """The agent could not see the site over HTTP (it stayed so after asking again): not a verdict."""
+
+
+def pages_of(configured: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The pages a check reads: the home page first, whatever the configuration lists."""
+    return (HOME, *(p for p in configured if p != HOME))
+
+
 def check(site: SiteHandle, before: dict[str, PageView] | None = None) -> Health:
-    """The site's health now; with ``before``, each page is also compared with how it was."""
+    """The site's health now; with ``before``, each page is also compared with how it was.
+
+    Raises ``SiteUnseen`` when a page or the REST index stays out of the agent's sight."""
     health = Health()
-    for path in site.health_pages:
-        view = view_page(urljoin(site.url, path.lstrip("/")), site.http)
+    for path in pages_of(site.health_pages):
+        url = urljoin(site.url, path.lstrip("/"))
+        view = _seen(f"page {path}", partial(view_page, url), lambda v: v.unseen, lambda v: v.problem)
         health.pages[path] = view
         health.checks[_page_check(path)] = view.compared_with((before or {}).get(path))
-    health.checks["rest"] = _rest(site)
+    health.checks["rest"] = _seen("the REST index", lambda: _rest(site), lambda v: v.startswith(_UNSEEN),
+                                  lambda v: v)
     health.checks["wp-cli"] = _wpcli(site)
     return health
+
+
+_UNSEEN = "cannot tell: "
+
+
+def _seen(what: str, read: Callable[[], Any], unseen: Callable[[Any], bool], why: Callable[[Any], str]) -> Any:
+    """``read()``, asked again while the agent cannot see the answer; ``SiteUnseen`` if it never does."""
+    for _ in range(UNSEEN_TRIES - 1):
+        found = read()
+        if not unseen(found):
+            return found
+        time.sleep(UNSEEN_WAIT)
+    found = read()
+    if unseen(found):
+        raise SiteUnseen(f"{what}: {why(found)} ({UNSEEN_TRIES} tries): the agent cannot tell whether the site "
+                         "works, so nothing is judged")
+    return found
 
 
 def check_after_change(site: SiteHandle, before: dict[str, PageView] | None = None) -> Health:
@@ -105,41 +147,76 @@ def _page_check(path: str) -> str:
     return "home" if path == "/" else f"page {path}"
 
 
-def view_page(url: str, http: requests.Session, timeout: float = TIMEOUT) -> PageView:
-    """GET one page (no redirects followed, at most ``MAX_PAGE_BYTES`` read)."""
+def page_session(connections: int) -> aiohttp.ClientSession:
+    """An HTTP client for page reads: at most ``connections`` open, a new connection each read (as
+    a visitor's first visit), TLS verified, no cookies kept. Made inside a running event loop."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections, force_close=True, ttl_dns_cache=300),
+        cookie_jar=aiohttp.DummyCookieJar(), headers={"Cache-Control": "no-cache", "User-Agent": "wpfleet-health"})
+
+
+async def fetch_page(session: aiohttp.ClientSession, url: str, timeout: float = TIMEOUT) -> PageView:
+    """GET one page (no redirects followed, at most ``MAX_PAGE_BYTES`` read), all of it within
+    ``timeout`` seconds: connect, headers and body. A page not complete by then is a problem."""
     try:
-        response = http.get(url, params={"wpfleet-health": str(int(time.time()))}, timeout=timeout, stream=True,
-                            allow_redirects=False, headers={"Cache-Control": "no-cache"})
-        with response:
-            body = _head_of(response)
-    except requests.RequestException as exc:
-        return PageView(None, None, 0, f"cannot tell: {type(exc).__name__}")
-    text = body.decode(response.encoding or "utf-8", "replace")
+        async with asyncio.timeout(timeout), session.get(
+                url, params={"wpfleet-health": str(int(time.time()))}, allow_redirects=False) as response:
+            body = await _head_of(response.content)
+            status, charset = response.status, response.charset
+    except TimeoutError:
+        return PageView(None, None, 0, f"{_UNSEEN}no complete answer in {timeout:g} s", unseen=True)
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return PageView(None, None, 0, f"{_UNSEEN}{_failure(exc)}", unseen=True)
+    return judge_page(status, body, charset)
+
+
+def view_page(url: str, timeout: float = TIMEOUT) -> PageView:
+    """``fetch_page`` for a caller without an event loop (a health check in a site's thread)."""
+    async def alone() -> PageView:
+        async with page_session(1) as session:
+            return await fetch_page(session, url, timeout)
+
+    return asyncio.run(alone())
+
+
+def judge_page(status: int, body: bytes, charset: str | None) -> PageView:
+    """What a served page says: its title, and a problem when it is an error or shows a PHP fatal."""
+    text = body.decode(charset or "utf-8", "replace")
     found = _TITLE.search(body)
     title = html.unescape(found[1].decode("utf-8", "replace")).strip() if found else None
     marker = next((m for m in FATAL_MARKERS if m in text), None)
     problem = ""
     if marker:
-        problem = f"HTTP {response.status_code} with '{marker}'"
-    elif not 200 <= response.status_code < 400:
-        problem = f"HTTP {response.status_code}"
-    return PageView(response.status_code, title, len(body), problem)
+        problem = f"HTTP {status} with '{marker}'"
+    elif not 200 <= status < 400:
+        problem = f"HTTP {status}"
+    return PageView(status, title, len(body), problem)
 
 
-def _head_of(response: requests.Response) -> bytes:
+async def _head_of(stream: aiohttp.StreamReader) -> bytes:
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=65536):
+    while size < MAX_PAGE_BYTES:
+        chunk = await stream.read(min(65536, MAX_PAGE_BYTES - size))
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
-        if size >= MAX_PAGE_BYTES:
-            break
-    return b"".join(chunks)[:MAX_PAGE_BYTES]
+    return b"".join(chunks)
+
+
+def _failure(exc: BaseException) -> str:
+    """A connection failure in a few words: its kind, and the OS's reason when there is one."""
+    reason = getattr(exc, "os_error", None) or exc
+    words = getattr(reason, "strerror", None)
+    return f"{type(exc).__name__}" + (f" ({words})" if words else "")
 
 
 def _rest(site: SiteHandle) -> str:
     client = RestClient(site.url, session=site.http, timeout=TIMEOUT)
     try:
         index = client.index()
+    except RestUnreached as exc:
+        return f"{_UNSEEN}{exc}"
     except RestError as exc:
         # a security plugin refusing anonymous REST still shows WordPress's REST server at work
         return "ok" if exc.status in (401, 403) and exc.code else str(exc)

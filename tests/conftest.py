@@ -77,7 +77,7 @@ class Fleet:
         self.config.write_text(
             f'[agent]\nstate_dir = "{self.folder / "state"}"\nconcurrency = 8\ntimezone = "Asia/Tehran"\n'
             f'wporg_api = "{self.web.wporg_api}"  # the stand-in\'s wordpress.org info API\n'
-            'settle_seconds = 0  # the stand-in web has no OPcache\n\n'
+            'settle_seconds = 0  # the stand-in web has no OPcache\nwatch_confirm_after = 0.3  # a failed check is checked again this soon\n\n'
             + contract + extra + "\n" + "\n".join(self.blocks))
 
     def releases(self, kind: str, name: str, versions: dict[str, dict[str, object]]) -> None:

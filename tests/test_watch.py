@@ -21,7 +21,7 @@ UP_TO_DATE = DemoSite("acme", "6.6.2", {"akismet": ("6.0.0", True)}, {"twentytwe
 
 def probe(fleet: Fleet, at: datetime) -> list[watch.Probe]:
     with Services.open(load(fleet.config), FixedClock(at)) as services:
-        return watch.watch_fleet(services, services.config.sites)
+        return watch.watch_fleet(services, services.config.sites).probes
 
 
 
@@ -51,7 +51,13 @@ def test_a_ticket_closed_while_the_site_is_still_down_is_opened_again(fleet: Fle
         assert services.tickets.close("acme:down", "closed by hand in the help desk") is not None
     probe(fleet, NIGHT + timedelta(minutes=3))
     events = down_tickets(fleet)
-    assert [e for e, _ in events] == ["opened", "closed", "opened"] and events[0][1] != events[2][1]
+    assert [e for e, _ in events] == ["opened", "closed", "reopened"] and events[0][1] == events[2][1]
+    two_hours = NIGHT + timedelta(hours=2)
+    with Services.open(load(fleet.config), FixedClock(two_hours)) as services:
+        assert services.tickets.close("acme:down", "closed by hand again") is not None
+    probe(fleet, two_hours + timedelta(hours=2))  # closed longer ago than the flap window: a ticket of its own
+    events = down_tickets(fleet)
+    assert [e for e, _ in events][3:] == ["closed", "opened"] and events[4][1] != events[0][1]
 
 
 def test_an_open_journal_without_a_live_run_does_not_blind_the_watch(fleet: Fleet) -> None:

@@ -2,7 +2,9 @@
 
 The outbox is how a ticket reaches the sink exactly once: a delivery is claimed before it is
 sent and marked after; one that was claimed and never marked (the agent died in between) is sent
-again with the same delivery id, which the sinks use to drop a duplicate.
+again with the same delivery id, which the sinks use to drop a duplicate. An emergency's events go
+out before any other ticket's (each ticket's own events stay in order): a site down is never
+queued behind a day of failed rounds.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS ticket_outbox (
     last_error TEXT
 );
 """
-COLUMNS = {"ticket_outbox": {"claimed_at": "TEXT"}}
+COLUMNS = {"ticket_outbox": {"claimed_at": "TEXT", "priority": "INTEGER NOT NULL DEFAULT 0"}}
 _FIELDS = ("id, site, kind, severity, title, body, opened_at, response_due, dedup_key, status, occurrences,"
            " updated_at")
 
@@ -78,8 +80,11 @@ class TicketLedger:
         self.db = db
         db.schema(SCHEMA, COLUMNS)
 
-    def open(self, draft: Ticket) -> tuple[Ticket, bool]:
-        """Insert ``draft``, or bring the open ticket with its key up to date; (ticket, newly opened)."""
+    def open(self, draft: Ticket, reopen_since: str | None = None) -> tuple[Ticket, bool]:
+        """Insert ``draft``, or bring the open ticket with its key up to date; (ticket, newly opened).
+
+        ``reopen_since``: a ticket with this key closed at or after that time is opened again, with
+        ``draft.body`` as a note, instead of a new one (a site that flaps keeps one ticket)."""
         with self.db.transaction() as db:
             row = db.execute("SELECT id FROM tickets WHERE dedup_key = ? AND status = 'open'",
                              (draft.dedup_key,)).fetchone()
@@ -88,6 +93,16 @@ class TicketLedger:
                            (draft.body, draft.updated_at, row[0]))
                 ticket = _get(db, row[0])
                 _queue(db, ticket, "updated")
+                return ticket, False
+            closed = db.execute("SELECT id, body FROM tickets WHERE dedup_key = ? AND status = 'closed'"
+                                " AND closed_at >= ? ORDER BY closed_at DESC LIMIT 1",
+                                (draft.dedup_key, reopen_since)).fetchone() if reopen_since else None
+            if closed is not None:
+                db.execute("UPDATE tickets SET status = 'open', closed_at = NULL, occurrences = occurrences + 1,"
+                           " updated_at = ?, body = ? WHERE id = ?",
+                           (draft.updated_at, f"{closed[1]}\n\n{draft.updated_at}: again: {draft.body}", closed[0]))
+                ticket = _get(db, closed[0])
+                _queue(db, ticket, "reopened")
                 return ticket, False
             db.execute(f"INSERT INTO tickets ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 1, ?)",
                        (draft.id, draft.site, draft.kind, draft.severity, draft.title, draft.body, draft.opened_at,
@@ -137,10 +152,10 @@ class TicketLedger:
         return int(self.db.rows("SELECT COUNT(*) FROM ticket_outbox WHERE delivered_at IS NULL")[0][0])
 
     def claim_next(self, at: str) -> Delivery | None:
-        """The oldest undelivered event, marked as being sent."""
+        """The oldest undelivered event of an emergency, else the oldest, marked as being sent."""
         with self.db.transaction() as db:
             row = db.execute("SELECT seq, payload, claimed_at FROM ticket_outbox WHERE delivered_at IS NULL"
-                             " ORDER BY seq LIMIT 1").fetchone()
+                             " ORDER BY priority DESC, seq LIMIT 1").fetchone()
             if row is None:
                 return None
             db.execute("UPDATE ticket_outbox SET claimed_at = ?, attempts = attempts + 1 WHERE seq = ?", (at, row[0]))
@@ -159,5 +174,6 @@ def _get(db: sqlite3.Connection, ticket_id: str) -> Ticket:
 
 
 def _queue(db: sqlite3.Connection, ticket: Ticket, event: str) -> None:
-    db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload) VALUES (?, ?, ?)",
-               (ticket.id, event, json.dumps(ticket.public() | {"event": event})))
+    db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload, priority) VALUES (?, ?, ?, ?)",
+               (ticket.id, event, json.dumps(ticket.public() | {"event": event}),
+                1 if ticket.severity == "emergency" else 0))

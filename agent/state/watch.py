@@ -1,4 +1,5 @@
-"""The uptime watch's memory: per site, how many checks in a row failed and since when.
+"""The uptime watch's memory: per site, how many checks in a row failed (or answered, while a
+down site recovers) and since when; per day, the checks and their answers; the last tick.
 
 Which emergency ticket is open is the ticket ledger's to say, not this table's.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from agent.state.db import Database
 
@@ -28,7 +30,15 @@ CREATE TABLE IF NOT EXISTS watch_days (
     answered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (site, day)
 );
+CREATE TABLE IF NOT EXISTS watch_tick (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    sites INTEGER NOT NULL
+);
 """
+COLUMNS = {"watch": {"ups": "INTEGER NOT NULL DEFAULT 0"}}
+CONFIRMED_DOWN = 2  # failed checks in a row that make a site down (the first one is checked again)
 
 
 @dataclass(frozen=True)
@@ -46,21 +56,46 @@ class Watched:
     down_since: str | None = None
     reason: str = ""
     last_check: str | None = None
+    ups: int = 0  # checks answered in a row since it was down (its recovery is confirmed, as its failure)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.failures or self.ups or self.down_since)
+
+
+@dataclass(frozen=True)
+class LastTick:
+    at: str
+    seconds: float  # the first pass over every site
+    sites: int
 
 
 class WatchBook:
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA)
+        db.schema(SCHEMA, COLUMNS)
 
     def get(self, site: str) -> Watched:
-        row = self.db.rows("SELECT failures, down_since, reason, last_check FROM watch WHERE site = ?", (site,))
-        return Watched(site, row[0][0], row[0][1], row[0][2] or "", row[0][3]) if row else Watched(site)
+        row = self.db.rows(f"SELECT {_WATCHED} FROM watch WHERE site = ?", (site,))
+        return _watched(row[0]) if row else Watched(site)
+
+    def all(self) -> dict[str, Watched]:
+        """Every site the watch remembers anything about (a site never seen failing has no row)."""
+        return {r[0]: _watched(r) for r in self.db.rows(f"SELECT {_WATCHED} FROM watch WHERE failures > 0 OR ups > 0"
+                                                        " OR down_since IS NOT NULL")}
 
     def put(self, seen: Watched) -> None:
-        self.db.execute("INSERT OR REPLACE INTO watch (site, failures, down_since, reason, ticket_id, last_check)"
-                        " VALUES (?, ?, ?, ?, NULL, ?)",
-                        (seen.site, seen.failures, seen.down_since, seen.reason, seen.last_check))
+        self.db.execute("INSERT OR REPLACE INTO watch (site, failures, down_since, reason, ticket_id, last_check, ups)"
+                        " VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                        (seen.site, seen.failures, seen.down_since, seen.reason, seen.last_check, seen.ups))
+
+    def ticked(self, tick: LastTick) -> None:
+        self.db.execute("INSERT OR REPLACE INTO watch_tick (id, at, seconds, sites) VALUES (1, ?, ?, ?)",
+                        (tick.at, tick.seconds, tick.sites))
+
+    def last_tick(self) -> LastTick | None:
+        row = self.db.rows("SELECT at, seconds, sites FROM watch_tick WHERE id = 1")
+        return LastTick(row[0][0], row[0][1], row[0][2]) if row else None
 
     def count(self, day: date, checks: list[tuple[str, bool, int | None]]) -> None:
         """One round of checks of the day, in one transaction: (site, up, how long its home page took)."""
@@ -79,4 +114,14 @@ class WatchBook:
             " ORDER BY day", (site, first.isoformat(), last.isoformat()))]
 
     def down_sites(self) -> dict[str, str]:
-        return {r[0]: r[1] for r in self.db.rows("SELECT site, down_since FROM watch WHERE failures > 0")}
+        """The sites down now (their failure confirmed), and since when."""
+        return {r[0]: r[1] for r in self.db.rows("SELECT site, down_since FROM watch WHERE failures >= ?"
+                                                 " ORDER BY site", (CONFIRMED_DOWN,))}
+
+
+_WATCHED = "site, failures, down_since, reason, last_check, ups"
+
+
+def _watched(row: tuple[Any, ...]) -> Watched:
+    site, failures, since, reason, last, ups = row
+    return Watched(site, failures or 0, since, reason or "", last, ups or 0)
