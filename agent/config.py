@@ -84,6 +84,7 @@ class AgentConfig(_Strict):
     # wordpress.org's API, asked by the agent for a slug's releases (the newest minor), and how long an answer is kept
     wporg_api: AnyHttpUrl = AnyHttpUrl("https://api.wordpress.org")
     wporg_ttl: float = 6 * 3600.0
+    wporg_timeout: float = Field(5.0, gt=0, le=60)  # an answer not begun by then: out of reach (for a few minutes)
     timezone: str = "Asia/Tehran"
     # seconds to wait after files change before checking health: PHP's OPcache may serve the old
     # code until it revalidates (revalidate_freq, 2 s by default); WordPress itself waits 2 s

@@ -151,7 +151,8 @@ def _round_robin(sites: list[SiteConfig]) -> list[int]:
 
 def wporg_for(config: FleetConfig) -> WordPressOrg:
     """A wordpress.org client with its own cache: one per command, one for the daemon's life."""
-    return WordPressOrg(str(config.agent.wporg_api).rstrip("/"), ttl=config.agent.wporg_ttl)
+    return WordPressOrg(str(config.agent.wporg_api).rstrip("/"), ttl=config.agent.wporg_ttl,
+                        timeout=config.agent.wporg_timeout)
 
 
 def inventory_site(site: SiteConfig, wporg: WordPressOrg | None = None, php: str | None = None) -> SiteInventory:

@@ -21,6 +21,8 @@ def _update(ext: Extension) -> str:
     text = f"→ {ext.update_version} ({ext.update_type})"
     if ext.minor_update_version:
         text += f", newest {ext.minor_update_type} {ext.minor_update_version}"
+    elif ext.minor_unknown:
+        text += f", {ext.minor_unknown}"
     return text
 
 
@@ -52,6 +54,8 @@ def inventory_table(inventories: list[SiteInventory]) -> str:
                           f"{v['fixed_in'] or 'no release yet'})" for v in ext.vulnerabilities]
         lines += [f"  core VULNERABLE: {v['id']} {v['title']} (CVSS {v['cvss']}; fixed in {v['fixed_in'] or 'no release yet'})"
                   for v in inv.core.vulnerabilities]
+        if inv.update_source.wordpress_org:
+            lines.append(f"  updates: {inv.update_source.wordpress_org}")
         if inv.rest is not None:
             agree = "agrees with WP-CLI" if not inv.rest.disagreements else "; ".join(inv.rest.disagreements)
             lines.append(f"  REST   '{inv.rest.name}' {len(inv.rest.plugins)} plugins: {agree}")

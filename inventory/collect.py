@@ -37,7 +37,7 @@ from inventory.models import (
 from inventory.rest import RestClient
 from inventory.transport import CommandResult
 from inventory.wpcli import WPCLI, WPCLI_ENV, json_of, text_of
-from inventory.wporg import WordPressOrg, newest_minor
+from inventory.wporg import OutOfReach, WordPressOrg, newest_minor
 
 Row = TypeVar("Row", bound=BaseModel)
 EXTENSION_FIELDS = "--fields=name,status,version,update,update_version"
@@ -118,10 +118,15 @@ def read_core(version: CommandResult, offers_call: CommandResult, rejected: list
     return CoreState(version=current, update=typed[0] if typed else None, updates=typed)
 
 
+MINOR_NOT_KNOWN = "newest minor not known (wordpress.org out of reach)"
+
+
 def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list[str],
-                    wporg: WordPressOrg | None = None) -> list[Extension]:
+                    wporg: WordPressOrg | None = None, expect: dict[str, str] | None = None) -> list[Extension]:
     """Plugins or themes, each with its newest release and the newest non-major one (from
-    wordpress.org's info API when it hosts the slug, else from WP-CLI)."""
+    wordpress.org's info API when it hosts the slug, else from WP-CLI; not known while
+    wordpress.org is out of reach). ``expect``: name → a release known to exist (a security fix
+    the feed names), asked of wordpress.org past its cache when the cached list lacks it."""
     listed = rows(json_of(listing), ExtensionRow, f"{kind}s", rejected)
     result = [_extension(row) for row in listed]
     minors: dict[str, str] = {}
@@ -129,7 +134,12 @@ def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list
     for ext in result:
         if ext.update_type != "major":
             continue
-        released = wporg.versions(kind, ext.name, expect=ext.update_version) if wporg is not None else None
+        try:
+            released = wporg.versions(kind, ext.name, expect=(expect or {}).get(ext.name, ext.update_version)) \
+                if wporg is not None else None
+        except OutOfReach:
+            ext.minor_unknown = MINOR_NOT_KNOWN
+            continue
         if released is None:
             unknown.append(ext.name)
         elif (minor := newest_minor(released, ext.version)) is not None:
@@ -220,13 +230,16 @@ def _disagreements(cli: list[Extension], rest: list[RestPlugin]) -> list[str]:
 
 
 def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offers: bool = False,
-            wporg: WordPressOrg | None = None, php: str | None = None) -> SiteInventory:
+            wporg: WordPressOrg | None = None, php: str | None = None,
+            expect: dict[tuple[str, str], str] | None = None) -> SiteInventory:
     """Read one site; raises ``InventoryError`` for a site that cannot be read at all.
 
     ``cached_offers``: plugin and theme offers as WordPress last stored them (``--skip-update-check``),
     so the read does not rewrite the site's update transients (what a dry run needs).
     ``wporg``: the fleet's wordpress.org client, for the newest minor of a plugin whose newest is a major.
     ``php``: the host's PHP version as read within the last day (PHP is then not started to ask again).
+    ``expect``: (kind, name) → a release known to exist (a security fix the feed names): the
+    newest minor is asked of wordpress.org past its cache when the cached releases lack it.
     """
     rejected: list[str] = []
     calls = list(BASE_CALLS)
@@ -247,12 +260,17 @@ def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offe
     offers, plugin_list, transient, theme_list = found[-4:]
     version = read_version_file(version_file)
     core = read_core(version, cached_core_offers(offers) if cached_offers else offers, rejected)
-    plugins = read_extensions(wp, "plugin", plugin_list, rejected, wporg)
-    themes = read_extensions(wp, "theme", theme_list, rejected, wporg)
+    wanted = expect or {}
+    plugins = read_extensions(wp, "plugin", plugin_list, rejected, wporg,
+                              {name: v for (kind, name), v in wanted.items() if kind == "plugin"})
+    themes = read_extensions(wp, "theme", theme_list, rejected, wporg,
+                             {name: v for (kind, name), v in wanted.items() if kind == "theme"})
     inventory = SiteInventory(
         site=site, ok=True, core=core, plugins=plugins, themes=themes, php=php,
         sources=["wp-cli"], update_source=read_update_source(transient, rejected),
     )
+    if any(ext.minor_unknown for ext in plugins + themes):
+        inventory.update_source.wordpress_org = MINOR_NOT_KNOWN
     problems = []
     if rest is not None:
         try:

@@ -150,6 +150,7 @@ class Extension(BaseModel):
     update_type: UpdateType | None = None
     minor_update_version: str | None = None
     minor_update_type: UpdateType | None = None
+    minor_unknown: str | None = None  # why the newest minor is not known (wordpress.org out of reach)
     unavailable_version: str | None = None  # newer, but its PHP/WordPress requirement is not met here
     vulnerabilities: list[dict[str, Any]] = Field(default_factory=list)  # known ones, from the feed
 
@@ -164,10 +165,14 @@ class RestView(BaseModel):
 
 
 class UpdateSource(BaseModel):
-    """Could the site ask wordpress.org for updates? ``reachable`` None: cannot tell."""
+    """Could the site ask wordpress.org for updates? ``reachable`` None: cannot tell.
+
+    ``wordpress_org``: what the agent's own questions to wordpress.org's API met, when they did
+    not get an answer ("newest minor not known (wordpress.org out of reach)"); None when answered."""
 
     reachable: bool | None = None
     last_checked: str | None = None
+    wordpress_org: str | None = None
 
 
 class SiteInventory(BaseModel):

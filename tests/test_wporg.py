@@ -4,8 +4,11 @@ and WP-CLI's ``update --minor --dry-run`` only for what wordpress.org does not h
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,19 @@ import requests
 from agent.demo.web import StandInWeb
 from inventory.collect import collect
 from inventory.wpcli import WPCLI
-from inventory.wporg import WordPressOrg, newest_minor
+from agent import render
+from agent.cli import main
+from agent.clock import FixedClock
+from agent.demo import DemoSite
+from inventory.wporg import UNREACHABLE_FOR, OutOfReach, WordPressOrg, newest_minor
 from tests import transcripts
+from tests.conftest import Fleet
 from tests.fakes import ScriptedTransport
+from tests.loopback import QuietHandler, serve
 from tests.test_collect import REACHED, SITE_B, TRANSIENT, host
+
+
+AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -93,3 +105,88 @@ def test_collect_takes_the_minor_from_wordpress_org_and_asks_wp_cli_only_for_the
     acme = next(p for p in inv.plugins if p.name == "acme-tools")
     assert acme.minor_update_version == "1.1.0"
     assert [argv for argv in transport.seen if "--minor" in argv]  # WP-CLI answered instead
+
+
+class Silent(QuietHandler):
+    """An API that accepts the connection and never answers (international links throttled)."""
+
+    asked = 0
+
+    def do_GET(self) -> None:  # noqa: N802
+        Silent.asked += 1
+        time.sleep(30)
+
+
+@pytest.fixture
+def silent_api() -> Iterator[str]:
+    Silent.asked = 0
+    server = serve(Silent)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def refusing_api() -> str:
+    """Nothing listens there: every connection is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_a_silent_wordpress_org_is_asked_once_for_the_fleet_and_never_read_as_up_to_date(silent_api: str) -> None:
+    now = [0.0]
+    client = WordPressOrg(silent_api, timeout=0.5, clock=lambda: now[0])
+    steps = transcripts.script(*SITE_B) | host("/srv/wp/siteA", "6.4.4") | {TRANSIENT: REACHED}
+    started = time.monotonic()
+    sites = []
+    for _ in range(6):  # six sites one after another, each with a plugin whose newest is a major
+        transport = ScriptedTransport(script=steps)
+        sites.append((collect("acme", WPCLI(transport, "/srv/wp/siteA"), wporg=client), transport))
+    assert time.monotonic() - started < 2.5  # one timeout, not one per site (or per slug and site)
+    assert Silent.asked == 1
+    for inv, transport in sites:
+        acme = next(p for p in inv.plugins if p.name == "acme-tools")
+        assert (acme.update_version, acme.minor_update_version) == ("2.0.0", None)
+        assert acme.minor_unknown == "newest minor not known (wordpress.org out of reach)"
+        assert inv.to_public()["update_source"]["wordpress_org"] == acme.minor_unknown
+        assert not [argv for argv in transport.seen if "--minor" in argv]  # the site's WP-CLI would hang as well
+    assert "newest minor not known (wordpress.org out of reach)" in render.inventory_table([sites[0][0]])
+    now[0] = UNREACHABLE_FOR + 1  # a few minutes later it is asked again
+    with pytest.raises(OutOfReach):
+        client.versions("plugin", "acme-tools")
+    assert Silent.asked == 2
+
+
+def test_a_refusing_wordpress_org_is_out_of_reach_at_once(api: tuple[StandInWeb, Path]) -> None:
+    client = WordPressOrg(refusing_api())
+    with pytest.raises(OutOfReach, match="ConnectionError"):
+        client.versions("plugin", "acme-tools")
+    with pytest.raises(OutOfReach, match="asked again after 300 s"):
+        client.versions("theme", "twentytwentyfour")  # another slug: not asked, remembered
+    web, _ = api
+    client.base_url = web.wporg_api
+    client.unreachable = (0.0, "long ago")  # the few minutes are over: answered again, and the memory goes
+    assert client.versions("plugin", "acme-tools") == ["1.0.0", "1.1.0", "2.0.0"] and client.unreachable is None
+
+
+def test_an_inventory_round_with_wordpress_org_silent_costs_at_most_twice_a_normal_one(
+        fleet: Fleet, silent_api: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(12):
+        fleet.add(DemoSite(f"site-{n}", "6.5.3", {"akismet": ("5.3.0", True), "classic-editor": ("1.6.3", True)}))
+
+    def round_trip() -> tuple[float, list[dict[str, object]]]:
+        started = time.monotonic()
+        main(["--config", str(fleet.config), "inventory", "--json"], clock=FixedClock(AT))
+        return time.monotonic() - started, json.loads(capsys.readouterr().out)
+
+    normal, answered = round_trip()
+    assert {s["plugins"][0]["minor_update_version"] for s in answered} == {"5.4.0"}
+    text = fleet.config.read_text().replace(fleet.web.wporg_api, silent_api)
+    fleet.config.write_text(text.replace("[agent]\n", "[agent]\nwporg_timeout = 1\n", 1))
+    silent, unanswered = round_trip()
+    assert Silent.asked == 1  # akismet's newest is a major: asked once, then out of reach for all twelve
+    for site in unanswered:
+        akismet = site["plugins"][0]
+        assert (akismet["name"], akismet["update_version"], akismet["minor_update_version"]) == ("akismet", "6.0.0", None)
+        assert site["update_source"]["wordpress_org"] == "newest minor not known (wordpress.org out of reach)"
+    assert silent <= 2 * normal, (normal, silent)
+    print(f"inventory of 12 sites: {normal:.2f} s, with wordpress.org silent {silent:.2f} s")
