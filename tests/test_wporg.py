@@ -14,20 +14,19 @@ from pathlib import Path
 import pytest
 import requests
 
-from agent.demo.web import StandInWeb
-from inventory.collect import collect
-from inventory.wpcli import WPCLI
 from agent import render
 from agent.cli import main
 from agent.clock import FixedClock
 from agent.demo import DemoSite
+from agent.demo.web import StandInWeb
+from inventory.collect import collect
+from inventory.wpcli import WPCLI
 from inventory.wporg import UNREACHABLE_FOR, OutOfReach, WordPressOrg, newest_minor
 from tests import transcripts
 from tests.conftest import Fleet
 from tests.fakes import ScriptedTransport
 from tests.loopback import QuietHandler, serve
 from tests.test_collect import REACHED, SITE_B, TRANSIENT, host
-
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
