@@ -156,21 +156,24 @@ class Daemon:
             log.exception("security review failed")
             return False
         failed = False
-        for site in due:
+        for found in due:
+            site = found.site
             if self.stop.is_set():
                 break
             running = self._security_runs.get(site.name)
             if running is not None and not running.done():
                 continue
-            log.warning("%s: a security fix is due: updating now", site.name)
+            log.warning("%s: a security fix is due: %s", site.name, "updating now" if not found.expect else
+                        "asking the site and wordpress.org for " + ", ".join(f"{n} {v}" for (_, n), v in
+                                                                            sorted(found.expect.items())))
             if self.background is None:
-                failed |= self._security_update(site)
+                failed |= self._security_update(site, found.expect)
             else:
-                self._security_runs[site.name] = self.background.submit(self._security_update, site)
+                self._security_runs[site.name] = self.background.submit(self._security_update, site, found.expect)
         return failed
 
-    def _security_update(self, site: Any) -> bool:
-        result = update_site(self.services, site, UpdateOptions(stop=self.stop))
+    def _security_update(self, site: Any, expect: dict[tuple[str, str], str]) -> bool:
+        result = update_site(self.services, site, UpdateOptions(stop=self.stop, expect=expect))
         self._record(result)
         self.services.tickets.deliver_pending()
         return result.status in ("failed", "rolled_back")

@@ -4,6 +4,10 @@
   last inventory on its watch tick (a site again when its inventory, the feed or the day changed)
   and starts that site's update (the same safe path: backup,
   checks, rollback) without waiting for the round; the plan gives it ``reason: "security: <id> <title>"``.
+  When the last inventory does not offer the fixed release (it was read before the release was
+  out), the site's run asks afresh — its WP-CLI, and wordpress.org past the agent's cache — and
+  applies the fix as soon as it is offered; a fix still not offered is asked for again at every
+  tick, with a ticket saying what it waits for.
 - A fix only in a major release: ``security_majors = "ticket"`` opens a ticket (CVSS high/critical:
   the emergency clock) naming the major, the vulnerability and the exact command an admin runs;
   ``"apply"`` applies the major now, recorded as the contract year's major run.
@@ -30,7 +34,7 @@ from agent.services import Services
 from agent.state.vulns import as_public
 from agent.tickets import Severity
 from agent.updates import plan_for
-from inventory.versions import core_update_type, extension_update_type
+from inventory.versions import core_update_type, extension_update_type, sort_key
 from inventory.vulnerabilities import CORE_SLUG, Vulnerability
 
 log = logging.getLogger(__name__)
@@ -130,6 +134,17 @@ class _Seen:
     snapshot: int  # the id of the site's last good snapshot, as reviewed
     software: tuple[str, ...]  # "kind:slug" it lists
     again: bool = True  # to review at the next tick: a new snapshot, or a fix still due
+    # vulnerability id -> (the snapshot, and when) its fix was first found missing from the offers
+    waiting: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A site whose security fix is to be applied now; ``expect``: (kind, name) -> a fixed release its
+    last inventory did not offer, to be asked for afresh (the site's WP-CLI, wordpress.org past its cache)."""
+
+    site: SiteConfig
+    expect: dict[tuple[str, str], str]
 
 
 @dataclass
@@ -145,9 +160,9 @@ class Reviewer:
     feed_mark: tuple[object, ...] | None = None
     day: date | None = None
 
-    def review(self, services: Services, sites: list[SiteConfig]) -> list[SiteConfig]:
+    def review(self, services: Services, sites: list[SiteConfig]) -> list[Due]:
         """The feed refreshed when due, each new decision audited and ticketed, tickets closed on
-        evidence; returns the sites whose security fix should be applied now."""
+        evidence; returns the sites whose security fix should be applied (or asked for) now."""
         if services.config.vulnerabilities is None:
             return []
         fresh = self._newer_snapshots(services, sites)
@@ -171,11 +186,11 @@ class Reviewer:
             last = fresh.get(site.name) or services.state.snapshots.last(site.name)
             if last is None:
                 continue
-            seen.again = _review_site(services, site, last, known, known_ids)
-            if seen.again:
-                due.append(site)
-        if due:
-            services.tickets.deliver_pending()
+            expect = _review_site(services, site, last, known, known_ids, seen)
+            seen.again = expect is not None
+            if expect is not None:
+                due.append(Due(site, expect))
+        services.tickets.deliver_pending()  # what was decided, and what the inventories showed over
         return due
 
     def _newer_snapshots(self, services: Services, sites: list[SiteConfig]) -> dict[str, tuple[datetime, dict[str, Any]]]:
@@ -191,13 +206,16 @@ class Reviewer:
             if last is None:
                 continue
             fresh[site.name] = last
-            self.seen[site.name] = _Seen(newest, tuple(sys.intern(s) for s in vulnfeed.software_in(last[1])))
+            self.seen[site.name] = _Seen(newest, tuple(sys.intern(s) for s in vulnfeed.software_in(last[1])),
+                                         waiting=seen.waiting if seen is not None else {})
         return fresh
 
 
 def _review_site(services: Services, site: SiteConfig, last: tuple[datetime, dict[str, Any]],
-                 known: dict[tuple[str, str], list[Vulnerability]], known_ids: dict[str, list[Vulnerability]]) -> bool:
-    """One site's decisions and closures; whether a fix is due on it now."""
+                 known: dict[tuple[str, str], list[Vulnerability]], known_ids: dict[str, list[Vulnerability]],
+                 seen: _Seen) -> dict[tuple[str, str], str] | None:
+    """One site's decisions and closures; None when no fix is due on it now, else the fixed
+    releases its inventory does not offer yet (empty: the plan applies every fix now)."""
     taken_at, inventory = last
     found = findings_for(site, inventory, known, services.today())
     now = services.clock.now()
@@ -206,13 +224,52 @@ def _review_site(services: Services, site: SiteConfig, last: tuple[datetime, dic
         if services.state.vulns.decide(site.name, v.id, finding.version, finding.action, now, (v.kind, v.slug)):
             _record(services, site, finding)
     _close_fixed(services, site, inventory, known_ids, taken_at.isoformat(timespec="seconds"))
-    return any(f.action == "apply" for f in found) and _security_steps(services, site, inventory)
+    applying = [f for f in found if f.action == "apply" and f.fixed_in is not None]
+    missing = [f for f in applying if not _offered(inventory, f)]
+    first = (seen.snapshot, taken_at.isoformat(timespec="seconds"))
+    seen.waiting = {f.vulnerability.id: seen.waiting.get(f.vulnerability.id, first) for f in missing}
+    if missing:
+        for finding in missing:
+            since = seen.waiting[finding.vulnerability.id]
+            if since[0] != seen.snapshot:  # missing from an inventory read afresh for it, not only from an older one
+                _waiting(services, site, finding, since[1])
+        return {(f.kind, f.name): str(f.fixed_in) for f in missing}
+    return {} if applying and _security_steps(services, site, inventory) else None
 
 
 def _security_steps(services: Services, site: SiteConfig, inventory: dict[str, Any]) -> bool:
     """The plan would apply a security fix now (not held, not a release that already failed)."""
     return any(item.action == "apply" and item.reason.startswith("security:")
                for item in plan_for(services, site, inventory, False))
+
+
+def _offered(inventory: dict[str, Any], finding: Finding) -> bool:
+    """The inventory offers a release at or past the fix, of a kind that may fix it (a minor fix
+    is not offered by a newer major alone: the contract does not take a major for it)."""
+    if finding.kind == "core":
+        offers = [(o["version"], o["type"]) for o in (inventory.get("core") or {}).get("updates") or []]
+    else:
+        ext: dict[str, Any] = next((e for e in inventory.get(f"{finding.kind}s") or []
+                                    if e.get("name") == finding.name), {})
+        offers = [(ext.get("update_version"), ext.get("update_type")),
+                  (ext.get("minor_update_version"), ext.get("minor_update_type"))]
+    fix = sort_key(str(finding.fixed_in))
+    return any(version and (kind != "major" or finding.fix_type == "major") and sort_key(version) >= fix
+               for version, kind in offers)
+
+
+def _waiting(services: Services, site: SiteConfig, finding: Finding, since: str) -> None:
+    """A fix the feed names that the site was not offered even when asked afresh: said on a ticket."""
+    v = finding.vulnerability
+    key = f"{site.name}:vuln:{v.id}"
+    if services.tickets.open_one(key) is not None:
+        return
+    services.ticket(site, kind="vulnerability_waiting", severity=finding.severity,
+                    title=f"{site.name}: security fix {finding.name} {finding.fixed_in} not yet offered ({v.id})",
+                    body=f"{finding.kind} {finding.name} {finding.version} on {site.name}: {v.title} ({v.id}). The feed "
+                         f"names {finding.fixed_in} as the fix, but the site is not offered it (asked afresh at every "
+                         f"watch tick since {since}: the site's WP-CLI and wordpress.org). It is applied as soon as "
+                         "it is offered." + _notice(services), dedup_key=key)
 
 
 def _record(services: Services, site: SiteConfig, finding: Finding) -> None:
@@ -238,7 +295,7 @@ def _notice(services: Services) -> str:
     return ("\n\n" + "\n".join(feed.notices)) if feed and feed.notices else ""
 
 
-VULNERABILITY_TICKETS = ("vulnerability_major", "vulnerability_unpatched")
+VULNERABILITY_TICKETS = ("vulnerability_major", "vulnerability_unpatched", "vulnerability_waiting")
 
 
 def _close_fixed(services: Services, site: SiteConfig, inventory: dict[str, Any],

@@ -44,6 +44,8 @@ class UpdateOptions:
     dry_run: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     stop: threading.Event = field(default_factory=threading.Event)  # set: finish current steps, start no new ones
+    # (kind, name) -> a release known to exist (a security fix): asked of wordpress.org past its cache
+    expect: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +164,8 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
     handle, options = session.handle, run.options
     try:
         run.inventory = collect(run.name, handle.wp, rest, cached_offers=options.dry_run, wporg=services.wporg,
-                                php=recent_php(services.state, [run.site], services.clock.now()).get(run.name))
+                                php=recent_php(services.state, [run.site], services.clock.now()).get(run.name),
+                                expect=options.expect)
     except TransportError:
         raise
     except InventoryError as exc:

@@ -338,3 +338,54 @@ def test_the_newest_good_snapshot_of_each_site_without_reading_the_history(tmp_p
         assert last is not None and last[1] == {"core": {"version": "6.5.5"}}
     finally:
         state.close()
+
+
+def test_a_fix_released_after_the_inventory_is_applied_by_the_watch(fleet: Fleet) -> None:
+    """akismet 5.4.0 runs; after the round's inventory the feed gains "<= 5.4.0, fixed in 5.4.1" while
+    5.4.1 is not out yet: the watch asks the site afresh at each tick, tickets the wait, and applies
+    5.4.1 at the first tick after it is published — past the daemon's wordpress.org cache."""
+    root = fleet.add(DemoSite("acme", "6.6.2", {"akismet": ("5.4.0", True)}, {"twentytwentyfour": "1.2"}))
+    feed = fleet.folder / "wordfence.json"
+    feeds.write(feed, [])
+    fleet.write(f'\n[vulnerabilities]\nfeed = "{feed}"\nrefresh = "6h"\n')
+    clock = FixedClock(FRIDAY_3AM_TEHRAN)
+    daemon = Daemon(load(fleet.config), clock)
+
+    def tick(n: int, *jobs: str) -> None:
+        clock.at = FRIDAY_3AM_TEHRAN + timedelta(minutes=n)
+        for job in jobs:
+            daemon.run_job(job)
+
+    def inventories() -> int:  # fresh reads of the site: WP-CLI's plugin list, as the host logged it
+        return sum(1 for line in fleet.wp_calls(root) if " plugin list " in f" {line} " and "--skip-update" not in line)
+
+    try:
+        tick(0, "inventory", "watch")
+        assert daemon.services.wporg.requests_made == 1  # akismet's releases, kept for the daemon's life
+        feeds.write(feed, [feeds.record("xss-541", "XSS in Akismet", "plugin", "akismet",
+                                        [feeds.bounds("*", True, "5.4.0", True)], ["5.4.1"], score=6.1,
+                                        rating="Medium")])
+        before = inventories()
+        tick(1, "watch")  # the snapshot offers no 5.4.1: the site is asked afresh, nothing to apply yet
+        assert inventories() == before + 1 and plugin_version(root, "akismet") == "5.4.0"
+        assert not [t for t in fleet.sent_tickets() if t["kind"] == "vulnerability_waiting"]
+        tick(2, "watch")  # asked afresh and still not offered: the wait is on a ticket
+        assert inventories() == before + 2
+        waiting = [t for t in fleet.sent_tickets() if t["kind"] == "vulnerability_waiting"]
+        assert [(t["event"], t["dedup_key"]) for t in waiting] == [("opened", "acme:vuln:xss-541")]
+        assert "names 5.4.1 as the fix, but the site is not offered it" in waiting[0]["body"]
+
+        fleet.releases("plugins", "akismet", {"5.4.1": {}})  # published on wordpress.org
+        tick(3, "watch")
+        assert plugin_version(root, "akismet") == "5.4.1"  # on the host, one interval after the release
+        updates = [r["detail"] for r in fleet.audit_records() if r["action"] == "update"]
+        assert updates == [{"kind": "plugin", "name": "akismet", "from": "5.4.0", "to": "5.4.1", "type": "patch"}]
+        tick(4, "watch")  # the run's snapshot was read before its change: one more run reads 5.4.1, the evidence
+        tick(5, "watch")
+        events = [(t["event"], t["kind"]) for t in fleet.sent_tickets() if t["dedup_key"] == "acme:vuln:xss-541"]
+        assert events == [("opened", "vulnerability_waiting"), ("closed", "vulnerability_waiting")]
+        reads = inventories()
+        tick(6, "watch")
+        assert inventories() == reads  # nothing due any more: no more fresh reads
+    finally:
+        daemon.close()
