@@ -4,7 +4,8 @@ gets an emergency ticket at once.
 One tick reads every site's home page on one event loop (aiohttp), at most ``watch_connections``
 at a time, each read within one deadline (``watch_timeout``: connect, headers and a bounded body),
 and judges each site the moment its read ends: a silent, trickling or stalled host costs its own
-verdict nothing more than the deadline, and nobody else's anything. A failed check is checked
+verdict nothing more than the deadline, and nobody else's anything. Sites that were down (or
+recovering) at the last check are read first, so their deadlines run while the rest is read. A failed check is checked
 again ``watch_confirm_after`` seconds after it began; two failures in a row are an outage. A down
 site that answers is checked again the same way before its ticket closes, and a site down again
 within ``FLAP_WINDOW`` of its recovery reopens the same ticket with a note (a flapping site keeps
@@ -56,6 +57,7 @@ class Probe:
 class Tick:
     probes: list[Probe]  # each site's last verdict of this tick, in the order of the sites
     seconds: float  # the first pass over every site (confirmations run past it)
+    cpu: float  # CPU seconds of the event loop's thread, confirmations included
 
 
 def dedup_key(site: str) -> str:
@@ -78,12 +80,14 @@ class _Tick:
 
     async def run(self) -> Tick:
         started_at = self.services.clock.now()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         connections = min(self.agent.watch_connections, max(1, len(self.sites)))
         self.gate = asyncio.Semaphore(connections)
         async with page_session(connections) as session:
             self.session = session
-            queue = iter(self.sites)
+            # the sites down or recovering first: a host that hangs spends its deadline while the
+            # rest of the fleet is read, not after it
+            queue = iter(sorted(self.sites, key=lambda site: site.name not in self.remembered))
             await asyncio.gather(*(self._worker(queue) for _ in range(connections)))
             seconds = time.monotonic() - started
             await asyncio.to_thread(self.services.state.watch.ticked, LastTick(
@@ -93,7 +97,7 @@ class _Tick:
         today = self.services.clock.now().astimezone(self.agent.zone).date()
         await asyncio.to_thread(self.services.state.watch.count, today,
                                 [(p.site, p.state == "up", p.answer_ms) for p in probes])
-        return Tick(probes, seconds)
+        return Tick(probes, seconds, time.thread_time() - cpu)
 
     async def _worker(self, queue: Iterator[SiteConfig]) -> None:
         for site in queue:  # the workers share one iterator: each site is read once

@@ -1,94 +1,141 @@
 #!/usr/bin/env python3
-"""The watch tick's security review on a large fleet: what a quiet minute costs.
+"""The uptime watch at fleet size: N sites behind a loopback web server of their own process that
+answers each home page in 0.2–1.2 s, with 1 % hostile hosts (a third silent, a third trickling a byte
+every half second, a third stalling after the status line).
 
-N sites with a stored inventory each (20 plugins from a pool of 1,000, core 6.5.5), a local
-vulnerability feed of ``--records`` records over 500 of those plugins; one site in a thousand runs
-a version two records say has no fix (two tickets, decided once). Times the review of the first
-tick (every decision made) and of the ticks after it, when nothing changed, in the agent's own
-process.
+Runs ``--ticks`` watch ticks in this process, as the daemon's watch thread does, and prints per tick:
+the first pass over every site (the tick's duration), the confirmations' end, the event loop
+thread's CPU per site, the sites found down, and the peak RSS. With ``--round N`` the same ticks run
+while an update round of N stand-in sites behind a loopback sshd (one pending minor each, the
+whole safe path: lock, inventory, backup, update, health) goes on in the same process.
 
     python bench/watch.py --sites 10000
+    python bench/watch.py --sites 10000 --round 1000
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import multiprocessing
 import resource
 import sys
 import tempfile
+import threading
 import time
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent import config as config_mod  # noqa: E402
 from agent import demo  # noqa: E402
-from agent.clock import FixedClock  # noqa: E402
-from agent.security import Reviewer  # noqa: E402
+from agent.clock import SystemClock  # noqa: E402
+from agent.demo.web import StandInWeb  # noqa: E402
 from agent.services import Services  # noqa: E402
+from agent.updates import UpdateOptions, update_fleet  # noqa: E402
+from agent.watch import watch_fleet  # noqa: E402
+from tests import sshd as sshd_mod  # noqa: E402
+from tests.hostile import HostileWeb  # noqa: E402
 
-NOW = datetime(2026, 11, 20, 3, 0, tzinfo=ZoneInfo("Asia/Tehran"))
-
-
-def feed_record(n: int, slug: str, unpatched: bool) -> tuple[str, dict[str, object]]:
-    vid = f"{n:08x}-0000-4000-8000-{n:012x}"
-    high = "1.9.9" if unpatched else f"1.{n % 9}.0"
-    return vid, {
-        "id": vid, "title": f"{slug} <= {high} - Cross-Site Scripting", "informational": False,
-        "software": [{"type": "plugin", "name": slug, "slug": slug, "patched": not unpatched,
-                      "affected_versions": {f"* - {high}": {"from_version": "*", "from_inclusive": True,
-                                                             "to_version": high, "to_inclusive": True}},
-                      "patched_versions": [] if unpatched else [f"1.{n % 9}.1"], "remediation": "Update"}],
-        "references": [], "cvss": {"vector": "", "score": 6.1, "rating": "Medium"}, "cve": None,
-        "published": "2026-10-01 00:00:00", "updated": "2026-10-02 00:00:00"}
+HOSTILE_KINDS = ("silent", "trickle", "stall")
 
 
-def inventory(index: int) -> dict[str, object]:
-    plugins = [{"name": f"plugin-{(index * 7 + k * 53) % 1000}", "status": "active",
-                "version": "1.9.0" if index % 100 == 0 and k == 0 else "2.0.0"} for k in range(20)]
-    return {"site": f"site-{index}", "ok": True, "core": {"version": "6.5.5"}, "plugins": plugins,
-            "themes": [{"name": "twentytwentyfour", "status": "active", "version": "1.1"}], "php": "8.2.20"}
+def serve(delay: tuple[float, float], port: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+    """The web server's own process: its CPU is not the agent's."""
+    import asyncio
+
+    web = HostileWeb(delay=delay)
+    ready = threading.Event()
+    threading.Thread(target=lambda: (ready.wait(), port.put(web.port)), daemon=True).start()
+    asyncio.run(web.serve(ready))
+
+
+def names(count: int, hostile_share: float) -> list[str]:
+    every = round(1 / hostile_share) if hostile_share else 0
+    return [f"{HOSTILE_KINDS[(i // every) % 3]}-{i}" if every and i % every == every - 1 else f"ok-{i}"
+            for i in range(count)]
+
+
+def watched_config(folder: Path, port: int, sites: list[str], args: argparse.Namespace, extra: str = "") -> Path:
+    blocks = "".join(f'[[sites]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}/{name}/"\npath = "/srv/{name}"\n'
+                     for name in sites)
+    path = folder / "sites.toml"
+    path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nwatch_connections = {args.connections}\n'
+                    f"watch_timeout = {args.timeout}\nwatch_confirm_after = 20\n{extra}\n"
+                    + demo.CONTRACT + "\n" + blocks)
+    return path
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=10000)
-    parser.add_argument("--records", type=int, default=2000)
+    parser.add_argument("--hostile", type=float, default=0.01, help="share of hostile hosts")
+    parser.add_argument("--connections", type=int, default=500, help="watch_connections")
+    parser.add_argument("--timeout", type=float, default=10.0, help="watch_timeout")
     parser.add_argument("--ticks", type=int, default=3)
+    parser.add_argument("--round", type=int, default=0, help="stand-in sites updated while the ticks run")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
+    context = multiprocessing.get_context("spawn")
+    port_queue = context.SimpleQueue()
+    server = context.Process(target=serve, args=((0.2, 1.2), port_queue), daemon=True)
+    server.start()
+    port = port_queue.get()
+    watched = names(args.sites, args.hostile)
     with tempfile.TemporaryDirectory(prefix="wpfleet-watch-") as tmp:
         folder = Path(tmp)
-        feed = folder / "feed.json"
-        records = dict(feed_record(n, f"plugin-{n % 500}", unpatched=n % 500 == 0 and n < 1000)
-                       for n in range(args.records))
-        feed.write_text(json.dumps(records))
-        sites = "".join(f'[[sites]]\nname = "site-{i}"\nurl = "https://site-{i}.example/"\npath = "/srv/site-{i}"\n'
-                        for i in range(args.sites))
-        (folder / "sites.toml").write_text(
-            f'[agent]\nstate_dir = "{folder / "state"}"\n\n[vulnerabilities]\nfeed = "{feed}"\n\n'
-            + demo.CONTRACT + "\n" + sites)
-        config = config_mod.load(folder / "sites.toml")
-        with Services.open(config, FixedClock(NOW), actor="bench") as services:
-            for i in range(args.sites):
-                services.state.snapshots.save(f"site-{i}", NOW, True, inventory(i))
-            reviewer = Reviewer()
-            for tick in range(args.ticks):
+        folder.chmod(0o755)
+        round_thread, stop, sshd, web = None, threading.Event(), None, None
+        results: list[object] = []
+        config = config_mod.load(watched_config(folder, port, watched, args))
+        services = Services.open(config, SystemClock(), actor="bench")
+        if args.round:
+            from bench.update import build
+
+            sshd = sshd_mod.start(folder / "sshd")
+            web = StandInWeb().start()
+            round_args = argparse.Namespace(sites=args.round, delay=0.0, concurrency=64, site_mb=0)
+            built = time.monotonic()
+            (folder / "round").mkdir()
+            round_config = config_mod.load(build(folder / "round", sshd, web, round_args))
+            print(f"round: {args.round} stand-in sites built in {time.monotonic() - built:.0f} s")
+            round_services = Services.open(round_config, SystemClock(), actor="bench-round")
+            round_started = time.monotonic()
+
+            def work() -> None:
+                results.extend(update_fleet(round_services, round_config.sites, UpdateOptions(stop=stop)))
+
+            round_thread = threading.Thread(target=work, name="round")
+            round_thread.start()
+            time.sleep(10)  # the round is in full swing
+        try:
+            for n in range(args.ticks):
                 before = resource.getrusage(resource.RUSAGE_SELF)
-                started = time.perf_counter()
-                due = reviewer.review(services, config.sites)
-                wall = time.perf_counter() - started
+                started = time.monotonic()
+                tick = watch_fleet(services, config.sites)
+                total = time.monotonic() - started
                 after = resource.getrusage(resource.RUSAGE_SELF)
-                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                tickets = services.state.db.rows("SELECT COUNT(*) FROM tickets")[0][0]
-                print(f"tick {tick + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU ({1000 * cpu / args.sites:.2f} ms a site); "
-                      f"fixes due {len(due)}, tickets {tickets}")
-        print(f"sites {args.sites}, feed records {args.records}, "
-              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+                process_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                down = sum(1 for p in tick.probes if p.state == "down")
+                print(f"tick {n + 1}: first pass {tick.seconds:.1f} s, with confirmations {total:.1f} s; "
+                      f"watch CPU {tick.cpu:.1f} s ({1000 * tick.cpu / args.sites:.2f} ms a site), process CPU "
+                      f"{process_cpu:.1f} s; down {down}; peak RSS {after.ru_maxrss / 1024:.0f} MB", flush=True)
+        finally:
+            if round_thread is not None:
+                stop.set()
+                round_thread.join()
+                updated = sum(1 for r in results if getattr(r, "status", "") == "updated")
+                print(f"round: {updated} of {args.round} sites updated in {time.monotonic() - round_started:.0f} s "
+                      f"before the stop ({len(results)} finished or skipped)")
+                round_services.close()
+                assert web is not None and sshd is not None
+                web.stop()
+                sshd.stop()
+            services.close()
+            server.terminate()
+    hostile = sum(1 for name in watched if not name.startswith("ok-"))
+    print(f"sites {args.sites} ({hostile} hostile), watch_connections {args.connections}, "
+          f"watch_timeout {args.timeout:g} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 
