@@ -75,3 +75,64 @@ def test_a_page_body_is_read_only_up_to_the_bound() -> None:
         server.shutdown()
     assert view.problem == "" and view.title == "Big" and view.size == health.MAX_PAGE_BYTES
     assert len(sent) < 400
+
+
+def unseen_after(monkeypatch: pytest.MonkeyPatch, first: int, count: int) -> list[str]:
+    """Page reads ``first``… (1-based) see nothing — a connect timeout on the agent's side — ``count`` times."""
+    from playbooks import health
+
+    real, reads = health.view_page, []
+
+    def flaky(url: str, timeout: float = health.TIMEOUT) -> health.PageView:
+        reads.append(url)
+        if first <= len(reads) < first + count:
+            return health.PageView(None, None, 0, "cannot tell: ConnectionTimeoutError", unseen=True)
+        return real(url, timeout)
+
+    monkeypatch.setattr(health, "view_page", flaky)
+    monkeypatch.setattr(health, "UNSEEN_WAIT", 0.0)
+    return reads
+
+
+def test_a_connect_timeout_on_the_agents_side_is_asked_again_not_rolled_back(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release is fine; the home page's read after it times out once (REST and WP-CLI answer)."""
+    from agent.clock import FixedClock
+    from agent.config import load
+    from agent.services import Services
+
+    root = fleet.add(SHOP)
+    fleet.releases("plugins", "akismet", {"5.4.0": {}})
+    reads = unseen_after(monkeypatch, first=2, count=1)  # the baseline's read is 1, the step's check is 2
+    result = fleet.update_result(AT)
+    assert result["status"] == "updated" and result["error"] is None and plugin_version(root, "akismet") == "5.4.0"
+    assert len(reads) == 4  # baseline, the step's check asked again once, the final check
+    assert not [r for r in fleet.audit_records() if r["action"] == "rollback"]
+    with Services.open(load(fleet.config), FixedClock(AT)) as services:
+        assert services.state.history.failed_releases("shop") == frozenset()
+
+
+def test_a_site_the_agent_cannot_see_at_all_after_a_change_is_left_to_the_journal(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from agent.clock import FixedClock
+    from agent.config import load
+    from agent.services import Services
+
+    root = fleet.add(SHOP)
+    fleet.releases("plugins", "akismet", {"5.4.0": {}})
+    unseen_after(monkeypatch, first=2, count=3)  # the step's check: three tries, nothing seen
+    result = fleet.update_result(AT)
+    assert result["status"] == "failed" and "cannot tell whether the site works" in result["error"]
+    assert plugin_version(root, "akismet") == "5.4.0"  # not rolled back on an accident of the agent's network
+    assert not [r for r in fleet.audit_records() if r["action"] == "rollback"]
+    with Services.open(load(fleet.config), FixedClock(AT)) as services:
+        assert services.state.history.failed_releases("shop") == frozenset()
+        assert services.state.journal.open("shop") is not None  # the next run settles it
+    monkeypatch.undo()
+    later = fleet.update_result(AT + timedelta(minutes=5))
+    assert later["reconciled"].endswith("healthy, kept") and plugin_version(root, "akismet") == "5.4.0"
+    with Services.open(load(fleet.config), FixedClock(AT)) as services:
+        assert services.state.journal.open("shop") is None
+        assert services.state.history.failed_releases("shop") == frozenset()
