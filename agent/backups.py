@@ -89,7 +89,7 @@ def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outc
             services.state.journal.begin(site.name, "restore", session.run_id, services.clock.now(), backup_id)
             restore.restore_site(handle, backup)
             services.state.journal.end(site.name)
-            state = health.check_after_change(handle)
+            state = health.check_after_change(handle, unseen_is_broken=True)  # reported, nothing undone
     except InventoryError as exc:
         return _failed(services, site, "restore", exc, {"backup_id": backup_id})
     result = "ok" if state.ok else "unhealthy"

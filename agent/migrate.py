@@ -117,7 +117,7 @@ def _in_place(services: Services, site: SiteConfig, done: Migration, old: Addres
         moved = dataclasses.replace(handle, url=new.url)
         if _already_there(handle, moved, changes, done, new):
             return
-        before = health.check(handle)
+        before = health.check(handle, unseen_is_broken=True)
         ensure(before.ok, f"{site.name} is not healthy at {old.url} before the migration: {before.summary()}")
         done.manifest["before"] = moving.manifest(handle)
         moving.maintenance_on(handle)
@@ -158,7 +158,7 @@ def _rehost(services: Services, source: SiteConfig, target_config: SiteConfig, d
         source_manifest = moving.manifest(src)
         if occupied and _already_there(dst, moved, changes, done, new, copy_of=source_manifest):
             return
-        before = health.check(src)
+        before = health.check(src, unseen_is_broken=True)
         ensure(before.ok, f"{source.name} is not healthy at {old.url} before the migration: {before.summary()}")
         done.manifest["before"] = source_manifest
         target_backup = _prepare_target(services, src, dst, occupied, done)
@@ -224,7 +224,7 @@ def _already_there(handle: SiteHandle, moved: SiteHandle, changes: list[moving.R
         return False
     done.residue = dict(residue)
     done.manifest["before"] = done.manifest["after"] = found
-    state = health.check(moved)
+    state = health.check(moved, unseen_is_broken=True)
     done.health = state.checks
     ensure(state.ok, f"already at {new.url}, but not healthy there: {state.summary()}")
     done.notes.append(f"already at {new.url} with no old address left: nothing changed")
@@ -248,7 +248,7 @@ def _verify(moved: SiteHandle, changes: list[moving.Rewrite], done: Migration, b
     done.manifest["after"] = after
     differs = {k: (done.manifest["before"].get(k), v) for k, v in after.items() if done.manifest["before"].get(k) != v}
     ensure(not differs, f"the site's content differs after the migration (before, after): {differs}")
-    state = health.check_after_change(moved, before.pages)
+    state = health.check_after_change(moved, before.pages, unseen_is_broken=True)  # moved only on evidence
     done.health = state.checks
     ensure(state.ok, f"not healthy at {moved.url}: {state.summary()}")
 

@@ -169,7 +169,7 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
     except TransportError:
         raise
     except InventoryError as exc:
-        state = health.check(handle)
+        state = health.check(handle, unseen_is_broken=True)
         run.evidence = state
         if state.ok:
             raise
@@ -185,7 +185,7 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
     run.steps = [_step(item, run.inventory) for item in policy.to_apply(run.planned)]
     if not run.steps or options.dry_run:
         return
-    baseline = health.check(handle)
+    baseline = health.check(handle, unseen_is_broken=True)  # nothing changes on a site the agent cannot see
     run.evidence = baseline
     if not baseline.ok:
         run.down = f"site is down before any change: {baseline.summary()}"

@@ -104,18 +104,21 @@ def pages_of(configured: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return (HOME, *(p for p in configured if p != HOME))
 
 
-def check(site: SiteHandle, before: dict[str, PageView] | None = None) -> Health:
+def check(site: SiteHandle, before: dict[str, PageView] | None = None, *, unseen_is_broken: bool = False) -> Health:
     """The site's health now; with ``before``, each page is also compared with how it was.
 
-    Raises ``SiteUnseen`` when a page or the REST index stays out of the agent's sight."""
+    Raises ``SiteUnseen`` when a page or the REST index stays out of the agent's sight — unless
+    ``unseen_is_broken``: for a decision that needs evidence of health to go ahead (before any
+    change, a migration's new address), what cannot be seen is then simply not working."""
     health = Health()
     for path in pages_of(site.health_pages):
         url = urljoin(site.url, path.lstrip("/"))
-        view = _seen(f"page {path}", partial(view_page, url), lambda v: v.unseen, lambda v: v.problem)
+        view = _seen(f"page {path}", partial(view_page, url), lambda v: v.unseen, lambda v: v.problem,
+                     unseen_is_broken)
         health.pages[path] = view
         health.checks[_page_check(path)] = view.compared_with((before or {}).get(path))
     health.checks["rest"] = _seen("the REST index", lambda: _rest(site), lambda v: v.startswith(_UNSEEN),
-                                  lambda v: v)
+                                  lambda v: v, unseen_is_broken)
     health.checks["wp-cli"] = _wpcli(site)
     return health
 
@@ -123,24 +126,27 @@ def check(site: SiteHandle, before: dict[str, PageView] | None = None) -> Health
 _UNSEEN = "cannot tell: "
 
 
-def _seen(what: str, read: Callable[[], Any], unseen: Callable[[Any], bool], why: Callable[[Any], str]) -> Any:
-    """``read()``, asked again while the agent cannot see the answer; ``SiteUnseen`` if it never does."""
+def _seen(what: str, read: Callable[[], Any], unseen: Callable[[Any], bool], why: Callable[[Any], str],
+          unseen_is_broken: bool) -> Any:
+    """``read()``, asked again while the agent cannot see the answer; ``SiteUnseen`` if it never does
+    (or the last answer, "cannot tell", when that counts as broken)."""
     for _ in range(UNSEEN_TRIES - 1):
         found = read()
         if not unseen(found):
             return found
         time.sleep(UNSEEN_WAIT)
     found = read()
-    if unseen(found):
+    if unseen(found) and not unseen_is_broken:
         raise SiteUnseen(f"{what}: {why(found)} ({UNSEEN_TRIES} tries): the agent cannot tell whether the site "
                          "works, so nothing is judged")
     return found
 
 
-def check_after_change(site: SiteHandle, before: dict[str, PageView] | None = None) -> Health:
+def check_after_change(site: SiteHandle, before: dict[str, PageView] | None = None, *,
+                       unseen_is_broken: bool = False) -> Health:
     """The health check after files changed: first give PHP's OPcache time to see the new code."""
     site.settle()
-    return check(site, before)
+    return check(site, before, unseen_is_broken=unseen_is_broken)
 
 
 def _page_check(path: str) -> str:

@@ -78,17 +78,16 @@ def test_site_down_on_friday_night_opens_an_emergency_ticket_and_recovery_closes
     fleet.add(ACME)
     assert once(fleet, FRIDAY_3AM_TEHRAN - timedelta(hours=1)) == 0  # a normal round first
     fleet.web.down.add("acme")
-    assert once(fleet, FRIDAY_3AM_TEHRAN) == 1  # first failed check: not yet a ticket
-    assert [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"] == []
-    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=60)) == 1  # second in a row: emergency
+    assert once(fleet, FRIDAY_3AM_TEHRAN) == 1  # a failed check, read again watch_confirm_after later: emergency
     down = [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]
     assert len(down) == 1 and down[0]["severity"] == "emergency" and down[0]["status"] == "open"
-    assert down[0]["opened_at"] == "2026-11-27T03:01:00+03:30"
-    assert down[0]["response_due"] == "2026-11-27T04:01:00+03:30"  # round the clock, Friday night
-    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=120)) == 1
+    assert down[0]["opened_at"] == "2026-11-27T03:00:00+03:30"
+    assert down[0]["response_due"] == "2026-11-27T04:00:00+03:30"  # round the clock, Friday night
+    assert "failed 2 checks in a row" in down[0]["body"]
+    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=60)) == 1
     assert len([t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]) == 1  # no second ticket
     fleet.web.down.discard("acme")
-    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=180)) == 0
+    assert once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=180)) == 0  # the recovery, confirmed the same way
     down = [t for t in tickets(fleet, capsys) if t["kind"] == "site_down"]
     assert down[0]["status"] == "closed" and "answers again" in down[0]["body"]
     assert audit_actions(fleet).count("site_down") == 1 and "site_recovered" in audit_actions(fleet)
@@ -347,16 +346,15 @@ def test_emergency_ticket_arrives_by_email(fleet: Fleet, smtp_server: Any, monke
                       f'smtp_user_env = "SMTP_USER"\nsmtp_password_env = "SMTP_PASSWORD"\nsmtp_ca_file = "{ca_file}"\n'
                       'mail_from = "wpfleet@agency.example"\nmail_to = ["oncall@agency.example"]\n')
     assert once(fleet, FRIDAY_3AM_TEHRAN - timedelta(hours=1)) == 0  # a normal round first
-    fleet.web.down.add("acme")
-    once(fleet, FRIDAY_3AM_TEHRAN)
     announced = len(received)  # the check-up due on 2026-09-01, mailed by the first round
     assert announced == 1
-    once(fleet, FRIDAY_3AM_TEHRAN + timedelta(seconds=60))
+    fleet.web.down.add("acme")
+    once(fleet, FRIDAY_3AM_TEHRAN)  # the failure and its confirmation, one run
     wait_for(lambda: len(received) > announced, timeout=10, what="the email")
     mail = message_from_bytes(received[announced])
     assert mail["Subject"] == "[wpfleet emergency] acme: acme is down"
     body = mail.get_payload()[0].get_payload(decode=True).decode()
-    assert "response_due: 2026-11-27T04:01:00+03:30" in body and "mailpass" not in body
+    assert "response_due: 2026-11-27T04:00:00+03:30" in body and "mailpass" not in body
 
 
 @pytest.mark.integration
