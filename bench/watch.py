@@ -94,7 +94,8 @@ def main() -> int:
 
             sshd = sshd_mod.start(folder / "sshd")
             web = StandInWeb().start()
-            round_args = argparse.Namespace(sites=args.round, delay=0.0, concurrency=64, site_mb=0)
+            # one host plays all the round's sites here: per_host (default 8) bounds them, as the daemon does
+            round_args = argparse.Namespace(sites=args.round, delay=0.0, concurrency=8, site_mb=0)
             built = time.monotonic()
             (folder / "round").mkdir()
             round_config = config_mod.load(build(folder / "round", sshd, web, round_args))

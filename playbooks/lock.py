@@ -2,19 +2,29 @@
 
 ``mkdir`` is atomic, so two runs cannot both create the lock. The holder writes its random token
 into it and touches that file every ``HEARTBEAT_EVERY`` seconds while it works; a lock is stale
-only when its heartbeat has stopped for ``STALE_AFTER`` seconds, or when its holder ran on this
-very machine and that process is gone (a killed agent). Fails closed: a lock whose age cannot be
-read is held, not stale. A takeover happens under ``flock`` on a guard file beside the lock and
-only if the stale token it saw is still there, so two agents cannot both take one stale lock.
-A run releases only its own lock.
+only when its heartbeat has stopped for ``STALE_AFTER`` seconds, or when its holder ran in this
+very process table and that process is gone (a killed agent). Fails closed: a lock whose age
+cannot be read is held, not stale. A takeover happens under ``flock`` on a guard file beside the
+lock and only if the stale token it saw is still there, so two agents cannot both take one stale
+lock. A run releases only its own lock.
+
+The owner is named by where its process can be seen — the kernel's boot id and the PID
+namespace — with its pid and its start time: two containers with one hostname, each agent pid 1,
+are not "here" to each other and wait for the heartbeat; a pid reused by another process is not
+the holder. A run registers its token in this process *before* it asks for the lock, so another
+run of the same process never mistakes a lock being taken for one left by a broken connection.
+A run whose heartbeat cannot be written for ``UNSURE_AFTER`` seconds counts its lock as lost:
+it starts no new step (another agent may take the lock once it is stale).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,11 +34,42 @@ from inventory.errors import InventoryError
 from playbooks.errors import LockedError
 from playbooks.site import SiteHandle
 
+log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
+UNSURE_AFTER = STALE_AFTER / 2  # no heartbeat written for this long: the lock may be taken soon
 LOCK_NAME = ".wpfleet.lock"
 TAKEN, HELD = "taken", "held"
-_HELD_HERE: set[str] = set()  # tokens of the locks this process holds now
+_HELD_HERE: set[str] = set()  # tokens of the locks this process holds, or is asking for, now
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def process_table() -> str:
+    """Where a pid means this process table: the kernel's boot and the PID namespace we run in."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{_read('/proc/sys/kernel/random/boot_id') or socket.gethostname()}/{namespace}"
+
+
+def started(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), None when there is no such process."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+HERE = process_table()
 
 # $1 lock folder, $2 token, $3 owner description: create, or say who holds it and how old its heartbeat is
 _ACQUIRE = r'''
@@ -70,14 +111,23 @@ class SiteLock:
         return self.site.backup_path(LOCK_NAME)
 
     def owner(self) -> str:
-        return json.dumps({"run": self.run_id, "host": socket.gethostname(), "pid": os.getpid()})
+        return json.dumps({"run": self.run_id, "host": socket.gethostname(), "pid": os.getpid(), "table": HERE,
+                           "started": started(os.getpid())})
 
     def acquire(self) -> None:
+        """Take the lock, or raise ``LockedError``; the token counts as this process's while asking."""
+        _HELD_HERE.add(self.token)
+        try:
+            self._acquire()
+        except BaseException:
+            _HELD_HERE.discard(self.token)
+            raise
+
+    def _acquire(self) -> None:
         self.site.sh(["mkdir", "-p", self.site.backup_dir], "creating the backup folder")
         result = self.site.transport.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.token, self.owner()])
         first, _, rest = result.stdout.partition("\n")
         if result.ok and first == TAKEN:
-            _HELD_HERE.add(self.token)
             return
         words = first.split()
         if not result.ok or len(words) < 2 or words[0] != HELD or not words[1].lstrip("-").isdigit():
@@ -92,7 +142,6 @@ class SiteLock:
                                          str(int(STALE_AFTER)), "1" if dead else "0"])
         if not taken.ok:
             raise LockedError(f"{self.site.name}: another run took the stale lock first")
-        _HELD_HERE.add(self.token)
 
     def beat(self) -> bool:
         """Refresh the heartbeat; False (and ``lost`` set) when the lock is no longer ours."""
@@ -122,12 +171,19 @@ def site_lock(site: SiteHandle, run_id: str, on_beat: Callable[[], None] = lambd
     done = threading.Event()
 
     def heartbeat() -> None:
+        last = time.monotonic()
         while not done.wait(every):
             try:
                 if lock.beat():
+                    last = time.monotonic()
                     on_beat()
-            except InventoryError:
-                continue  # the connection is down: the run itself finds out and stops
+                    continue
+            except InventoryError as exc:
+                log.warning("%s: the lock's heartbeat failed: %s", site.name, exc)
+            if time.monotonic() - last >= UNSURE_AFTER and not lock.lost.is_set():
+                log.error("%s: no heartbeat written for %.0f s: the lock may be taken; no new step starts",
+                          site.name, time.monotonic() - last)
+                lock.lost.set()
 
     beater = threading.Thread(target=heartbeat, name=f"heartbeat-{site.name}", daemon=True)
     beater.start()
@@ -152,17 +208,12 @@ def _describe(owner: dict[str, object]) -> str:
 
 
 def _dead_here(owner: dict[str, object], token: str) -> bool:
-    """The lock was taken on this machine by a process that no longer exists, or by this very
-    process in a run that no longer holds it (its connection broke before it knew it had it)."""
-    pid = owner.get("pid")
-    if owner.get("host") != socket.gethostname() or not isinstance(pid, int):
+    """The lock was taken in this process table by a process that no longer exists (or whose pid
+    another process has now), or by this very process in a run that no longer holds it (its
+    connection broke before it knew it had it). An owner named otherwise is never "here"."""
+    pid, since = owner.get("pid"), owner.get("started")
+    if owner.get("table") != HERE or not isinstance(pid, int) or not isinstance(since, int):
         return False
-    if pid == os.getpid():
+    if pid == os.getpid() and since == started(pid):
         return token not in _HELD_HERE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return started(pid) != since

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -305,6 +306,8 @@ def test_metrics_endpoint_serves_the_documented_series(fleet: Fleet, sshd: sshd_
         wait_for(ready, timeout=60, what="metrics after the first round")
         body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert body.headers["Content-Type"].startswith("text/plain")
+        tick = re.search(r"^wpfleet_watch_tick_seconds (\d+\.\d+)$", body.text, re.MULTILINE)
+        assert tick is not None and 0 < float(tick[1]) < 10, body.text
         for series in ('wpfleet_site_last_success_timestamp_seconds{site="acme"}', 'wpfleet_updates_total{site="acme"} 4',
                        'wpfleet_round_duration_seconds{job="update"}', 'wpfleet_job_last_run_timestamp_seconds{job="watch"}',
                        'wpfleet_site_up{site="acme"} 1', "wpfleet_open_tickets 0", "# TYPE wpfleet_rollbacks_total counter"):

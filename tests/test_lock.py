@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -114,3 +115,71 @@ def test_two_agents_taking_over_one_stale_lock_do_not_both_win(tmp_path: Path,
         assert len(winners) == 1
         assert (lock_dir(tmp_path) / "token").read_text() == winners[0].token
         assert winners[0].release()
+
+
+class SlowAnswer(LocalTransport):
+    """A host whose answer to the first lock request comes back late (the lock is already made)."""
+
+    def __init__(self, late: float):
+        super().__init__()
+        self.late = late
+
+    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def]
+        result = super().run(argv, **kwargs)
+        if "mkdir \"$1\"" in " ".join(argv) and self.late:
+            late, self.late = self.late, 0.0
+            time.sleep(late)
+        return result
+
+
+def test_a_second_run_of_the_same_process_never_takes_a_lock_being_taken(tmp_path: Path) -> None:
+    """The update round and a watch security fix, one process: while the first run's ``mkdir`` answer
+    is on its way, the second sees its own pid and an unknown-looking token — and must not call it dead."""
+    slow = handle(tmp_path)
+    slow.transport = SlowAnswer(late=1.0)
+    first = SiteLock(slow, "round")
+    taker = threading.Thread(target=first.acquire)
+    taker.start()
+    time.sleep(0.3)  # the lock folder exists; its owner is this very process
+    with pytest.raises(LockedError, match="locked by another run"):
+        SiteLock(handle(tmp_path), "security-fix").acquire()
+    taker.join()
+    assert (lock_dir(tmp_path) / "token").read_text() == first.token
+    assert first.release() and not lock_dir(tmp_path).exists()
+
+
+def test_the_owner_is_named_by_process_table_pid_and_start_time(tmp_path: Path) -> None:
+    live = SiteLock(handle(tmp_path), "round")
+    live.acquire()
+    owner = json.loads((lock_dir(tmp_path) / "owner.json").read_text())
+    assert owner["table"] == lock_mod.HERE and owner["pid"] == os.getpid()
+    assert owner["started"] == lock_mod.started(os.getpid()) and owner["started"] > 0
+    # another container on the same host: same hostname, its agent is pid 1 — never "dead here"
+    twin = owner | {"table": "another-boot/4026531836", "pid": 1, "started": 12}
+    (lock_dir(tmp_path) / "owner.json").write_text(json.dumps(twin))
+    with pytest.raises(LockedError, match="locked by another run"):
+        SiteLock(handle(tmp_path), "other-container").acquire()
+    # this process table, but pid 1 is not the process that took it (its start time differs): gone
+    reused = owner | {"pid": 1, "started": (lock_mod.started(1) or 0) + 1}
+    (lock_dir(tmp_path) / "owner.json").write_text(json.dumps(reused))
+    heir = SiteLock(handle(tmp_path), "heir")
+    heir.acquire()
+    assert (lock_dir(tmp_path) / "token").read_text() == heir.token
+    assert heir.release()
+
+
+def test_a_run_that_cannot_beat_counts_its_lock_as_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inventory.errors import TransportError
+
+    monkeypatch.setattr(lock_mod, "UNSURE_AFTER", 0.5)
+    with site_lock(handle(tmp_path), "long-run", every=0.1) as held:
+        def broken() -> bool:
+            raise TransportError("connection lost")
+
+        monkeypatch.setattr(held, "beat", broken)
+        deadline = time.monotonic() + 5
+        while not held.lost.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held.lost.is_set()  # the run's should_stop: no new step starts
+        monkeypatch.undo()
+    assert not lock_dir(tmp_path).exists()
