@@ -109,9 +109,17 @@ def restore_site(site: SiteHandle, backup: Backup, *, keep_files: Sequence[str] 
 
 
 def clear_files(site: SiteHandle, keep: Sequence[str] = ()) -> None:
-    """Remove everything in the WordPress root but ``keep`` (names at the root) and the backups."""
+    """Remove everything in the WordPress root but ``keep`` (names at the root) and the backup folder.
+
+    Exactly the backup folder is spared, however deep it lies (``wp-content/wpfleet-backups``):
+    at each level on the way to it, everything but the next folder on that way goes — a plugin
+    added to ``wp-content`` after the backup is removed like anything else. (Paths here are plain
+    characters, so ``-name`` matches them literally.)"""
     inside = site.relative_backup_dir()
-    names = ([inside[2:].split("/")[0]] if inside else []) + [safety.word(name) for name in keep]
-    spared = [word for name in names for word in ("!", "-name", name)]
-    site.sh(["find", site.root, "-mindepth", "1", "-maxdepth", "1", *spared, "-exec", "rm", "-rf", "{}", "+"],
-            "clearing the site's files")
+    way = inside[2:].split("/") if inside else []
+    kept = [safety.word(name) for name in keep]
+    for depth in range(max(1, len(way))):
+        folder = site.path(*way[:depth]) if depth else site.root
+        spared = way[depth:depth + 1] + (kept if depth == 0 else [])
+        site.sh(["find", folder, "-mindepth", "1", "-maxdepth", "1", *[w for name in spared for w in ("!", "-name", name)],
+                 "-exec", "rm", "-rf", "{}", "+"], "clearing the site's files")
