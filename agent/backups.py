@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent import clauses
 from agent.config import SiteConfig
 from agent.fleet import for_each_site
 from agent.services import Services
@@ -35,7 +36,9 @@ def backup_now(services: Services, site: SiteConfig) -> Outcome:
             version = session.handle.wp.run("core", "version")
             core = text_of(version) if version.ok else None
             made = backups.create(session.handle, services.clock.now(), core=core)
-            pruned = backups.prune(session.handle, backups.DEFAULT_KEEP)
+            today = services.today()
+            pruned = backups.prune(session.handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
+                site, found, today, services.config.agent.zone)) if site.contract.active_on(today) else []
     except InventoryError as exc:
         return _failed(services, site, "backup", exc, {})
     services.audit.append("backup", site=site.name, detail={"backup_id": made.id, "size": made.size(),
@@ -55,8 +58,11 @@ def _failed(services: Services, site: SiteConfig, action: str, exc: InventoryErr
 
 
 def _public(site: SiteConfig, made: backups.Backup, services: Services) -> dict[str, Any]:
+    today = services.today()
+    kept = clauses.kept_by(site, made, today, services.config.agent.zone)
     return {"site": site.name, "id": made.id, "created_at": made.created_at, "initial": made.initial,
-            "size": made.size(), "core": made.core, "restorable": not site.contract.support_ended(services.today())}
+            "size": made.size(), "core": made.core, "restorable": site.contract.active_on(today),
+            "kept_by": kept[0] if kept else None, "kept_until": kept[1].isoformat() if kept else None}
 
 
 def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]]:
@@ -75,8 +81,8 @@ def list_all(services: Services, sites: list[SiteConfig]) -> list[dict[str, Any]
 def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outcome:
     """Put a backup back, under the site's lock and journalled: an interrupted restore is finished
     by the next run (``agent/reconcile.py``)."""
-    if site.contract.support_ended(services.today()):
-        return Outcome(False, f"{site.name}: support ended on {site.contract.support_until}; backups are not "
+    if not site.contract.active_on(services.today()):
+        return Outcome(False, f"{site.name}: {site.contract.inactive(services.today())}; backups are not "
                               "offered for restore", {"site": site.name})
     if services.state.journal.open(site.name) is not None:  # an interrupted change is settled first, as a run does
         reconcile_site(services, site)
@@ -102,17 +108,26 @@ def restore_backup(services: Services, site: SiteConfig, backup_id: str) -> Outc
 def fetch(services: Services, site: SiteConfig, backup_id: str, to: Path) -> Outcome:
     """Hand a verified copy of a host backup to the agency: every file's SHA-256 checked on arrival.
 
-    Only while support is active. A file that arrives different is removed and the fetch fails;
-    nothing on the host changes (the site's lock keeps retention from pruning it meanwhile).
+    Only while a clause of the contract keeps that backup (support runs, or it is from the build
+    phase and the three months after ``project_completed`` are not over). A file that arrives
+    different is removed and the fetch fails; nothing on the host changes (the site's lock keeps
+    retention from pruning it meanwhile).
     """
-    if site.contract.support_ended(services.today()):
-        return Outcome(False, f"{site.name}: support ended on {site.contract.support_until}; backups are no "
-                              "longer handed over", {"site": site.name})
+    today = services.today()
     try:
         with site_session(services, site) as session:
             backup = backups.find(session.handle, backup_id)
             if backup is None:
                 return Outcome(False, f"{site.name}: no backup {backup_id!r}", {"site": site.name})
+            kept = clauses.kept_by(site, backup, today, services.config.agent.zone)
+            if kept is None:
+                why = site.contract.inactive(today)
+                build = site.contract.build_clause_until
+                if build is not None and clauses.made_on(backup, services.config.agent.zone) < \
+                        (site.contract.project_completed or build):
+                    why += f", and the build phase's backups were handed over until {build}"
+                return Outcome(False, f"{site.name}: {why}; backup {backup_id} is no longer handed over",
+                               {"site": site.name})
             backups.verify(session.handle, backup)
             folder = to / site.name / backup_id
             copied = _copy_verified(session.handle, backup, folder)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from agent import policy
+from agent import clauses, policy
 from agent.config import SiteConfig
 from agent.security import Finding, findings_for, severe
 from agent.services import Services
@@ -324,7 +325,7 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
         site=site.name, period={"from": since.isoformat(), "to": today.isoformat()},
         generated_at=now.isoformat(timespec="seconds"), status=worst if worst != "no_data" else "good",
         checks=checks, uptime=uptime, updates=_updates(records), tickets=_tickets(services, site, since, now),
-        backups=_backups(reading.backups), vulnerabilities=[f.public() for f in found or []], recommendations=[ADVICE[c.id] for c in checks
+        backups=_backups(reading.backups, site, today, services.config.agent.zone), vulnerabilities=[f.public() for f in found or []], recommendations=[ADVICE[c.id] for c in checks
                                                             if c.status in ("critical", "recommended") and c.id in ADVICE],
         days=days, facts={"core": inventory.core.version if inventory and inventory.core else None,
                           "php": inventory.php if inventory else None, "url": str(site.url),
@@ -397,8 +398,18 @@ def _tickets(services: Services, site: SiteConfig, since: date, now: datetime) -
     return {"opened": opened, "response_met": met, "response_missed": missed}
 
 
-def _backups(found: list[backups.Backup] | None) -> dict[str, Any]:
+def _backups(found: list[backups.Backup] | None, site: SiteConfig, today: date, zone: ZoneInfo) -> dict[str, Any]:
+    """The backups, and which of the contract's clauses keeps them: ``build_phase`` (made before
+    ``project_completed``, kept until three months after it; None without that day) and ``support``."""
+    until = site.contract.build_clause_until
     if found is None:
-        return {"count": None, "newest": None, "initial": None}
+        return {"count": None, "newest": None, "initial": None, "build_phase": None, "support": None}
     initial = next((b.id for b in found if b.initial), None)
-    return {"count": len(found), "newest": found[-1].id if found else None, "initial": initial}
+    kept = [clauses.kept_by(site, b, today, zone) for b in found]
+    build = [b.id for b in found if site.contract.project_completed is not None
+             and clauses.made_on(b, zone) < site.contract.project_completed]
+    return {"count": len(found), "newest": found[-1].id if found else None, "initial": initial,
+            "build_phase": None if until is None else {"count": len(build), "until": until.isoformat(),
+                                                        "kept": sum(1 for k in kept if k and k[0] == "build phase")},
+            "support": {"count": sum(1 for k in kept if k and k[0] == "support"),
+                        "until": site.contract.support_until.isoformat()}}

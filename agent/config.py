@@ -69,6 +69,17 @@ def seconds(value: object) -> float:
     return float(match[1]) * _UNIT[match[2]]
 
 
+BUILD_CLAUSE_MONTHS = 3
+
+
+def _months_later(day: date, months: int) -> date:
+    """The same day ``months`` later (the month's last day when it is shorter)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - date.resolution).day
+    return date(year, month, min(day.day, last))
+
+
 def duration_between(value: object, low: float, high: float, words: str) -> float:
     """``seconds(value)``, refused outside [``low``, ``high``] (``words`` names the range)."""
     parsed = seconds(value)
@@ -153,6 +164,9 @@ class Contract(_Strict):
     checkup_lang: Literal["en", "fa"] = "en"  # the check-up report's language (fa: Persian, RTL, Jalali dates)
     # a vulnerability fixed only in a major release: "ticket" (an admin decides) or "apply" (now, as the year's major)
     security_majors: Literal["ticket", "apply"] = "ticket"
+    # the day the site was handed over after its build: backups from before it (the design files) are
+    # kept and handed over until BUILD_CLAUSE_MONTHS after it, whether support has started or not
+    project_completed: date | None = None
 
     @field_validator("major_window_start")
     @classmethod
@@ -214,9 +228,43 @@ class Contract(_Strict):
             raise ValueError("support_until is before support_start")
         return self
 
-    def support_ended(self, today: date) -> bool:
-        """After ``support_until``: inventory only, no changes, no restores."""
-        return today > self.support_until
+    def active_on(self, day: date) -> bool:
+        """Support runs on ``day`` (``support_start`` to ``support_until``): changes, restores and hand-overs
+        happen only then; outside it, inventory only."""
+        return self.support_start <= day <= self.support_until
+
+    def inactive(self, day: date) -> str:
+        """Why support does not run on ``day`` (empty when it does)."""
+        if day < self.support_start:
+            return f"support starts on {self.support_start}"
+        if day > self.support_until:
+            return f"support ended on {self.support_until}"
+        return ""
+
+    def keeps(self, made: date, today: date) -> tuple[str, date] | None:
+        """Which clause keeps (and hands over) on ``today`` a backup made on ``made``, and until when:
+        ``"build phase"`` for one made before ``project_completed``, until three months after it,
+        whether support has started or not (retention never removes it meanwhile); ``"support"``
+        while support runs (retention keeps the initial one and the newest); None when neither does."""
+        build = self.build_clause_until
+        if build is not None and self.build_phase_keeps(made, today):
+            return "build phase", build
+        if self.active_on(today):
+            return "support", self.support_until
+        return None
+
+    def build_phase_keeps(self, made: date, today: date) -> bool:
+        """A backup made on ``made`` is one of the build phase's, and their clause still runs today."""
+        build = self.build_clause_until
+        return build is not None and self.project_completed is not None and made < self.project_completed \
+            and today <= build
+
+    @property
+    def build_clause_until(self) -> date | None:
+        """The last day the build phase's backups are kept and handed over under their own clause."""
+        if self.project_completed is None:
+            return None
+        return _months_later(self.project_completed, BUILD_CLAUSE_MONTHS)
 
     @property
     def hours(self) -> tuple[time, time]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from agent import checkups, security, watch
+from agent import checkups, clauses, security, watch
 from agent.clock import Clock
 from agent.config import FleetConfig
 from agent.errors import AlreadyRunning, Shutdown
@@ -193,10 +193,11 @@ class Daemon:
         today = self.services.today()
 
         def prune(site: Any) -> bool:
-            if site.contract.support_ended(today):
-                return False
+            if not site.contract.active_on(today):
+                return False  # nothing is removed outside support (the build phase's backups included)
             with site_session(self.services, site) as session:
-                removed = backups.prune(session.handle, backups.DEFAULT_KEEP)
+                removed = backups.prune(session.handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
+                    site, found, today, self.config.agent.zone))
             if removed:
                 self.services.audit.append("backup_pruned", site=site.name, detail={"removed": removed})
             return False

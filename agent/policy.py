@@ -152,8 +152,8 @@ def security_reason(fixed: Sequence[Vulnerability]) -> str:
 
 def _decide(contract: Contract, candidate: Candidate, today: date, history: SiteHistory, force_major: bool,
             fixed: Sequence[Vulnerability] = (), major_only: Sequence[Vulnerability] = ()) -> tuple[Action, str, date | None]:
-    if contract.support_ended(today):
-        return "held", f"support ended on {contract.support_until}: inventory only", None
+    if not contract.active_on(today):
+        return "held", f"{contract.inactive(today)}: inventory only", None
     if candidate.name in contract.hold or (candidate.kind == "core" and "core" in contract.hold):
         return "held", "on hold in the contract (hold)", None
     if (candidate.kind, candidate.name, candidate.target) in history.failed_releases:

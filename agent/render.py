@@ -98,7 +98,9 @@ def backups_table(entries: list[dict[str, Any]]) -> str:
             lines.append(f"{e['site']:<12} ERROR {e['error']}")
             continue
         flags = ("initial " if e["initial"] else "") + ("" if e["restorable"] else "not-restorable")
-        lines.append(f"{e['site']:<12} {e['id']:<20} {e['size']:>12} bytes  core {e['core'] or '?'}  {flags}".rstrip())
+        kept = f"kept by {e['kept_by']} until {e['kept_until']}" if e.get("kept_by") else "kept by no clause"
+        lines.append(f"{e['site']:<12} {e['id']:<20} {e['size']:>12} bytes  core {e['core'] or '?'}  {kept}  "
+                     f"{flags}".rstrip())
     return "\n".join(lines) + "\n" if lines else "no backups\n"
 
 

@@ -95,8 +95,8 @@ def findings_for(site: SiteConfig, inventory: dict[str, Any], known: dict[tuple[
             fix_type = None if fix is None else (core_update_type(version, fix) if kind == "core"
                                                   else extension_update_type(version, fix))
             action, detail = _decide(site, kind, name, version, vulnerability, fix, fix_type)
-            if contract.support_ended(today):
-                action, detail = "held", f"support ended on {contract.support_until}: reported only; {detail}"
+            if not contract.active_on(today):
+                action, detail = "held", f"{contract.inactive(today)}: reported only; {detail}"
             elif name in contract.hold or (kind == "core" and "core" in contract.hold):
                 action, detail = "held", f"on hold in the contract (hold); {detail}"
             found.append(Finding(site.name, kind, name, version, vulnerability, fix, fix_type, action, detail))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import policy
+from agent import clauses, policy
 from agent.config import SiteConfig
 from agent.fleet import for_each_site, recent_php, rest_for
 from agent.reconcile import Settlement, settle_site
@@ -118,8 +118,8 @@ def gather(services: Services, site: SiteConfig, options: UpdateOptions) -> Site
     if options.stop.is_set():
         run.skipped = "the agent is stopping"
         return run
-    if site.contract.support_ended(services.today()):
-        run.skipped = f"support ended on {site.contract.support_until}: inventory only"
+    if not site.contract.active_on(services.today()):
+        run.skipped = f"{site.contract.inactive(services.today())}: inventory only"
         return run
     with _recorded(run, "the update run"):
         rest = rest_for(site)
@@ -214,7 +214,8 @@ def _backup(services: Services, run: SiteRun, handle: Any) -> backups.Backup | N
         return None
     services.audit.append("backup", site=run.name, detail={"backup_id": made.id, "size": made.size(),
                                                            "initial": made.initial})
-    pruned = backups.prune(handle, backups.DEFAULT_KEEP)
+    pruned = backups.prune(handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
+        run.site, found, services.today(), services.config.agent.zone))
     if pruned:
         services.audit.append("backup_pruned", site=run.name, detail={"removed": pruned})
     return made

@@ -17,6 +17,7 @@ import contextlib
 import json
 import posixpath
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -271,10 +272,12 @@ def verify(site: SiteHandle, backup: Backup) -> None:
     site.sh(["sh", "-c", 'tar -tzf "$1" >/dev/null', "sh", f"{folder}/{ARCHIVE}"], "reading the archive back")
 
 
-def prune(site: SiteHandle, keep: int) -> list[str]:
-    """Remove all but the initial backup and the newest ``keep``; returns the removed ids."""
+def prune(site: SiteHandle, keep: int, spare: Callable[[list[Backup]], Collection[str]] = lambda found: ()) -> list[str]:
+    """Remove all but the initial backup, the newest ``keep`` and what ``spare`` (given the list)
+    names; returns the removed ids."""
     backups = list_backups(site)
-    ordinary = [b for b in backups if not b.initial]
+    kept = set(spare(backups))
+    ordinary = [b for b in backups if not b.initial and b.id not in kept]
     doomed = ordinary[:-keep] if keep > 0 else ordinary
     for backup in doomed:
         site.sh(["rm", "-rf", site.backup_path(backup.id)], f"removing backup {backup.id}")

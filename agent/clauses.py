@@ -1,0 +1,30 @@
+"""The contract's two backup clauses applied to the backups on a host.
+
+- **Support**: the site's initial version and its backups are kept and handed over while support
+  runs (``support_start`` to ``support_until``).
+- **Build phase**: backups made before ``project_completed`` (the design files) are kept and handed
+  over until three months after that day, even when support has not started; retention never
+  removes them meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from agent.config import SiteConfig
+from playbooks.backup import Backup
+
+
+def made_on(backup: Backup, zone: ZoneInfo) -> date:
+    return datetime.fromisoformat(backup.created_at).astimezone(zone).date()
+
+
+def kept_by(site: SiteConfig, backup: Backup, today: date, zone: ZoneInfo) -> tuple[str, date] | None:
+    """(clause, until) that keeps the backup and hands it over today; None when no clause does."""
+    return site.contract.keeps(made_on(backup, zone), today)
+
+
+def spared(site: SiteConfig, found: list[Backup], today: date, zone: ZoneInfo) -> set[str]:
+    """The backups retention must not remove today: those the build phase's clause keeps."""
+    return {b.id for b in found if site.contract.build_phase_keeps(made_on(b, zone), today)}
