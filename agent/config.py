@@ -343,6 +343,10 @@ class TicketsConfig(_Strict):
             raise ValueError("sink 'webhook' needs url")
         if self.sink == "email" and not (self.smtp_host and self.mail_from and self.mail_to):
             raise ValueError("sink 'email' needs smtp_host, mail_from and mail_to")
+        if self.sink == "email" and self.smtp_password_env and not self.smtp_starttls \
+                and not _private_channel(f"http://{self.smtp_host}/"):
+            raise ValueError(f"smtp_starttls = false with a password would log in to {self.smtp_host} in clear: "
+                             "keep STARTTLS on (or a mail server on this machine)")
         return self
 
 

@@ -37,8 +37,9 @@ from agent.metrics import Metrics, serve
 from agent.services import Services
 from agent.sessions import ACTIVE, site_session
 from agent.updates import UpdateOptions, reconcile_site, update_fleet, update_site
-from inventory.errors import InventoryError
+from inventory.errors import InventoryError, TransportError
 from playbooks import backup as backups
+from playbooks.errors import LockedError
 from playbooks.lock import SiteLock
 
 log = logging.getLogger(__name__)
@@ -190,25 +191,44 @@ class Daemon:
                                self.clock.now().timestamp())
 
     def _retention(self) -> bool:
+        """Prune each site's host backups (the clauses' keep spared). A busy site waits for the next
+        run; a host that does not answer is a warning and an ``unreachable`` ticket, as in a round."""
         today = self.services.today()
 
         def prune(site: Any) -> bool:
             if not site.contract.active_on(today):
                 return False  # nothing is removed outside support (the build phase's backups included)
-            with site_session(self.services, site) as session:
-                removed = backups.prune(session.handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
-                    site, found, today, self.config.agent.zone))
+            try:
+                with site_session(self.services, site) as session:
+                    removed = backups.prune(session.handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
+                        site, found, today, self.config.agent.zone))
+            except LockedError as exc:
+                log.info("retention on %s: %s; pruned at the next run", site.name, exc)
+                return False
+            except TransportError as exc:
+                log.warning("retention on %s: the host does not answer: %s", site.name, exc)
+                self.services.ticket(site, kind="unreachable", severity="normal", body=str(exc),
+                                     title=f"{site.name}: host unreachable for backup retention",
+                                     dedup_key=f"{site.name}:unreachable")
+                return True
+            except InventoryError as exc:
+                log.warning("retention on %s: %s", site.name, exc)
+                self.services.ticket(site, kind="retention_failed", severity="normal", body=str(exc),
+                                     title=f"{site.name}: backup retention failed",
+                                     dedup_key=f"{site.name}:retention")
+                return True
             if removed:
                 self.services.audit.append("backup_pruned", site=site.name, detail={"removed": removed})
+            closed = self.services.tickets.close(f"{site.name}:retention", "the next retention run pruned the backups")
+            if closed is not None:
+                self.services.audit.append("ticket_resolved", site=site.name, detail={"id": closed.id,
+                                                                                     "kind": closed.kind})
             return False
 
-        def failed(site: Any, exc: Exception) -> bool:
-            log.warning("retention on %s: %s", site.name, exc)
-            return False  # a busy or unreachable site is pruned at the next run
-
-        for_each_site(self.config.sites, prune, failed, concurrency=self.config.agent.concurrency,
-                      per_host=self.config.agent.per_host)
-        return False
+        failed = for_each_site(self.config.sites, prune, lambda site, exc: True,
+                               concurrency=self.config.agent.concurrency, per_host=self.config.agent.per_host)
+        self.services.tickets.deliver_pending()
+        return any(failed)
 
     def _checkup(self) -> bool:
         checkups.note_due(self.services, self.config.sites, self.services.today())

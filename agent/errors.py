@@ -20,7 +20,12 @@ class UsageError(AgentError):
 
 
 class SinkError(AgentError):
-    """The ticket sink did not take a delivery; it stays queued."""
+    """The ticket sink did not take a delivery; it stays queued. ``maybe_sent``: the delivery went
+    out and no answer came back (a timeout after sending): the retry says it may be a repeat."""
+
+    def __init__(self, message: str, *, maybe_sent: bool = False):
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class AlreadyRunning(AgentError):

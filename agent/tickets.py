@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import requests
+import urllib3
 
 from agent.calendar import SupportCalendar
 from agent.clock import Clock
@@ -56,11 +57,14 @@ class FileSink:
     path: Path
 
     def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if maybe_sent and self._holds(delivery_id(payload)):
-            return
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if maybe_sent and self._holds(delivery_id(payload)):
+                return
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        except OSError as exc:  # a full disk, a read-only mount: the delivery waits, as for any sink
+            raise SinkError(f"ticket file {self.path} not written: {exc.strerror or exc}", maybe_sent=True) from exc
 
     def _holds(self, delivery: str) -> bool:
         if not self.path.exists():
@@ -88,9 +92,20 @@ class WebhookSink:
         try:
             response = (self.session or requests).post(self.url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise SinkError(f"webhook unreachable: {type(exc).__name__}") from exc
+            if _never_sent(exc):
+                raise SinkError(f"webhook unreachable: {type(exc).__name__}") from exc
+            # the request went out (or may have): its answer did not come back
+            raise SinkError(f"webhook did not answer: {type(exc).__name__}", maybe_sent=True) from exc
         if not 200 <= response.status_code < 300:
             raise SinkError(f"webhook answered HTTP {response.status_code}")
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """No connection was made (refused, or not within the connect timeout): nothing reached the receiver."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 @dataclass
@@ -216,7 +231,7 @@ class TicketDesk:
             try:
                 self.sink.send(delivery.payload, maybe_sent=delivery.uncertain)
             except SinkError as exc:
-                self.ledger.refused(delivery.seq, str(exc))
+                self.ledger.refused(delivery.seq, str(exc), maybe_sent=exc.maybe_sent)
                 waiting = self.ledger.pending()
                 log.warning("ticket sink down (%s); %d deliveries wait", exc, waiting)
                 return sent, waiting

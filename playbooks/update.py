@@ -9,6 +9,7 @@ failed step; a lost connection is raised to the caller, whose journal reconciles
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from playbooks import health, restore
 from playbooks.backup import Backup
 from playbooks.site import SiteHandle
 
+log = logging.getLogger(__name__)
 OUTPUT_LIMIT = 4000
 
 
@@ -162,6 +164,7 @@ def undo_step(site: SiteHandle, backup: Backup, step: Step, reason: str, evidenc
     except TransportError:
         raise
     except InventoryError as exc:
+        log.warning("%s: rolling back %s failed (%s); the whole backup goes back", site.name, step.label(), exc)
         evidence = evidence | {"rollback_error": str(exc)}
     after = health.check_after_change(site, before)
     if not after.ok:
@@ -179,5 +182,7 @@ def restore_whole(site: SiteHandle, backup: Backup, before: dict[str, health.Pag
     except TransportError:
         raise
     except InventoryError as exc:
+        log.error("%s: putting backup %s back failed; the site may be left broken", site.name, backup.id,
+                  exc_info=exc)
         evidence["restore_error"] = str(exc)
     return health.check_after_change(site, before)

@@ -136,3 +136,15 @@ def test_health_pages_are_paths_on_the_site(tmp_path: Path) -> None:
     assert good.agent.health_pages == ["/", "/shop/"]
     found = problems(tmp_path, '[agent]\nhealth_pages = ["https://evil.example/"]\n' + CONTRACT + SITE)
     assert any(p.startswith("agent.health_pages:") for p in found)
+
+
+def test_an_smtp_password_is_never_sent_in_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mail = ('[tickets]\nsink = "email"\nsmtp_host = "{host}"\nsmtp_starttls = false\nmail_from = "a@agency.example"\n'
+            'mail_to = ["b@agency.example"]\nsmtp_user_env = "SMTP_USER"\nsmtp_password_env = "SMTP_PASSWORD"\n')
+    found = problems(tmp_path, mail.format(host="mail.agency.example") + CONTRACT + SITE)
+    assert len(found) == 1 and found[0].startswith("tickets:") and "in clear" in found[0]
+    assert main(["--config", str(tmp_path / "sites.toml"), "check-config"]) == 2
+    assert "smtp_starttls = false with a password" in capsys.readouterr().err
+    config.load(write(tmp_path, mail.format(host="127.0.0.1") + CONTRACT + SITE))  # a relay on this machine
+    no_password = mail.format(host="mail.agency.example").replace('smtp_password_env = "SMTP_PASSWORD"\n', "")
+    config.load(write(tmp_path, no_password + CONTRACT + SITE))  # nothing secret to send

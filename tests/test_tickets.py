@@ -15,7 +15,7 @@ from agent.clock import FixedClock
 from agent.config import SiteConfig
 from agent.secrets import Redactor
 from agent.state import State
-from agent.tickets import EmailSink, FileSink, TicketDesk, WebhookSink
+from agent.tickets import EmailSink, FileSink, SinkError, TicketDesk, WebhookSink
 
 URL = "https://support.example/api/tickets"
 SITE = SiteConfig.model_validate({
@@ -182,3 +182,53 @@ def test_a_webhook_retry_carries_the_same_delivery_id(tmp_path: Path) -> None:
         first, second = (call.request.headers for call in mocked.calls)
     assert first["X-Wpfleet-Delivery"] == second["X-Wpfleet-Delivery"] == "WPF-1:7"
     assert "X-Wpfleet-Retry" not in first and second["X-Wpfleet-Retry"] == "1"
+
+
+def test_a_webhook_that_took_the_request_and_timed_out_gets_the_retry_header(tmp_path: Path) -> None:
+    """The claim is kept on a timeout after sending: the retry says it may be a repeat."""
+    from tests.loopback import QuietHandler, serve
+
+    seen: list[dict[str, str]] = []
+    slow = [True]
+
+    class Receiver(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(dict(self.headers))
+            if slow[0]:
+                time.sleep(1.5)  # took it, answers too late
+            self.send_response(204)
+            self.end_headers()
+
+    server = serve(Receiver)
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/t", timeout=0.5)
+        tickets = desk(tmp_path, sink)
+        tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="b", dedup_key="acme:slow")
+        assert tickets.deliver_pending() == (0, 1)
+        slow[0] = False
+        assert tickets.deliver_pending() == (1, 0)
+    finally:
+        server.shutdown()
+    assert [h.get("X-Wpfleet-Retry") for h in seen] == [None, "1"]
+    assert seen[0]["X-Wpfleet-Delivery"] == seen[1]["X-Wpfleet-Delivery"]
+
+
+def test_a_refused_webhook_connection_is_retried_as_a_first_attempt(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SinkError) as caught:
+        WebhookSink(f"http://127.0.0.1:{port}/t", timeout=2).send({"id": "WPF-1", "event_seq": 1})
+    assert not caught.value.maybe_sent
+
+
+def test_a_ticket_file_that_cannot_be_written_keeps_the_delivery(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the sink's folder should be")
+    tickets = desk(tmp_path, FileSink(blocked / "tickets.jsonl"))
+    tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="b", dedup_key="acme:disk")
+    assert tickets.deliver_pending() == (0, 1)  # a sink error, not an exception out of the agent
+    assert "not written" in tickets.ledger.db.rows("SELECT last_error FROM ticket_outbox")[0][0]

@@ -159,9 +159,12 @@ def test_a_restore_that_fails_inside_a_rollback_is_reported_not_escaped(
 
     monkeypatch.setattr(restore, "rollback_extension", no_component_rollback)
     monkeypatch.setattr(restore, "restore_site", no_restore)
-    code, out, _ = cli(fleet, capsys, "update", "--json")
+    code, out, err = cli(fleet, capsys, "update", "--json")
     result = json.loads(out)[0]
     assert code == 1 and result["status"] == "failed" and "site unhealthy after the run" in result["error"]
+    # an ERROR line with the traceback, as every failure path logs
+    assert "ERROR acme: putting backup" in err and "Traceback (most recent call last)" in err
+    assert "RestoreError: restore of acme failed: tar: Unexpected EOF in archive" in err
     opened = {t["kind"]: t for t in fleet.sent_tickets() if t["event"] == "opened"}
     assert set(opened) == {"update_rolled_back", "site_down"} and opened["site_down"]["severity"] == "emergency"
     assert "could NOT be rolled back" in opened["update_rolled_back"]["title"]
@@ -204,3 +207,31 @@ def test_a_symlinked_root_with_its_backups_inside_under_the_real_path(
     assert code == 0, out
     assert not (real / "wp-content/plugins/stray.php").exists()
     assert (inside / backup_id / "manifest.json").exists() and link.is_symlink()
+
+
+def test_retention_on_a_host_that_does_not_answer_is_a_warning_and_a_ticket(
+        fleet: Fleet, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    import socket
+
+    from agent.daemon import Daemon
+
+    fleet.add(ACME)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there
+    (tmp_path / "key").write_text("not read: the host refuses first")
+    (tmp_path / "known_hosts").write_text("")
+    fleet.config.write_text(fleet.config.read_text() + f'[sites.ssh]\nhost = "127.0.0.1"\nport = {port}\nuser = "deploy"\n'
+                                                       f'key = "{tmp_path / "key"}"\nknown_hosts = "{tmp_path / "known_hosts"}"\n'
+                                                       'connect_timeout = 2\n')
+    daemon = Daemon(load(fleet.config), FixedClock(AT))
+    try:
+        assert daemon.jobs["retention"]() is True
+    finally:
+        daemon.close()
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records if r.name == "agent.daemon"] == [
+        ("WARNING", "retention on acme")]
+    assert "the host does not answer" in caplog.text and "internal error" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
+    sent = [(t["kind"], t["event"], t["title"]) for t in fleet.sent_tickets()]
+    assert sent == [("unreachable", "opened", "acme: host unreachable for backup retention")]

@@ -164,9 +164,13 @@ class TicketLedger:
     def delivered(self, seq: int, at: str) -> None:
         self.db.execute("UPDATE ticket_outbox SET delivered_at = ?, last_error = NULL WHERE seq = ?", (at, seq))
 
-    def refused(self, seq: int, error: str) -> None:
-        """The sink said no: nothing reached it, so the next attempt is not a possible duplicate."""
-        self.db.execute("UPDATE ticket_outbox SET claimed_at = NULL, last_error = ? WHERE seq = ?", (error, seq))
+    def refused(self, seq: int, error: str, *, maybe_sent: bool = False) -> None:
+        """The sink did not take it. Nothing reached it: the next attempt is not a possible duplicate;
+        ``maybe_sent`` (it went out, no answer came): the claim stays, so the next one says so."""
+        if maybe_sent:
+            self.db.execute("UPDATE ticket_outbox SET last_error = ? WHERE seq = ?", (error, seq))
+        else:
+            self.db.execute("UPDATE ticket_outbox SET claimed_at = NULL, last_error = ? WHERE seq = ?", (error, seq))
 
 
 def _get(db: sqlite3.Connection, ticket_id: str) -> Ticket:
