@@ -84,6 +84,7 @@ class Daemon:
         self.background: ThreadPoolExecutor | None = None
         self._security_runs: dict[str, Future[bool]] = {}
         self._security_review = security.Reviewer()  # remembers what it saw: a quiet tick is one query
+        self._working: dict[str, Any] = {}  # the sites being worked on when the second signal came
 
     def close(self) -> None:
         self.services.close()
@@ -307,6 +308,8 @@ class Daemon:
                             "(send it again to stop at once)", signal.Signals(signum).name)
                 self.stop.set()
                 return
+            # before anything unwinds: a run in this very thread drops its site from ACTIVE on the way out
+            self._working = dict(ACTIVE)
             raise Shutdown(signal.Signals(signum).name)
 
         signal.signal(signal.SIGTERM, handler)
@@ -316,7 +319,7 @@ class Daemon:
         """Stop now: abort every transport (remote commands die with their connection, no worker
         reconnects), then remove ``.maintenance`` and our own lock from each site we were working on."""
         log.warning("stopping at once")
-        working = dict(ACTIVE)  # before the abort: unwinding workers drop their entries
+        working = self._working | dict(ACTIVE)  # before the abort: unwinding workers drop their entries
         abort_all()
         for name, held in working.items():
             site = self.config.site(name)
@@ -324,8 +327,8 @@ class Daemon:
                 with site_session(self.services, site, lock=False, even_when_stopping=True) as session:
                     left = session.handle.clear_maintenance()
                     released = SiteLock(session.handle, held.run_id, token=held.token).release()
-                self.services.audit.append("forced_stop", site=name, detail={"maintenance_removed": left,
-                                                                             "lock_released": released})
+                self.services.audit.append("forced_stop", site=name, detail={
+                    "reason": "stopped by the operator", "maintenance_removed": left, "lock_released": released})
             except InventoryError as exc:
                 log.error("%s: could not clear maintenance mode: %s", name, exc)
 

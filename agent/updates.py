@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from agent import clauses, policy
 from agent.config import SiteConfig
-from agent.fleet import for_each_site, recent_php, rest_for
+from agent.fleet import STOPPING_NOW, for_each_site, recent_php, rest_for
 from agent.reconcile import Settlement, settle_site
 from agent.services import Services
 from agent.sessions import Session, site_session
@@ -88,6 +88,7 @@ class SiteRun:
     update: UpdateRun | None = None
     evidence: health.Health | None = None  # the newest health check of this run
     lost: str | None = None  # the connection broke; the journal (if any) stays open
+    stopped: bool = False  # the operator stopped the agent at once (a second SIGTERM): the journal stays open
     failure: str | None = None  # a playbook could not do its work
     crash: str | None = None  # a bug; its traceback is logged
 
@@ -142,6 +143,7 @@ def _recorded(run: SiteRun, doing: str, failure_prefix: str = "") -> Iterator[No
         run.skipped = str(exc)
     except TransportError as exc:
         run.lost = str(exc)
+        run.stopped = STOPPING_NOW.is_set()  # the agent cut its own connections: nothing to do with the host
     except InventoryError as exc:
         run.failure = f"{failure_prefix}{exc}"
     except Exception as exc:  # noqa: BLE001 - a bug must still end in a ticket, an audit record and a log line
@@ -270,7 +272,7 @@ def conclude(services: Services, run: SiteRun) -> SiteUpdate:
         _settlement(services, run, result, desk)
         _verdict(services, run, result, desk)
         _close_what_is_over(services, run, desk)
-    services.audit.append("update_run", site=run.name, result=result.status,
+    services.audit.append("update_run", site=run.name, result="stopped" if run.stopped else result.status,
                           detail={"run": run.options.run_id, "error": result.error, "changes": result.changes})
     return result
 
@@ -344,6 +346,10 @@ def _verdict(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) 
         desk.open("update", kind="update_failed", title=f"{run.name}: maintenance run failed (internal error)",
                   body=f"{run.crash}\n\nThe agent's log has the traceback. An interrupted change, if any, is "
                        "settled from its journal on the next run.")
+    elif run.stopped:
+        midway = services.state.journal.open(run.name) is not None
+        result.status = "failed"
+        result.error = "stopped by the operator" + ("; the next run settles the site from its journal" if midway else "")
     elif run.lost:
         midway = services.state.journal.open(run.name) is not None
         result.status = "failed"

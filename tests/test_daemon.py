@@ -232,9 +232,16 @@ def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, s
     # checked while the orphaned remote update is still asleep, so only the agent can have removed it
     assert "plugin update contact-form-7" in fleet.calls.read_text() and not (root / ".maintenance").exists()
     forced = [r for r in fleet.audit_records() if r["action"] == "forced_stop"]
-    assert forced[0]["detail"] == {"maintenance_removed": True, "lock_released": True}
+    assert forced[0]["detail"] == {"reason": "stopped by the operator", "maintenance_removed": True,
+                                   "lock_released": True}
     assert not (fleet.folder / "backups/acme/.wpfleet.lock").exists()
     assert "stopping at once" in (fleet.folder / "daemon.log").read_text()
+    # the truth: the operator stopped it; no "connection lost" ticket, the journal left to the next run
+    assert [t["kind"] for t in fleet.sent_tickets() if t["event"] == "opened"] in ([], ["checkup"])
+    runs = [r for r in fleet.audit_records() if r["action"] == "update_run"]
+    assert all(r["result"] == "stopped" and r["detail"]["error"].startswith("stopped by the operator") for r in runs)
+    with State(fleet.folder / "state") as state:
+        assert state.journal.sites() == ["acme"]
 
 
 @pytest.mark.integration
@@ -255,6 +262,36 @@ def test_run_once_has_the_same_two_stage_stop(fleet: Fleet, sshd: sshd_mod.SSHSe
     state = State(fleet.folder / "state")
     assert state.journal.sites() == []
     state.close()
+
+
+@pytest.mark.integration
+def test_run_once_stops_at_once_in_a_security_fix_run_in_its_main_thread(fleet: Fleet,
+                                                                          sshd: sshd_mod.SSHServer) -> None:
+    """``run --once`` applies a security fix inline, in the main thread; a second SIGTERM unwinds that
+    very thread — the site must still be taken out of maintenance and its lock released."""
+    from tests import feeds
+
+    root = daemon_fleet(fleet, sshd)
+    feed = feeds.write(fleet.folder / "wordfence.json", [feeds.record(
+        "cf7-1", "XSS in Contact Form 7", "plugin", "contact-form-7", [feeds.bounds("*", True, "5.9.3", True)],
+        ["5.9.8"], score=6.1, rating="Medium")])
+    fleet.config.write_text(fleet.config.read_text() + f'\n[vulnerabilities]\nfeed = "{feed}"\nrefresh = "6h"\n')
+    assert main(["--config", str(fleet.config), "inventory"]) == 0  # the snapshot the watch's review reads
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow", "slow_seconds": 12}})
+    agent = start_daemon(fleet, "--once")
+    try:
+        wait_for_slow_step(fleet, root)
+        assert "a security fix is due" in (fleet.folder / "daemon.log").read_text()
+        signal_twice(agent)
+        assert agent.wait(30) == 130
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert not (root / ".maintenance").exists()  # checked while the orphaned remote update still sleeps
+    assert not (fleet.folder / "backups/acme/.wpfleet.lock").exists()
+    forced = [r for r in fleet.audit_records() if r["action"] == "forced_stop"]
+    assert [r["site"] for r in forced] == ["acme"] and forced[0]["detail"]["reason"] == "stopped by the operator"
+    assert "unreachable" not in [t["kind"] for t in fleet.sent_tickets()]
 
 
 @pytest.mark.integration
