@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     run = commands.add_parser("run", help="the maintenance daemon")
     run.add_argument("--once", action="store_true", help="one round of everything due now, then exit")
+    journal = commands.add_parser("journal", help="interrupted changes waiting to be settled; discard one whose "
+                                                  "site left the config")
+    journal.add_argument("verb", nargs="?", choices=["discard"])
+    journal.add_argument("--site", metavar="NAME", help="the entry to discard")
+    journal.add_argument("--reason", metavar="TEXT", help="why (required with discard; kept in the audit log)")
+    journal.add_argument("--json", action="store_true")
     status = commands.add_parser("status", help="last round per site, failures, open tickets, next jobs")
     status.add_argument("--json", action="store_true")
     demo_cmd = commands.add_parser("demo", help="a tour of the agent on a demo fleet built on this machine")
@@ -375,6 +381,40 @@ def cmd_run(args: argparse.Namespace, clock: Clock) -> int:
     return daemon.run(loaded, clock, once=args.once)
 
 
+def cmd_journal(args: argparse.Namespace, clock: Clock) -> int:
+    """The journal's open entries; ``discard``: drop one whose site is no longer in the config (a site
+    still in it is settled by its next run, never discarded: that would forget a change half made)."""
+    loaded = load_config(args)
+    with Services.open(loaded, clock) as services:
+        journal = services.state.journal
+        if args.verb != "discard":
+            entries = [{"site": e.site, "kind": e.kind, "run": e.run_id, "started_at": e.started_at,
+                        "backup_id": e.backup_id, "step": e.step, "phase": e.phase,
+                        "in_config": any(s.name == e.site for s in loaded.sites)}
+                       for e in (journal.open(name) for name in journal.sites()) if e is not None]
+            if args.json:
+                emit_json(entries)
+            else:
+                emit("".join(f"{e['site']:<12} {e['kind']:<8} run {e['run']} since {e['started_at']} backup "
+                             f"{e['backup_id']} phase {e['phase']}"
+                             f"{'' if e['in_config'] else '  (site not in the config: settle it by adding it back, or discard)'}\n"
+                             for e in entries) or "no interrupted change\n")
+            return OK
+        if not args.site or not (args.reason or "").strip():
+            raise UsageError("journal discard needs --site NAME and --reason TEXT")
+        entry = journal.open(args.site)
+        if entry is None:
+            raise UsageError(f"no journal entry for {args.site}")
+        if any(s.name == args.site for s in loaded.sites):
+            raise UsageError(f"{args.site} is in the config: its next run settles it from the journal")
+        journal.end(args.site)
+        services.audit.append("journal_discarded", site=args.site, detail={
+            "reason": args.reason.strip(), "kind": entry.kind, "run": entry.run_id, "backup_id": entry.backup_id,
+            "step": entry.step, "phase": entry.phase})
+    emit(f"{args.site}: journal entry of run {entry.run_id} discarded (backup {entry.backup_id} was its undo)\n")
+    return OK
+
+
 def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     with Services.open(loaded, clock) as services:
@@ -427,6 +467,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "checkup": cmd_checkup,
     "run": cmd_run,
     "status": cmd_status,
+    "journal": cmd_journal,
     "demo": cmd_demo,
 }
 

@@ -248,7 +248,8 @@ class Daemon:
         known = {site.name: site for site in self.config.sites}
         for name in (n for n in names if n not in known):
             log.error("%s: an interrupted change is journalled but the site is no longer in the config; "
-                      "its journal entry is kept", name)
+                      "its journal entry is kept (add the site back to settle it, or: wpfleet journal discard "
+                      "--site %s --reason TEXT)", name, name)
             self.services.audit.append("reconcile", site=name, result="failed",
                                        detail={"error": "site not in the config"})
         sites = [known[n] for n in names if n in known]

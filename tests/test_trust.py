@@ -183,6 +183,17 @@ def test_a_site_removed_while_its_journal_is_open_does_not_stop_the_daemon(
     assert code == 1 and "gone: an interrupted change is journalled but the site is no longer in the config" in err
     assert "Version: 5.4.0" in (root / "wp-content/plugins/akismet/akismet.php").read_text()  # the rest went on
     assert [r["result"] for r in fleet.audit_records() if r["action"] == "reconcile" and r["site"] == "gone"] == ["failed"]
+    assert "wpfleet journal discard --site gone" in err  # says what ops can do
+    code, out, _ = cli(fleet, capsys, "journal", "--json")
+    assert [(e["site"], e["in_config"]) for e in json.loads(out)] == [("gone", False)]
+    assert cli(fleet, capsys, "journal", "discard", "--site", "gone")[0] == 2  # a reason is required
+    assert cli(fleet, capsys, "journal", "discard", "--site", "acme", "--reason", "x")[0] == 2  # no entry / in config
+    code, out, _ = cli(fleet, capsys, "journal", "discard", "--site", "gone", "--reason", "site moved to another agency")
+    assert code == 0 and "discarded" in out
+    discarded = [r for r in fleet.audit_records() if r["action"] == "journal_discarded"]
+    assert [(r["site"], r["detail"]["reason"], r["detail"]["run"]) for r in discarded] == [
+        ("gone", "site moved to another agency", "old-run")]
+    assert cli(fleet, capsys, "run", "--once")[0] == 0  # no longer failing for ever
 
 
 def test_a_symlinked_root_with_its_backups_inside_under_the_real_path(
