@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from playbooks.errors import BackupError, LockedError
 from playbooks.update import Step, StepFailure, UpdateRun, apply_steps
 
 log = logging.getLogger(__name__)
+RETRY_AFTER = 2.0  # seconds before a site whose connection was lost is tried again in the same round
 Status = Literal["updated", "unchanged", "rolled_back", "failed", "skipped"]
 
 
@@ -110,7 +112,16 @@ def update_fleet(services: Services, sites: list[SiteConfig], options: UpdateOpt
 
 
 def update_site(services: Services, site: SiteConfig, options: UpdateOptions) -> SiteUpdate:
-    return conclude(services, gather(services, site, options))
+    """One site's run. A connection lost midway is settled and tried once more in the same round,
+    over a fresh login (the shared one it was on is gone); a second loss leaves it to the next run."""
+    run = gather(services, site, options)
+    if run.lost and not run.stopped and not options.dry_run and not options.stop.is_set():
+        log.warning("%s: the connection was lost (%s); settling and trying once more over a fresh login",
+                    site.name, run.lost)
+        services.audit.append("update_retried", site=site.name, detail={"run": options.run_id, "lost": run.lost})
+        time.sleep(RETRY_AFTER)
+        run = gather(services, site, options)
+    return conclude(services, run)
 
 
 def gather(services: Services, site: SiteConfig, options: UpdateOptions) -> SiteRun:

@@ -355,16 +355,15 @@ class SSHTransport(Transport):
 
     def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run one shell command line on a fresh channel of the open login."""
-        with self._channel(command) as channel:
+        with self._channel(command if stdin else _NO_INPUT + command) as channel:
             if stdin:
                 channel.sendall(stdin)
-            channel.shutdown_write()
+                _end_input(channel)
             return _drain(channel, timeout, command)
 
     def _download(self, path: str, sink: ByteSink, timeout: float) -> int:
         command = safety.join(["cat", "--", path])
-        with self._channel(command, f" while copying {path}", timeout) as channel:
-            channel.shutdown_write()
+        with self._channel(_NO_INPUT + command, f" while copying {path}", timeout) as channel:
             size = _copy(lambda n: channel.recv(n), sink)
             code = channel.recv_exit_status()
             error = channel.recv_stderr(65536).decode("utf-8", "replace")
@@ -376,7 +375,7 @@ class SSHTransport(Transport):
         command = safety.join(["sh", "-c", 'cat > "$1"', "sh", path])
         with self._channel(command, f" while writing {path}", timeout) as channel:
             yield _ChannelSink(channel)
-            channel.shutdown_write()
+            _end_input(channel)
             code = channel.recv_exit_status()
             error = channel.recv_stderr(65536).decode("utf-8", "replace")
         _succeeded(code, error, command, f"cannot write {path} on {self.host}")
@@ -397,6 +396,19 @@ class SSHTransport(Transport):
             self.shared.release(connection, cut=cut)
         else:
             connection.close()
+
+
+# A command that reads no input gets /dev/null as its stdin on the host, so the agent never has to
+# send EOF for it. An EOF can race the host's CLOSE of a channel whose command already ended:
+# paramiko sends them from two threads, and sshd drops the whole login — every site on a shared
+# one — when an EOF names a channel it has freed ("ieof packet referred to nonexistent channel").
+_NO_INPUT = "exec </dev/null; "
+
+
+def _end_input(channel: paramiko.Channel) -> None:
+    """EOF after the input, unless the command is over already (its channel closed, or closing)."""
+    if not (channel.closed or channel.exit_status_ready() or channel.eof_received):
+        channel.shutdown_write()
 
 
 def _session(connection: Connection, timeout: float) -> paramiko.Channel:

@@ -272,3 +272,46 @@ def test_agent_killed_at_a_step(fleet: Fleet, shop: Path,
     fleet.update_result(AT)
     assert_settled(fleet, shop, "5.4.0" if release is GOOD else "5.3.0", open_kinds, updates=updates,
                    rollbacks=rollbacks)
+
+
+# --- SIGKILL at any remote command, not only inside WP-CLI -----------------------------------------
+
+# release, step -> the journal right after the kill, open tickets after the next run, "update" records, rollbacks
+ANY_KILLS = [
+    (BROKEN, LOCK, False, ["update_rolled_back"], 0, 1),
+    (BROKEN, ARCHIVE, False, ["update_rolled_back"], 0, 1),
+    (BROKEN, SUMS, False, ["update_rolled_back"], 0, 1),
+    (BROKEN, ROLLBACK, True, ["update_interrupted"], 0, 1),
+    (BROKEN, RELEASE, False, ["update_rolled_back"], 0, 1),
+    (GOOD, LOCK, False, [], 1, 0),
+    (GOOD, ARCHIVE, False, [], 1, 0),
+    (GOOD, SUMS, False, [], 1, 0),
+    (GOOD, RELEASE, False, [], 1, 0),
+]
+
+
+@pytest.mark.parametrize(("release", "step", "journalled", "open_kinds", "updates", "rollbacks"), ANY_KILLS,
+                         ids=[f"{'broken' if r else 'good'}-{s[0].replace(' ', '_')}" for r, s, *_ in ANY_KILLS])
+def test_agent_killed_at_any_remote_command(fleet: Fleet, shop: Path, release: dict[str, Any], step: tuple[str, int],
+                                            journalled: bool, open_kinds: list[str], updates: int,
+                                            rollbacks: int) -> None:
+    publish(fleet, release)
+    marker = fleet.folder / "killed-at"
+    agent = subprocess.Popen([sys.executable, "-m", "tests.killer", step[0], str(step[1]), str(marker), "--",
+                              "--config", str(fleet.config), "update"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert agent.wait(120) == -signal.SIGKILL
+    assert step[0] in marker.read_text()
+    time.sleep(1.0)  # what the host was doing finishes there, orphaned
+    # the first run's result, as it left it: its lock on the host (unless it was being released), its journal
+    lock = fleet.folder / "backups/shop/.wpfleet.lock"
+    if step is not RELEASE:
+        owner = (lock / "owner.json").read_text()
+        assert f'"pid": {agent.pid}' in owner
+    with State(fleet.folder / "state") as state:
+        assert (state.journal.sites() == ["shop"]) is journalled
+        assert state.tickets.all() == []  # it died before it could say anything
+    again = fleet.update_result(AT)  # the next run takes the dead agent's lock at once and settles
+    assert again["status"] != "skipped", again
+    assert_settled(fleet, shop, "5.4.0" if release is GOOD else "5.3.0", open_kinds, updates=updates,
+                   rollbacks=rollbacks)

@@ -1,5 +1,8 @@
 """Transports: framing of batched commands, and the SSH transport against a real sshd."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -288,3 +291,56 @@ def test_sites_waiting_for_a_login_share_its_failure(tmp_path: Path) -> None:
         for sock in accepted:
             sock.close()
         server.stop()
+
+
+STRESS_SECONDS = float(os.environ.get("WPFLEET_STRESS_SECONDS", "45"))
+
+
+@pytest.mark.integration
+def test_many_sites_on_one_login_under_load_never_break_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five sites on one shared login run quick commands (the kind whose channel the host closes at
+    once) for a long while, with the CPU busy elsewhere: sshd's own log shows no dropped login and no
+    message about a channel it had already freed — the EOF/CLOSE race of two threads is gone.
+
+    The race is made likely, as a loaded machine makes it: an EOF a site's thread sends waits 0.3 s
+    between paramiko building it and putting it on the wire, the window in which paramiko's own
+    thread may answer the host's CLOSE first (then sshd drops the whole login)."""
+    import paramiko
+
+    original = paramiko.Transport._send_user_message
+
+    def slow_eof(transport: paramiko.Transport, message: paramiko.Message) -> None:
+        if message.asbytes()[:1] == bytes([paramiko.common.MSG_CHANNEL_EOF]) \
+                and threading.current_thread() is not transport:
+            time.sleep(0.3)
+        original(transport, message)
+
+    monkeypatch.setattr(paramiko.Transport, "_send_user_message", slow_eof)
+    server = sshd_mod.start(tmp_path / "sshd")
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        logins = SharedLogins()
+        sites = [shared_ssh(server, logins) for _ in range(5)]
+        deadline = time.monotonic() + STRESS_SECONDS
+        commands = [["true"], ["test", "-e", "/"], ["echo", "x"], ["sh", "-c", "exit 3"]]
+
+        def hammer(site: SSHTransport) -> int:
+            done = 0
+            while time.monotonic() < deadline:
+                result = site.run(commands[done % len(commands)])
+                assert result.exit_code == (3 if done % len(commands) == 3 else 0)
+                done += 1
+            return done
+
+        with ThreadPoolExecutor(len(sites)) as pool:
+            counts = [f.result() for f in [pool.submit(hammer, site) for site in sites]]
+        for site in sites:
+            site.close()
+    finally:
+        for hog in hogs:
+            hog.kill()
+        server.stop()
+    log = server.log.read_text(errors="replace")
+    assert sum(counts) > 200 * STRESS_SECONDS / 45  # it did work the login hard
+    assert server.logins() == 1
+    assert "nonexistent channel" not in log and "bad id" not in log and "Disconnecting" not in log, log[-2000:]
