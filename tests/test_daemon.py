@@ -414,3 +414,25 @@ def test_second_signal_also_stops_commands_on_the_agents_own_host(fleet: Fleet) 
     assert not (root / ".maintenance").exists()
     assert "Version: 5.9.3" in (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
     assert "forced_stop" in audit_actions(fleet)
+
+
+def test_a_jobs_next_run_counts_from_its_start(fleet: Fleet) -> None:
+    """A round that takes 40 minutes does not push the next one back by 40 minutes."""
+    from agent.config import load
+    from agent.daemon import Daemon
+
+    fleet.add(ACME)
+    start = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+    clock = FixedClock(start)
+    daemon = Daemon(load(fleet.config), clock)
+    try:
+        def long_round() -> bool:
+            clock.at = start + timedelta(minutes=40)
+            return False
+
+        daemon.jobs["update"] = long_round
+        daemon.run_job("update")
+        assert last_runs(fleet)["update"] == start
+        assert daemon.until_due(("update",))["update"] == 6 * 3600 - 40 * 60
+    finally:
+        daemon.close()

@@ -232,3 +232,30 @@ def test_a_ticket_file_that_cannot_be_written_keeps_the_delivery(tmp_path: Path)
     tickets.open(SITE, CAL, kind="k", severity="normal", title="t", body="b", dedup_key="acme:disk")
     assert tickets.deliver_pending() == (0, 1)  # a sink error, not an exception out of the agent
     assert "not written" in tickets.ledger.db.rows("SELECT last_error FROM ticket_outbox")[0][0]
+
+
+def test_a_ticket_queued_just_after_a_deliverers_last_claim_goes_out_in_that_call(tmp_path: Path) -> None:
+    """The second caller returns at once; the one delivering looks again before it leaves, so the
+    ticket queued after its last look does not wait for a next call (a minute, in the daemon)."""
+    import threading
+
+    sink = SlowCountingSink()
+    tickets = desk(tmp_path, sink)
+    tickets.open(SITE, CAL, kind="update_failed", severity="normal", title="first", body="b", dedup_key="acme:1")
+    original = tickets.ledger.claim_next
+    asked: list[tuple[int, int]] = []
+
+    def claim_next(at: str) -> Any:
+        found = original(at)
+        if found is None and not asked:  # the deliverer's last look found nothing: now the emergency comes
+            tickets.open(SITE, CAL, kind="site_down", severity="emergency", title="down", body="b",
+                         dedup_key="acme:down")
+            other = threading.Thread(target=lambda: asked.append(tickets.deliver_pending()))
+            other.start()
+            other.join()
+        return found
+
+    tickets.ledger.claim_next = claim_next  # type: ignore[method-assign]
+    assert tickets.deliver_pending() == (2, 0)
+    assert asked == [(0, 1)]  # the other caller did not wait
+    assert tickets.pending() == 0 and len(sink.received) == 2
