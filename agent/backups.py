@@ -37,8 +37,8 @@ def backup_now(services: Services, site: SiteConfig) -> Outcome:
             core = text_of(version) if version.ok else None
             made = backups.create(session.handle, services.clock.now(), core=core)
             today = services.today()
-            pruned = backups.prune(session.handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
-                site, found, today, services.config.agent.zone)) if site.contract.active_on(today) else []
+            pruned = clauses.prune(site, session.handle, today, services.config.agent.zone) \
+                if site.contract.active_on(today) else []
     except InventoryError as exc:
         return _failed(services, site, "backup", exc, {})
     services.audit.append("backup", site=site.name, detail={"backup_id": made.id, "size": made.size(),

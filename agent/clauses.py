@@ -13,7 +13,9 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from agent.config import SiteConfig
+from playbooks import backup as backups
 from playbooks.backup import Backup
+from playbooks.site import SiteHandle
 
 
 def made_on(backup: Backup, zone: ZoneInfo) -> date:
@@ -28,3 +30,9 @@ def kept_by(site: SiteConfig, backup: Backup, today: date, zone: ZoneInfo) -> tu
 def spared(site: SiteConfig, found: list[Backup], today: date, zone: ZoneInfo) -> set[str]:
     """The backups retention must not remove today: those the build phase's clause keeps."""
     return {b.id for b in found if site.contract.build_phase_keeps(made_on(b, zone), today)}
+
+
+def prune(site: SiteConfig, handle: SiteHandle, today: date, zone: ZoneInfo) -> list[str]:
+    """Retention on one host: the initial backup, the newest ``DEFAULT_KEEP`` and the build phase's
+    (while their clause runs) stay; the removed ids."""
+    return backups.prune(handle, backups.DEFAULT_KEEP, lambda found: spared(site, found, today, zone))

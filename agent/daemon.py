@@ -38,7 +38,6 @@ from agent.services import Services
 from agent.sessions import ACTIVE, site_session
 from agent.updates import UpdateOptions, reconcile_site, update_fleet, update_site
 from inventory.errors import InventoryError, TransportError
-from playbooks import backup as backups
 from playbooks.errors import LockedError
 from playbooks.lock import SiteLock
 
@@ -201,8 +200,7 @@ class Daemon:
                 return False  # nothing is removed outside support (the build phase's backups included)
             try:
                 with site_session(self.services, site) as session:
-                    removed = backups.prune(session.handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
-                        site, found, today, self.config.agent.zone))
+                    removed = clauses.prune(site, session.handle, today, self.config.agent.zone)
             except LockedError as exc:
                 log.info("retention on %s: %s; pruned at the next run", site.name, exc)
                 return False

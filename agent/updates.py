@@ -227,8 +227,7 @@ def _backup(services: Services, run: SiteRun, handle: Any) -> backups.Backup | N
         return None
     services.audit.append("backup", site=run.name, detail={"backup_id": made.id, "size": made.size(),
                                                            "initial": made.initial})
-    pruned = backups.prune(handle, backups.DEFAULT_KEEP, lambda found: clauses.spared(
-        run.site, found, services.today(), services.config.agent.zone))
+    pruned = clauses.prune(run.site, handle, services.today(), services.config.agent.zone)
     if pruned:
         services.audit.append("backup_pruned", site=run.name, detail={"removed": pruned})
     return made
