@@ -103,7 +103,7 @@ class _Tick:
         for site in queue:  # the workers share one iterator: each site is read once
             began = time.monotonic()
             probe = await self._read(site)
-            if await self._judge(site, probe):
+            if await self._judged(site, probe):
                 self.confirmations.append(asyncio.create_task(self._confirm(site, began)))
             else:
                 self.final[site.name] = probe
@@ -111,8 +111,17 @@ class _Tick:
     async def _confirm(self, site: SiteConfig, began: float) -> None:
         await asyncio.sleep(max(0.0, began + self.agent.watch_confirm_after - time.monotonic()))
         probe = await self._read(site)
-        await self._judge(site, probe)
+        await self._judged(site, probe)
         self.final[site.name] = probe
+
+    async def _judged(self, site: SiteConfig, probe: Probe) -> bool:
+        """``_judge``; a failure to record one site's verdict (the database, the ticket sink) is
+        logged and costs that verdict only, never the tick."""
+        try:
+            return await self._judge(site, probe)
+        except Exception:  # noqa: BLE001 - one site's bookkeeping must not silence the fleet's watch
+            log.exception("%s: the watch could not record its check (%s)", site.name, probe.state)
+            return False
 
     async def _read(self, site: SiteConfig) -> Probe:
         async with self.gate:

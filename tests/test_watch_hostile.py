@@ -176,3 +176,20 @@ def test_an_emergency_goes_out_before_a_day_of_failed_rounds(tmp_path: Path, web
         assert first < 30 and len(kinds) == 201  # not behind the 200: sent as soon as it was opened
     finally:
         server.shutdown()
+
+
+def test_one_sites_bookkeeping_failing_costs_its_verdict_only(tmp_path: Path, web: HostileWeb, receiver: Receiver,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load(fleet_config(tmp_path, web, ["ok-1", "bad-1", "bad-2"], receiver))
+    real = watch._record
+
+    def flaky(services: Services, site: object, probe: watch.Probe) -> object:
+        if probe.site == "bad-1":
+            raise OSError("database is locked")
+        return real(services, site, probe)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(watch, "_record", flaky)
+    with Services.open(config, FixedClock(NIGHT)) as services:
+        tick = watch.watch_fleet(services, config.sites)
+    assert [p.site for p in tick.probes] == ["ok-1", "bad-1", "bad-2"]
+    assert sorted(receiver.opened()) == ["bad-2"]  # the other outage is still ticketed
