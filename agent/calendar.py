@@ -85,6 +85,21 @@ class SupportCalendar:
             remaining -= available
             current = self.next_support_start(end)
 
+    def support_minutes_between(self, start: datetime, end: datetime) -> float:
+        """Minutes of support time from ``start`` to ``end`` (0 when ``end`` is not later)."""
+        total = timedelta()
+        current = start.astimezone(self.zone)
+        end = end.astimezone(self.zone)
+        while current < end:
+            current = self.next_support_start(current)
+            if current >= end:
+                break
+            _, closes = self.period(current.date())
+            stop = min(closes, end)
+            total += stop.astimezone(UTC) - current.astimezone(UTC)
+            current = closes
+        return total.total_seconds() / 60
+
     def response_due(self, opened_at: datetime, minutes: int, *, emergency: bool = False) -> datetime:
         if emergency:  # elapsed time: aware-datetime arithmetic in one zone is wall-clock, off by a DST shift
             return (opened_at.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(self.zone)

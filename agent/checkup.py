@@ -7,6 +7,7 @@ a measure the agent has no data for is ``no_data`` (and ``null`` in JSON), never
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from agent.config import SiteConfig
 from agent.security import Finding, findings_for, severe
 from agent.services import Services
 from agent.sessions import site_session
+from agent.state.tickets import response_of
 from agent.state.vulns import FeedState
 from agent.updates import plan_for
 from inventory.collect import collect
@@ -64,7 +66,7 @@ class Report:
     checks: list[Check]
     uptime: dict[str, Any] | None
     updates: list[dict[str, str]]
-    tickets: dict[str, int]
+    tickets: dict[str, Any]
     backups: dict[str, Any]
     vulnerabilities: list[dict[str, Any]] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
@@ -384,7 +386,12 @@ def _updates(records: list[dict[str, Any]]) -> list[dict[str, str]]:
     return found
 
 
-def _tickets(services: Services, site: SiteConfig, since: date, now: datetime) -> dict[str, int]:
+def _tickets(services: Services, site: SiteConfig, since: date, now: datetime) -> dict[str, Any]:
+    """Tickets opened in the period and their response: from the helpdesk when one is configured (a
+    person's first answer, the agent's tickets and the clients' own), else from what the agent knows
+    (its own close)."""
+    if services.helpdesk is not None:
+        return _helpdesk_tickets(services, site, since, now)
     met = missed = opened = 0
     for opened_at, due_at, closed_at in services.state.tickets.closing_times(site.name):
         if datetime.fromisoformat(opened_at).date() < since:
@@ -396,6 +403,24 @@ def _tickets(services: Services, site: SiteConfig, since: date, now: datetime) -
         elif (closed is not None and closed > due) or (closed is None and now > due):
             missed += 1
     return {"opened": opened, "response_met": met, "response_missed": missed}
+
+
+def _helpdesk_tickets(services: Services, site: SiteConfig, since: date, now: datetime) -> dict[str, Any]:
+    ledger = services.state.tickets
+    calendar = services.calendar(site)
+    rows: list[tuple[str, str | None, str | None]] = [(t.opened_at, t.response_due, t.first_response_at)
+                                                      for t in ledger.all() if t.site == site.name]
+    rows += [(c.opened_at, c.response_due, c.first_response_at) for c in ledger.clients(site.name)]
+    zone = services.config.agent.zone
+    period = [r for r in rows if datetime.fromisoformat(r[0]).astimezone(zone).date() >= since]
+    verdicts = [response_of(due, answered, now) for _, due, answered in period]
+    waits = sorted(calendar.support_minutes_between(datetime.fromisoformat(opened), datetime.fromisoformat(answered))
+                   for opened, _, answered in period if answered)
+    return {"opened": len(period), "response_met": verdicts.count("met"), "response_missed": verdicts.count("missed"),
+            "response_pending": verdicts.count("pending"), "clients": sum(1 for c in ledger.clients(site.name)
+                                                                          if datetime.fromisoformat(c.opened_at).astimezone(zone).date() >= since),
+            "median_first_response_minutes": round(statistics.median(waits), 1) if waits else None,
+            "source": "helpdesk"}
 
 
 def _backups(found: list[backups.Backup] | None, site: SiteConfig, today: date, zone: ZoneInfo) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, checkups, config, daemon, demo, fleet, logs, render, security
+import requests
+
+from agent import __version__, checkups, config, daemon, demo, fleet, helpdesks, logs, render, security
 from agent import backups as agent_backups
 from agent import migrate as migration
 from agent.audit import AuditLog, to_csv
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wpfleet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("check-config", help="validate the config file")
+    check_config = commands.add_parser("check-config", help="validate the config file")
+    check_config.add_argument("--online", action="store_true",
+                              help="also reach the helpdesk and the feed the config names; exit 2 if they do not work")
     inventory = commands.add_parser("inventory", help="what runs on every site")
     inventory.add_argument("--site", action="append", metavar="NAME")
     inventory.add_argument("--json", action="store_true")
@@ -160,8 +164,39 @@ def cmd_check_config(args: argparse.Namespace, clock: Clock) -> int:
     problems = config.missing_secrets(loaded)
     if problems:
         raise ConfigError(problems)
-    print(f"{loaded.source}: ok, {len(loaded.sites)} site(s)", file=sys.stderr)
+    if args.online:
+        problems, warnings = online_problems(loaded)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if problems:
+            raise ConfigError(problems)
+    print(f"{loaded.source}: ok, {len(loaded.sites)} site(s)" + (", the outside parties answer" if args.online else ""),
+          file=sys.stderr)
     return OK
+
+
+def online_problems(loaded: FleetConfig) -> tuple[list[str], list[str]]:
+    """What the outside parties the config names say (problems, warnings): the helpdesk's token,
+    queue and rights, and the vulnerability feed's URL."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    helpdesk = helpdesks.helpdesk_for(loaded.tickets)
+    if helpdesk is not None:
+        try:
+            problems += [f"tickets: {p}" for p in helpdesk.check()]
+            warnings += [f"tickets: {w}" for w in helpdesk.warnings()] if not problems else []
+        except (helpdesks.HelpdeskDown, helpdesks.HelpdeskRefused) as exc:
+            problems.append(f"tickets: {exc}")
+    feed = loaded.vulnerabilities
+    if feed is not None and feed.url is not None:
+        try:
+            answer = requests.head(str(feed.url), timeout=15, headers={"Authorization": f"Bearer {feed.token()}"}
+                                   if feed.token() else {}, allow_redirects=True)
+            if answer.status_code >= 400:
+                problems.append(f"vulnerabilities.url: HTTP {answer.status_code}")
+        except requests.RequestException as exc:
+            problems.append(f"vulnerabilities.url: unreachable ({type(exc).__name__})")
+    return problems, warnings
 
 
 def run_inventory(loaded: FleetConfig, names: list[str] | None, clock: Clock) -> list[SiteInventory]:
@@ -347,10 +382,13 @@ def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
     with Services.open(loaded, clock) as services:
         found = services.tickets.all(open_only=args.open)
         pending = services.tickets.pending()
+        now, helpdesk = services.clock.now(), services.helpdesk is not None
+    rows = [t.public() | {"helpdesk_id": t.helpdesk_id, "first_response_at": t.first_response_at,
+                          "response": t.response(now, helpdesk)} for t in found]
     if args.json:
-        emit_json([t.public() for t in found])
+        emit_json(rows)
     else:
-        emit(render.tickets_table(found, pending))
+        emit(render.tickets_table(rows, pending))
     return OK
 
 
@@ -448,6 +486,7 @@ def status_report(services: Services) -> dict[str, Any]:
                   "sites_checked": tick.sites if tick else None, "down": list(down)},
         "open_tickets": services.tickets.open_count(),
         "deliveries_waiting": services.tickets.pending(),
+        "delivery_error": services.state.tickets.last_error(),
         "vulnerability_feed": as_public(state.vulns.feed(), now) if services.config.vulnerabilities else None,
     }
 

@@ -325,8 +325,17 @@ class RestConfig(_Strict):
 
 
 class TicketsConfig(_Strict):
-    sink: Literal["webhook", "email", "file"] = "file"
-    url: AnyHttpUrl | None = None
+    sink: Literal["webhook", "email", "file", "rt"] = "file"
+    url: AnyHttpUrl | None = None  # the webhook's address, or the helpdesk's base URL (RT: REST 2 under /REST/2.0/)
+    queue: str | None = Field(None, pattern=r"^[A-Za-z0-9 _.-]{1,100}$")  # the helpdesk's queue
+    token_env: EnvName | None = None  # the helpdesk's auth token
+    client_tickets: bool = False  # also read the clients' own tickets in the queue (Due, response times)
+    fallback: TicketsConfig | None = None  # where an emergency goes when the helpdesk cannot take it
+    path: Path | None = None  # the file sink's file (default state_dir/tickets.jsonl)
+    timeout: float = Field(15.0, gt=0, le=300)  # seconds for one request to the webhook or the helpdesk
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) if self.token_env else None
     secret_env: EnvName | None = None
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
@@ -343,6 +352,13 @@ class TicketsConfig(_Strict):
             raise ValueError("sink 'webhook' needs url")
         if self.sink == "email" and not (self.smtp_host and self.mail_from and self.mail_to):
             raise ValueError("sink 'email' needs smtp_host, mail_from and mail_to")
+        if self.sink == "rt":
+            if self.url is None or not self.queue or not self.token_env:
+                raise ValueError("sink 'rt' needs url, queue and token_env")
+            if not _private_channel(str(self.url)):
+                raise ValueError(f"url {self.url} would send the helpdesk token in clear: use https")
+        if self.fallback is not None and (self.fallback.sink == "rt" or self.fallback.fallback is not None):
+            raise ValueError("fallback: a second sink of its own (webhook, email or file), without a fallback")
         if self.sink == "email" and self.smtp_password_env and not self.smtp_starttls \
                 and not _private_channel(f"http://{self.smtp_host}/"):
             raise ValueError(f"smtp_starttls = false with a password would log in to {self.smtp_host} in clear: "
@@ -549,9 +565,9 @@ def missing_secrets(config: FleetConfig) -> list[str]:
     feed = config.vulnerabilities
     if feed is not None and feed.token_env and feed.token_env not in os.environ:
         problems.append(f"vulnerabilities.token_env: environment variable {feed.token_env} is not set")
-    tickets = config.tickets
-    for key in ("secret_env", "smtp_user_env", "smtp_password_env"):
-        name = getattr(tickets, key)
-        if name and name not in os.environ:
-            problems.append(f"tickets.{key}: environment variable {name} is not set")
+    for prefix, tickets in (("tickets", config.tickets), ("tickets.fallback", config.tickets.fallback)):
+        for key in ("secret_env", "smtp_user_env", "smtp_password_env", "token_env"):
+            name = getattr(tickets, key) if tickets is not None else None
+            if name and name not in os.environ:
+                problems.append(f"{prefix}.{key}: environment variable {name} is not set")
     return problems

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from agent import checkups, clauses, security, watch
+from agent import checkups, clauses, helpdesks, security, watch
 from agent.clock import Clock
 from agent.config import FleetConfig
 from agent.errors import AlreadyRunning, Shutdown
@@ -84,6 +84,7 @@ class Daemon:
         self._security_runs: dict[str, Future[bool]] = {}
         self._security_review = security.Reviewer()  # remembers what it saw: a quiet tick is one query
         self._working: dict[str, Any] = {}  # the sites being worked on when the second signal came
+        self._helpdesk_run: Future[bool] | None = None
 
     def close(self) -> None:
         self.services.close()
@@ -146,7 +147,28 @@ class Daemon:
         for probe in probes:
             if probe.state != "busy":
                 self.metrics.gauge("wpfleet_site_up", "site", probe.site, 1.0 if probe.state == "up" else 0.0)
-        return self._security() | any(p.state == "down" for p in probes)
+        return self._security() | self._helpdesk() | any(p.state == "down" for p in probes)
+
+    def _helpdesk(self) -> bool:
+        """Deliveries retried (and emergencies sent to the fallback when the helpdesk cannot take them),
+        then the helpdesk read back — in the background while serving, so a slow helpdesk never holds
+        the watch."""
+        if self.services.helpdesk is None:
+            return False
+        if self.background is None:
+            return self._helpdesk_sync()
+        if self._helpdesk_run is None or self._helpdesk_run.done():
+            self._helpdesk_run = self.background.submit(self._helpdesk_sync)
+        return False
+
+    def _helpdesk_sync(self) -> bool:
+        self.services.tickets.deliver_pending()
+        try:
+            helpdesks.sync(self.services)
+        except (helpdesks.HelpdeskDown, helpdesks.HelpdeskRefused) as exc:
+            log.warning("helpdesk not read back: %s", exc)
+            return True
+        return False
 
     def _security(self) -> bool:
         """Security fixes at once: the feed against each site's last inventory on every watch tick;

@@ -9,7 +9,6 @@ from inventory.models import Extension, SiteInventory
 
 if TYPE_CHECKING:
     from agent.policy import PlanItem
-    from agent.tickets import Ticket
     from agent.updates import SiteUpdate
 
 
@@ -115,9 +114,12 @@ def _short(detail: dict[str, Any]) -> str:
     return text if len(text) <= 120 else text[:119] + "…"
 
 
-def tickets_table(tickets: list[Ticket], pending: int) -> str:
-    lines = [f"{t.id}  {t.status:<6} {t.severity:<9} {t.site:<12} due {t.response_due}  {t.title}"
-             + (f" (×{t.occurrences})" if t.occurrences > 1 else "") for t in tickets]
+def tickets_table(tickets: list[dict[str, Any]], pending: int) -> str:
+    lines = [f"{t['id']}  {t['status']:<6} {t['severity']:<9} {t['site']:<12} due {t['response_due']}  {t['title']}"
+             + (f" (×{t['occurrences']})" if t["occurrences"] > 1 else "")
+             + (f"  [helpdesk #{t['helpdesk_id']}, response {t['response']}"
+                + (f" at {t['first_response_at']}" if t["first_response_at"] else "") + "]"
+                if t.get("helpdesk_id") else "") for t in tickets]
     if pending:
         lines.append(f"{pending} delivery(ies) waiting for the ticket sink")
     return "\n".join(lines) + "\n" if lines else "no tickets\n"
@@ -139,7 +141,8 @@ def status_text(report: dict[str, Any]) -> str:
     lines.append(f"watch: last tick {watched['last_tick_at']}, {watched['tick_seconds']} s over "
                  f"{watched['sites_checked']} sites; down now: {', '.join(watched['down']) or 'none'}"
                  if watched["last_tick_at"] else "watch: no tick yet")
-    lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}")
+    lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}"
+                 + (f" (last error: {report['delivery_error']})" if report.get("delivery_error") else ""))
     feed = report.get("vulnerability_feed")
     if feed:
         lines.append(_feed_line(feed))

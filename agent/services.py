@@ -12,6 +12,7 @@ from agent.calendar import SupportCalendar
 from agent.clock import Clock
 from agent.config import FleetConfig, SiteConfig
 from agent.fleet import wpcli_for, wporg_for
+from agent.helpdesks import Helpdesk, helpdesk_for
 from agent.secrets import Redactor
 from agent.state import State
 from agent.tickets import Severity, Ticket, TicketDesk, sink_for
@@ -27,8 +28,10 @@ def default_actor() -> str:
 
 def secret_env_names(config: FleetConfig) -> list[str]:
     names = [s.rest.password_env for s in config.sites if s.rest]
-    tickets = config.tickets
-    names += [n for n in (tickets.secret_env, tickets.smtp_user_env, tickets.smtp_password_env) if n]
+    for tickets in (config.tickets, config.tickets.fallback):
+        if tickets is not None:
+            names += [n for n in (tickets.secret_env, tickets.smtp_user_env, tickets.smtp_password_env,
+                                  tickets.token_env) if n]
     if config.vulnerabilities is not None and config.vulnerabilities.token_env:
         names.append(config.vulnerabilities.token_env)
     return names
@@ -44,6 +47,7 @@ class Services:
     redactor: Redactor
     actor: str
     wporg: WordPressOrg = field(default_factory=WordPressOrg)  # answers kept while these services live
+    helpdesk: Helpdesk | None = None  # the agency's helpdesk, when tickets go to one
 
     @classmethod
     def open(cls, config: FleetConfig, clock: Clock, actor: str | None = None) -> Services:
@@ -51,8 +55,11 @@ class Services:
         redactor = Redactor(secret_env_names(config))
         who = actor or default_actor()
         audit = AuditLog(config.agent.state_dir, clock, who, redactor)
-        desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir), clock, redactor)
-        return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config))
+        helpdesk = helpdesk_for(config.tickets)
+        fallback = config.tickets.fallback
+        desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir, helpdesk, state.tickets), clock,
+                          redactor, sink_for(fallback, config.agent.state_dir) if fallback is not None else None)
+        return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config), helpdesk)
 
     def close(self) -> None:
         self.state.close()

@@ -40,6 +40,7 @@ __all__ = ["PUBLIC_FIELDS", "Sink", "SinkError", "Ticket", "TicketDesk", "sink_f
 log = logging.getLogger(__name__)
 Severity = Literal["emergency", "normal"]
 SIGNATURE_HEADER = "X-Wpfleet-Signature"
+FALLBACK_AFTER = timedelta(minutes=2)
 
 class Sink(Protocol):
     def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
@@ -143,10 +144,15 @@ class EmailSink:
             raise SinkError(f"email not accepted: {exc}") from exc
 
 
-def sink_for(config: TicketsConfig, state_dir: Path) -> Sink:
+def sink_for(config: TicketsConfig, state_dir: Path, helpdesk: Any = None, ledger: Any = None) -> Sink:
+    """The configured sink: a helpdesk (``helpdesk``, writing its ids into ``ledger``), a webhook, email or a file."""
+    if helpdesk is not None:
+        from agent.helpdesks import HelpdeskSink
+
+        return HelpdeskSink(helpdesk, ledger)
     if config.sink == "webhook":
         secret = os.environ.get(config.secret_env) if config.secret_env else None
-        return WebhookSink(str(config.url), secret)
+        return WebhookSink(str(config.url), secret, config.timeout)
     if config.sink == "email":
         assert config.smtp_host and config.mail_from
         return EmailSink(
@@ -155,15 +161,17 @@ def sink_for(config: TicketsConfig, state_dir: Path) -> Sink:
             os.environ.get(config.smtp_password_env) if config.smtp_password_env else None,
             config.smtp_ca_file,
         )
-    return FileSink(state_dir / "tickets.jsonl")
+    return FileSink(config.path or state_dir / "tickets.jsonl")
 
 
 class TicketDesk:
     """Opens, updates, closes and delivers tickets; one instance per agent run."""
 
-    def __init__(self, state: State, sink: Sink, clock: Clock, redactor: Redactor | None = None):
+    def __init__(self, state: State, sink: Sink, clock: Clock, redactor: Redactor | None = None,
+                 fallback: Sink | None = None):
         self.ledger = state.tickets
         self.sink = sink
+        self.fallback = fallback  # an emergency the sink could not take within FALLBACK_AFTER goes here too
         self.clock = clock
         self.redactor = redactor or Redactor()
         self._deliverer = threading.Lock()
@@ -234,10 +242,26 @@ class TicketDesk:
                 self.ledger.refused(delivery.seq, str(exc), maybe_sent=exc.maybe_sent)
                 waiting = self.ledger.pending()
                 log.warning("ticket sink down (%s); %d deliveries wait", exc, waiting)
+                self._fall_back(str(exc))
                 return sent, waiting
             self.ledger.delivered(delivery.seq, self._stamp())
             sent += 1
         return sent, 0
+
+    def _fall_back(self, why: str) -> None:
+        """Emergencies the sink has not taken for ``FALLBACK_AFTER``: to the fallback sink, once each
+        (they stay queued for the sink, which gets them too once it answers, marked as such)."""
+        if self.fallback is None:
+            return
+        for delivery in self.ledger.waiting_emergencies(self.clock.now() - FALLBACK_AFTER):
+            try:
+                self.fallback.send(delivery.payload | {"fallback": f"the helpdesk could not take it: {why}"})
+            except SinkError as exc:
+                log.error("fallback sink down too (%s): emergency %s reaches nobody yet", exc, delivery.payload["id"])
+                return
+            log.warning("emergency %s sent to the fallback sink: the helpdesk could not take it (%s)",
+                        delivery.payload["id"], why)
+            self.ledger.fell_back(delivery.seq, self._stamp())
 
     def _stamp(self) -> str:
         return self.clock.now().isoformat(timespec="seconds")

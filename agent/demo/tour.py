@@ -114,7 +114,7 @@ def _print(report: dict[str, Any]) -> None:
     out.write("== inventory\n" + render.inventory_table(inventories) + "\n")
     out.write("== plan\n" + render.plan_table(plan, today) + "\n")
     out.write("== update round\n" + render.update_table(results) + "\n")
-    out.write("== tickets\n" + render.tickets_table(tickets, 0) + "\n")
+    out.write("== tickets\n" + render.tickets_table([t.public() for t in tickets], 0) + "\n")
     verdict = report["audit_verify"]
     out.write(f"== audit verify\naudit log verifies: {verdict['records']} records\n" if verdict["ok"]
               else f"== audit verify\naudit log broken at seq {verdict['bad_seq']}\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from agent.state.db import Database
@@ -44,9 +45,22 @@ CREATE TABLE IF NOT EXISTS ticket_outbox (
     last_error TEXT
 );
 """
-COLUMNS = {"ticket_outbox": {"claimed_at": "TEXT", "priority": "INTEGER NOT NULL DEFAULT 0"}}
+COLUMNS = {"ticket_outbox": {"claimed_at": "TEXT", "priority": "INTEGER NOT NULL DEFAULT 0", "queued_at": "TEXT",
+                             "fallback_at": "TEXT"},
+           "tickets": {"helpdesk_id": "TEXT", "first_response_at": "TEXT"}}
+CLIENT_TICKETS = """
+CREATE TABLE IF NOT EXISTS client_tickets (
+    helpdesk_id TEXT PRIMARY KEY,
+    site TEXT,
+    subject TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    response_due TEXT,
+    first_response_at TEXT,
+    status TEXT NOT NULL
+);
+"""
 _FIELDS = ("id, site, kind, severity, title, body, opened_at, response_due, dedup_key, status, occurrences,"
-           " updated_at")
+           " updated_at, helpdesk_id, first_response_at")
 
 
 @dataclass
@@ -63,9 +77,37 @@ class Ticket:
     status: str = "open"
     occurrences: int = 1
     updated_at: str = ""
+    helpdesk_id: str | None = None  # the helpdesk's own id for it, once it has it
+    first_response_at: str | None = None  # the first answer by a person in the helpdesk
 
     def public(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in PUBLIC_FIELDS} | {"status": self.status, "occurrences": self.occurrences}
+
+    def response(self, now: datetime, helpdesk: bool) -> str | None:
+        """"met", "missed" or "pending" against ``response_due``; None when no helpdesk can tell."""
+        return response_of(self.response_due, self.first_response_at, now) if helpdesk else None
+
+
+def response_of(due: str | None, answered: str | None, now: datetime) -> str | None:
+    if due is None:
+        return None
+    deadline = datetime.fromisoformat(due)
+    if answered is not None:
+        return "met" if datetime.fromisoformat(answered) <= deadline else "missed"
+    return "pending" if now <= deadline else "missed"
+
+
+@dataclass(frozen=True)
+class ClientTicket:
+    """A client's own ticket in the helpdesk, mapped to a site (None when it could not be)."""
+
+    helpdesk_id: str
+    site: str | None
+    subject: str
+    opened_at: str
+    response_due: str | None
+    first_response_at: str | None
+    status: str
 
 
 @dataclass(frozen=True)
@@ -78,7 +120,7 @@ class Delivery:
 class TicketLedger:
     def __init__(self, db: Database):
         self.db = db
-        db.schema(SCHEMA, COLUMNS)
+        db.schema(SCHEMA + CLIENT_TICKETS, COLUMNS)
 
     def open(self, draft: Ticket, reopen_since: str | None = None) -> tuple[Ticket, bool]:
         """Insert ``draft``, or bring the open ticket with its key up to date; (ticket, newly opened).
@@ -104,7 +146,7 @@ class TicketLedger:
                 ticket = _get(db, closed[0])
                 _queue(db, ticket, "reopened")
                 return ticket, False
-            db.execute(f"INSERT INTO tickets ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 1, ?)",
+            db.execute(f"INSERT INTO tickets ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 1, ?, NULL, NULL)",
                        (draft.id, draft.site, draft.kind, draft.severity, draft.title, draft.body, draft.opened_at,
                         draft.response_due, draft.dedup_key, draft.updated_at))
             _queue(db, draft, "opened")
@@ -154,12 +196,65 @@ class TicketLedger:
     def claim_next(self, at: str) -> Delivery | None:
         """The oldest undelivered event of an emergency, else the oldest, marked as being sent."""
         with self.db.transaction() as db:
-            row = db.execute("SELECT seq, payload, claimed_at FROM ticket_outbox WHERE delivered_at IS NULL"
+            row = db.execute("SELECT seq, payload, claimed_at, fallback_at FROM ticket_outbox WHERE delivered_at IS NULL"
                              " ORDER BY priority DESC, seq LIMIT 1").fetchone()
             if row is None:
                 return None
             db.execute("UPDATE ticket_outbox SET claimed_at = ?, attempts = attempts + 1 WHERE seq = ?", (at, row[0]))
-        return Delivery(row[0], json.loads(row[1]) | {"event_seq": row[0]}, uncertain=row[2] is not None)
+        extra = {"fallback_at": row[3]} if row[3] else {}
+        return Delivery(row[0], json.loads(row[1]) | {"event_seq": row[0]} | extra, uncertain=row[2] is not None)
+
+    def waiting_emergencies(self, queued_before: datetime) -> list[Delivery]:
+        """Emergencies opened no later than ``queued_before`` that neither the sink nor a fallback took yet."""
+        return [Delivery(r[0], json.loads(r[1]) | {"event_seq": r[0]}, uncertain=False) for r in self.db.rows(
+            "SELECT seq, payload, queued_at FROM ticket_outbox WHERE delivered_at IS NULL AND fallback_at IS NULL"
+            " AND priority = 1 AND event = 'opened' ORDER BY seq") if r[2] and datetime.fromisoformat(r[2]) <= queued_before]
+
+    def fell_back(self, seq: int, at: str) -> None:
+        self.db.execute("UPDATE ticket_outbox SET fallback_at = ? WHERE seq = ?", (at, seq))
+
+    def last_error(self) -> str | None:
+        """Why the oldest waiting delivery did not go out, if an attempt failed."""
+        rows = self.db.rows("SELECT last_error FROM ticket_outbox WHERE delivered_at IS NULL AND last_error IS NOT NULL"
+                            " ORDER BY priority DESC, seq LIMIT 1")
+        return str(rows[0][0]) if rows else None
+
+    # the helpdesk's side -------------------------------------------------------------------------
+
+    def helpdesk_id(self, ticket_id: str) -> str | None:
+        rows = self.db.rows("SELECT helpdesk_id FROM tickets WHERE id = ?", (ticket_id,))
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
+    def set_helpdesk_id(self, ticket_id: str, helpdesk_id: str) -> None:
+        self.db.execute("UPDATE tickets SET helpdesk_id = ? WHERE id = ?", (helpdesk_id, ticket_id))
+
+    def answered(self, ticket_id: str, at: str) -> None:
+        self.db.execute("UPDATE tickets SET first_response_at = ? WHERE id = ? AND first_response_at IS NULL",
+                        (at, ticket_id))
+
+    def in_helpdesk(self) -> list[Ticket]:
+        """Tickets the helpdesk holds that are open, or still wait for their first response."""
+        return [Ticket(*r) for r in self.db.rows(
+            f"SELECT {_FIELDS} FROM tickets WHERE helpdesk_id IS NOT NULL AND (status = 'open'"
+            " OR first_response_at IS NULL) ORDER BY opened_at")]
+
+    def put_client(self, ticket: ClientTicket) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO client_tickets (helpdesk_id, site, subject, opened_at, response_due,"
+            " first_response_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ticket.helpdesk_id, ticket.site, ticket.subject, ticket.opened_at, ticket.response_due,
+             ticket.first_response_at, ticket.status))
+
+    def client(self, helpdesk_id: str) -> ClientTicket | None:
+        rows = self.db.rows("SELECT helpdesk_id, site, subject, opened_at, response_due, first_response_at, status"
+                            " FROM client_tickets WHERE helpdesk_id = ?", (helpdesk_id,))
+        return ClientTicket(*rows[0]) if rows else None
+
+    def clients(self, site: str | None = None) -> list[ClientTicket]:
+        where, params = ("WHERE site = ?", (site,)) if site else ("", ())
+        return [ClientTicket(*r) for r in self.db.rows(
+            "SELECT helpdesk_id, site, subject, opened_at, response_due, first_response_at, status FROM client_tickets"
+            f" {where} ORDER BY opened_at", params)]
 
     def delivered(self, seq: int, at: str) -> None:
         self.db.execute("UPDATE ticket_outbox SET delivered_at = ?, last_error = NULL WHERE seq = ?", (at, seq))
@@ -178,6 +273,6 @@ def _get(db: sqlite3.Connection, ticket_id: str) -> Ticket:
 
 
 def _queue(db: sqlite3.Connection, ticket: Ticket, event: str) -> None:
-    db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload, priority) VALUES (?, ?, ?, ?)",
+    db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload, priority, queued_at) VALUES (?, ?, ?, ?, ?)",
                (ticket.id, event, json.dumps(ticket.public() | {"event": event}),
-                1 if ticket.severity == "emergency" else 0))
+                1 if ticket.severity == "emergency" else 0, ticket.updated_at))

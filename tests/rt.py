@@ -1,0 +1,107 @@
+"""A real Request Tracker 5 (Debian's packages) on a loopback port, its state in one folder.
+
+``tests/data/rt/`` holds the scripts that make it (config hooks, SQLite database, queue ``Support``
+with a ``Site`` field and its SLA on, user ``wpfleet`` with an auth token); ``start`` runs them and
+reads the instance's address and token. A person answers through REST 2 as ``root`` (basic auth).
+``pause``/``resume`` stop the server's processes and let them go on: a helpdesk that accepts
+connections and answers nothing, as a hung one does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+SCRIPTS = Path(__file__).resolve().parent / "data" / "rt"
+RT_SERVER = Path("/usr/share/request-tracker5/libexec/rt-server")
+ROOT_AUTH = ("root", "password")
+
+
+def available() -> bool:
+    return RT_SERVER.exists() and shutil.which("perl") is not None
+
+
+@dataclass
+class RT:
+    folder: Path
+    url: str
+    token: str
+    queue: str = "Support"
+
+    @property
+    def rest(self) -> str:
+        return f"{self.url}/REST/2.0"
+
+    @property
+    def pid(self) -> int:
+        return int((self.folder / "rt.pid").read_text())
+
+    def pause(self) -> None:
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        subprocess.run([str(SCRIPTS / "stop-rt.sh"), str(self.folder)], check=False, capture_output=True)
+
+    # what a person does, and what the tests read: straight from RT's REST 2 ---------------------
+
+    def get(self, path: str, **params: str) -> Any:
+        answer = requests.get(f"{self.rest}{path}", params=params, auth=ROOT_AUTH, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def tickets(self, query: str = "") -> list[dict[str, Any]]:
+        wanted = f"Queue = '{self.queue}'" + (f" AND {query}" if query else "")
+        found = self.get("/tickets", query=wanted, fields="Subject,Status,Due,Created,Creator,Priority",
+                         orderby="id", order="ASC", per_page="100")
+        return [self.get(f"/ticket/{item['id']}") for item in found["items"]]
+
+    def history(self, ticket_id: str | int) -> list[dict[str, Any]]:
+        return list(self.get(f"/ticket/{ticket_id}/history", fields="Type,Created,Creator", per_page="100")["items"])
+
+    def reply(self, ticket_id: str | int, text: str) -> None:
+        """A person in the agency answers the ticket (as root)."""
+        answer = requests.post(f"{self.rest}/ticket/{ticket_id}/correspond", auth=ROOT_AUTH, timeout=30,
+                               json={"Content": text, "ContentType": "text/plain"})
+        answer.raise_for_status()
+
+    def resolve(self, ticket_id: str | int) -> None:
+        answer = requests.put(f"{self.rest}/ticket/{ticket_id}", auth=ROOT_AUTH, timeout=30, json={"Status": "resolved"})
+        answer.raise_for_status()
+
+    def user(self, name: str) -> str:
+        """A user of RT with ticket rights (made once), and an auth token of theirs."""
+        env = {**os.environ, "RT_USER": name, "RT_SITE_CONFIG": str(self.folder / "RT_SiteConfig.pm"),
+               "RT_SITE_CONFIG_DIR": str(self.folder / "RT_SiteConfig.d")}
+        made = subprocess.run(["perl", str(SCRIPTS / "rt-bootstrap.pl")], env=env, check=True, capture_output=True,
+                              text=True, timeout=60)
+        return made.stdout.strip()
+
+    def client_ticket(self, subject: str, requestor: str, site: str | None = None) -> str:
+        """A client's own ticket, made by the client (as the mail gateway makes it, under their name)."""
+        body: dict[str, Any] = {"Queue": self.queue, "Subject": subject, "Content": "Help please",
+                                "ContentType": "text/plain", "Requestor": requestor}
+        if site:
+            body["CustomFields"] = {"Site": site}
+        client = self.user(requestor.split("@", 1)[0])
+        answer = requests.post(f"{self.rest}/ticket", headers={"Authorization": f"token {client}"}, timeout=30,
+                               json=body)
+        answer.raise_for_status()
+        return str(answer.json()["id"])
+
+
+def start(folder: Path, port: int) -> RT:
+    """A fresh RT in ``folder`` on 127.0.0.1:``port`` (about 3 s)."""
+    out = subprocess.run([str(SCRIPTS / "start-rt.sh"), str(folder), str(port)], check=True, capture_output=True,
+                         text=True, timeout=180).stdout
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return RT(folder, env["RT_URL"], env["RT_TOKEN"], env.get("RT_QUEUE", "Support"))
