@@ -293,7 +293,7 @@ def test_sites_waiting_for_a_login_share_its_failure(tmp_path: Path) -> None:
         server.stop()
 
 
-STRESS_SECONDS = float(os.environ.get("WPFLEET_STRESS_SECONDS", "45"))
+STRESS_SECONDS = float(os.environ.get("WPFLEET_STRESS_SECONDS", "20"))
 
 
 @pytest.mark.integration
@@ -341,6 +341,6 @@ def test_many_sites_on_one_login_under_load_never_break_it(tmp_path: Path, monke
             hog.kill()
         server.stop()
     log = server.log.read_text(errors="replace")
-    assert sum(counts) > 200 * STRESS_SECONDS / 45  # it did work the login hard
+    assert sum(counts) > 4 * STRESS_SECONDS  # it did work the login hard
     assert server.logins() == 1
     assert "nonexistent channel" not in log and "bad id" not in log and "Disconnecting" not in log, log[-2000:]
