@@ -195,7 +195,7 @@ def sync(services: Services) -> int:
     zone = services.config.agent.zone
     me = ""
     read = 0
-    for ticket in ledger.in_helpdesk():
+    for ticket in ledger.in_helpdesk(services.clock.now() - CLIENT_LOOKBACK):
         assert ticket.helpdesk_id is not None
         remote = helpdesk.read(ticket.helpdesk_id)
         read += 1

@@ -232,11 +232,13 @@ class TicketLedger:
         self.db.execute("UPDATE tickets SET first_response_at = ? WHERE id = ? AND first_response_at IS NULL",
                         (at, ticket_id))
 
-    def in_helpdesk(self) -> list[Ticket]:
-        """Tickets the helpdesk holds that are open, or still wait for their first response."""
-        return [Ticket(*r) for r in self.db.rows(
+    def in_helpdesk(self, opened_since: datetime) -> list[Ticket]:
+        """Tickets the helpdesk holds that are open, or were opened since ``opened_since`` and still
+        wait for their first response."""
+        found = [Ticket(*r) for r in self.db.rows(
             f"SELECT {_FIELDS} FROM tickets WHERE helpdesk_id IS NOT NULL AND (status = 'open'"
             " OR first_response_at IS NULL) ORDER BY opened_at")]
+        return [t for t in found if t.status == "open" or datetime.fromisoformat(t.opened_at) >= opened_since]
 
     def put_client(self, ticket: ClientTicket) -> None:
         self.db.execute(
