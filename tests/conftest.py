@@ -36,6 +36,17 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def quick_second_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the agent waits before looking again (a page it could not see, a site whose connection was
+    lost) is seconds in production; a tenth of one here. The looks themselves are unchanged."""
+    from agent import updates
+    from playbooks import health
+
+    monkeypatch.setattr(health, "UNSEEN_WAIT", 0.1)
+    monkeypatch.setattr(updates, "RETRY_AFTER", 0.1)
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd_mod.SSHServer]:
     require(sshd_mod.available(), "OpenSSH server (sshd) is not installed")

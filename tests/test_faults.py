@@ -289,9 +289,7 @@ ANY_KILLS = [
     (BROKEN, SUMS, False, ["update_rolled_back"], 0, 1),
     (BROKEN, ROLLBACK, True, ["update_interrupted"], 0, 1),
     (BROKEN, RELEASE, False, ["update_rolled_back"], 0, 1),
-    (GOOD, LOCK, False, [], 1, 0),
     (GOOD, ARCHIVE, False, [], 1, 0),
-    (GOOD, SUMS, False, [], 1, 0),
     (GOOD, RELEASE, False, [], 1, 0),
 ]
 

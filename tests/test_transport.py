@@ -293,7 +293,7 @@ def test_sites_waiting_for_a_login_share_its_failure(tmp_path: Path) -> None:
         server.stop()
 
 
-STRESS_SECONDS = float(os.environ.get("WPFLEET_STRESS_SECONDS", "20"))
+STRESS_SECONDS = float(os.environ.get("WPFLEET_STRESS_SECONDS", "15"))
 
 
 @pytest.mark.integration
