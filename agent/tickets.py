@@ -40,7 +40,9 @@ __all__ = ["PUBLIC_FIELDS", "Sink", "SinkError", "Ticket", "TicketDesk", "sink_f
 log = logging.getLogger(__name__)
 Severity = Literal["emergency", "normal"]
 SIGNATURE_HEADER = "X-Wpfleet-Signature"
-FALLBACK_AFTER = timedelta(minutes=2)
+# an emergency the sink has not taken for this long goes to the fallback at the next attempt (the
+# daemon tries at every watch tick): it reaches a person within two minutes
+FALLBACK_AFTER = timedelta(minutes=1)
 
 class Sink(Protocol):
     def send(self, payload: dict[str, Any], *, maybe_sent: bool = False) -> None:
