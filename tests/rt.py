@@ -68,6 +68,12 @@ class RT:
     def history(self, ticket_id: str | int) -> list[dict[str, Any]]:
         return list(self.get(f"/ticket/{ticket_id}/history", fields="Type,Created,Creator", per_page="100")["items"])
 
+    def first_text(self, ticket_id: str | int) -> str:
+        """What the ticket was created with: its Create transaction's text."""
+        created = next(h for h in self.history(ticket_id) if h["Type"] == "Create")
+        parts = self.get(f"/transaction/{created['id']}/attachments", fields="Content,ContentType")["items"]
+        return "".join(str(p.get("Content") or "") for p in parts if p.get("ContentType") == "text/plain")
+
     def reply(self, ticket_id: str | int, text: str) -> None:
         """A person in the agency answers the ticket (as root)."""
         answer = requests.post(f"{self.rest}/ticket/{ticket_id}/correspond", auth=ROOT_AUTH, timeout=30,
