@@ -8,7 +8,6 @@ within one call of ``deliver_pending``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -178,7 +177,7 @@ class TicketDesk:
         self.redactor = redactor or Redactor()
         self._deliverer = threading.Lock()
         self._wanted = threading.Event()  # someone asked for a delivery while one was under way
-        self._lock_file = state.path.parent / "deliver.lock"
+        self._db = state.db
 
     def open(self, site: SiteConfig, calendar: SupportCalendar, *, kind: str, severity: Severity, title: str,
              body: str, dedup_key: str, reopen_within: timedelta | None = None) -> Ticket:
@@ -223,10 +222,8 @@ class TicketDesk:
                 return sent, self.ledger.pending()
             try:
                 self._wanted.clear()
-                with open(self._lock_file, "a") as lock:
-                    try:
-                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
+                with self._db.exclusive("deliver") as alone:  # one deliverer, across processes and agents
+                    if not alone:
                         return sent, self.ledger.pending()
                     done, waiting = self._deliver()
                     sent += done

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from agent.state.db import Database
+from agent.state.db import Store, upsert
 
 HISTORY = """
 CREATE TABLE IF NOT EXISTS major_runs (
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     job TEXT PRIMARY KEY,
     last_run TEXT NOT NULL,
     status TEXT NOT NULL,
-    duration REAL NOT NULL
+    duration DOUBLE PRECISION NOT NULL
 );
 """
 SITE_STATUS = """
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS site_status (
 
 
 class History:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(HISTORY)
 
@@ -57,7 +57,8 @@ class History:
             "SELECT day FROM major_runs WHERE site = ? ORDER BY day", (site,)))
 
     def record_failed_release(self, site: str, kind: str, name: str, version: str, at: datetime, reason: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO failed_releases VALUES (?, ?, ?, ?, ?, ?)",
+        self.db.execute(upsert("failed_releases", ("site", "kind", "name", "version", "failed_at", "reason"),
+                               ("site", "kind", "name", "version")),
                         (site, kind, name, version, at.isoformat(timespec="seconds"), reason))
 
     def failed_releases(self, site: str) -> frozenset[tuple[str, str, str]]:
@@ -66,12 +67,12 @@ class History:
 
 
 class Jobs:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(JOBS)
 
     def done(self, job: str, at: datetime, status: str, duration: float) -> None:
-        self.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?)",
+        self.db.execute(upsert("jobs", ("job", "last_run", "status", "duration"), ("job",)),
                         (job, at.isoformat(timespec="seconds"), status, duration))
 
     def all(self) -> dict[str, dict[str, Any]]:
@@ -80,7 +81,7 @@ class Jobs:
 
 
 class SiteResults:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(SITE_STATUS)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.state.db import Database
+from agent.state.db import Store, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -39,15 +39,15 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(SCHEMA, COLUMNS)
 
     def begin(self, site: str, kind: str, run_id: str, at: datetime, backup_id: str,
               baseline: dict[str, Any] | None = None) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO journal (site, run_id, started_at, backup_id, step, phase, kind, baseline)"
-            " VALUES (?, ?, ?, ?, NULL, 'backed-up', ?, ?)",
+            upsert("journal", ("site", "run_id", "started_at", "backup_id", "step", "phase", "kind", "baseline"),
+                   ("site",), "?, ?, ?, ?, NULL, 'backed-up', ?, ?"),
             (site, run_id, at.isoformat(timespec="seconds"), backup_id, kind,
              json.dumps(baseline) if baseline is not None else None))
 

@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.state.db import Database
+from agent.state.db import Store, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -37,13 +37,13 @@ class Lease:
 
 
 class Leases:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(SCHEMA)
 
     def hold(self, site: str, run_id: str, at: datetime) -> None:
         stamp = at.isoformat(timespec="seconds")
-        self.db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+        self.db.execute(upsert("leases", ("site", "run_id", "host", "pid", "taken_at", "heartbeat_at"), ("site",)),
                         (site, run_id, socket.gethostname(), os.getpid(), stamp, stamp))
 
     def beat(self, site: str, run_id: str, at: datetime) -> None:

@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from agent.state.db import Database
+from agent.state.db import Store, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -32,19 +32,20 @@ CREATE TABLE IF NOT EXISTS checkups (
 
 
 class Snapshots:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
-        older = not db.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'snapshots_latest'")
+        older = db.dialect == "sqlite" and not db.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'snapshots_latest'")
         db.schema(SCHEMA)
         if older:  # a state file from before the table: filled once from the history
             db.execute("INSERT OR REPLACE INTO snapshots_latest SELECT site, MAX(id) FROM snapshots WHERE ok = 1 GROUP BY site")
 
     def save(self, site: str, taken_at: datetime, ok: bool, data: dict[str, Any]) -> None:
         with self.db.transaction() as db:
-            cursor = db.execute("INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?)",
-                                (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":"))))
+            made = db.execute("INSERT INTO snapshots (site, taken_at, ok, data) VALUES (?, ?, ?, ?) RETURNING id",
+                              (site, taken_at.isoformat(), int(ok), json.dumps(data, separators=(",", ":")))).fetchone()
             if ok:
-                db.execute("INSERT OR REPLACE INTO snapshots_latest (site, id) VALUES (?, ?)", (site, cursor.lastrowid))
+                db.execute(upsert("snapshots_latest", ("site", "id"), ("site",)), (site, made[0]))
 
     def last(self, site: str, *, ok_only: bool = True) -> tuple[datetime, dict[str, Any]] | None:
         found = self.db.rows(
@@ -57,7 +58,8 @@ class Snapshots:
     def latest_php(self, site: str | None = None) -> dict[str, tuple[datetime, object]]:
         """Each site's (or ``site``'s) PHP version in its last good snapshot, with when it was taken;
         read out of the stored JSON by SQLite, not by parsing every snapshot."""
-        query = ("SELECT s.site, s.taken_at, json_extract(s.data, '$.php') FROM snapshots_latest AS l "
+        php = "json_extract(s.data, '$.php')" if self.db.dialect == "sqlite" else "(s.data::json ->> 'php')"
+        query = (f"SELECT s.site, s.taken_at, {php} FROM snapshots_latest AS l "
                  "JOIN snapshots AS s ON s.id = l.id")
         found = self.db.rows(query + " WHERE l.site = ?", (site,)) if site is not None else self.db.rows(query)
         return {str(name): (datetime.fromisoformat(taken_at), php) for name, taken_at, php in found}
@@ -75,7 +77,7 @@ class Snapshots:
 class Checkups:
     """The last check-up date that came due per site, and the next one."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(CHECKUPS)
 
@@ -84,7 +86,7 @@ class Checkups:
         return date.fromisoformat(row[0][0]) if row and row[0][0] else None
 
     def save(self, site: str, last_due: date | None, next_due: date | None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO checkups VALUES (?, ?, ?)",
+        self.db.execute(upsert("checkups", ("site", "last_due", "next_due"), ("site",)),
                         (site, last_due and last_due.isoformat(), next_due and next_due.isoformat()))
 
     def next_dues(self) -> dict[str, str | None]:

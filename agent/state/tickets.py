@@ -10,12 +10,11 @@ queued behind a day of failed rounds.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agent.state.db import Database
+from agent.state.db import Connection, Store, upsert
 
 PUBLIC_FIELDS = ("id", "site", "kind", "severity", "title", "body", "opened_at", "response_due", "dedup_key")
 SCHEMA = """
@@ -118,7 +117,7 @@ class Delivery:
 
 
 class TicketLedger:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(SCHEMA + CLIENT_TICKETS, COLUMNS)
 
@@ -242,8 +241,8 @@ class TicketLedger:
 
     def put_client(self, ticket: ClientTicket) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO client_tickets (helpdesk_id, site, subject, opened_at, response_due,"
-            " first_response_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            upsert("client_tickets", ("helpdesk_id", "site", "subject", "opened_at", "response_due",
+                                      "first_response_at", "status"), ("helpdesk_id",)),
             (ticket.helpdesk_id, ticket.site, ticket.subject, ticket.opened_at, ticket.response_due,
              ticket.first_response_at, ticket.status))
 
@@ -270,11 +269,11 @@ class TicketLedger:
             self.db.execute("UPDATE ticket_outbox SET claimed_at = NULL, last_error = ? WHERE seq = ?", (error, seq))
 
 
-def _get(db: sqlite3.Connection, ticket_id: str) -> Ticket:
+def _get(db: Connection, ticket_id: str) -> Ticket:
     return Ticket(*db.execute(f"SELECT {_FIELDS} FROM tickets WHERE id = ?", (ticket_id,)).fetchone())
 
 
-def _queue(db: sqlite3.Connection, ticket: Ticket, event: str) -> None:
+def _queue(db: Connection, ticket: Ticket, event: str) -> None:
     db.execute("INSERT INTO ticket_outbox (ticket_id, event, payload, priority, queued_at) VALUES (?, ?, ?, ?, ?)",
                (ticket.id, event, json.dumps(ticket.public() | {"event": event}),
                 1 if ticket.severity == "emergency" else 0, ticket.updated_at))

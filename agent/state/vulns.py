@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.state.db import Database
+from agent.state.db import Store, upsert
 from inventory.vulnerabilities import Vulnerability
 
 SCHEMA = """
@@ -56,7 +56,7 @@ class FeedState:
 
 
 class VulnerabilityStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         # the software a decision was about: evidence for closing its ticket once the feed's copy,
         # filtered to what the fleet runs, no longer holds the record
@@ -68,8 +68,7 @@ class VulnerabilityStore:
         return FeedState(**json.loads(found[0][0])) if found else None
 
     def save_feed(self, state: FeedState) -> None:
-        self.db.execute("INSERT OR REPLACE INTO vulnerability_feed (one, data) VALUES (1, ?)",
-                        (json.dumps(asdict(state)),))
+        self.db.execute(upsert("vulnerability_feed", ("one", "data"), ("one",), "1, ?"), (json.dumps(asdict(state)),))
 
     def replace(self, records: Iterable[Vulnerability], state: FeedState) -> None:
         """The records of a new good read, all at once: a reader never sees half of two reads."""
@@ -77,17 +76,17 @@ class VulnerabilityStore:
         state.records = len(rows)
         with self.db.transaction() as db:
             db.execute("DELETE FROM vulnerabilities")
-            db.executemany("INSERT OR REPLACE INTO vulnerabilities (id, kind, slug, data) VALUES (?, ?, ?, ?)", rows)
-            db.execute("INSERT OR REPLACE INTO vulnerability_feed (one, data) VALUES (1, ?)",
-                       (json.dumps(asdict(state)),))
+            db.executemany(upsert("vulnerabilities", ("id", "kind", "slug", "data"), ("id", "kind", "slug")), rows)
+            db.execute(upsert("vulnerability_feed", ("one", "data"), ("one",), "1, ?"), (json.dumps(asdict(state)),))
 
     def decide(self, site: str, vid: str, version: str, action: str, at: datetime, software: tuple[str, str]) -> bool:
         """Remember a decision about a vulnerable version of ``software`` (kind, slug); True the
         first time it is made."""
         cursor = self.db.execute(
-            "INSERT OR IGNORE INTO security_decisions (site, id, version, action, decided_at, kind, slug) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", (site, vid, version, action, at.isoformat(), *software))
-        return cursor.rowcount == 1
+            upsert("security_decisions", ("site", "id", "version", "action", "decided_at", "kind", "slug"),
+                   ("site", "id", "version", "action"), keep=True) + " RETURNING 1",
+            (site, vid, version, action, at.isoformat(), *software))
+        return cursor.fetchone() is not None
 
     def decided_software(self, site: str, vid: str) -> list[tuple[str, str]]:
         """(kind, slug) the site's decisions about ``vid`` were about (none for decisions older than

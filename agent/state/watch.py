@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from agent.state.db import Database
+from agent.state.db import Store, upsert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS watch (
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS watch_days (
 CREATE TABLE IF NOT EXISTS watch_tick (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at TEXT NOT NULL,
-    seconds REAL NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
     sites INTEGER NOT NULL
 );
 """
@@ -71,7 +71,7 @@ class LastTick:
 
 
 class WatchBook:
-    def __init__(self, db: Database):
+    def __init__(self, db: Store):
         self.db = db
         db.schema(SCHEMA, COLUMNS)
 
@@ -85,12 +85,12 @@ class WatchBook:
                                                         " OR down_since IS NOT NULL")}
 
     def put(self, seen: Watched) -> None:
-        self.db.execute("INSERT OR REPLACE INTO watch (site, failures, down_since, reason, ticket_id, last_check, ups)"
-                        " VALUES (?, ?, ?, ?, NULL, ?, ?)",
+        self.db.execute(upsert("watch", ("site", "failures", "down_since", "reason", "ticket_id", "last_check", "ups"),
+                               ("site",), "?, ?, ?, ?, NULL, ?, ?"),
                         (seen.site, seen.failures, seen.down_since, seen.reason, seen.last_check, seen.ups))
 
     def ticked(self, tick: LastTick) -> None:
-        self.db.execute("INSERT OR REPLACE INTO watch_tick (id, at, seconds, sites) VALUES (1, ?, ?, ?)",
+        self.db.execute(upsert("watch_tick", ("id", "at", "seconds", "sites"), ("id",), "1, ?, ?, ?"),
                         (tick.at, tick.seconds, tick.sites))
 
     def last_tick(self) -> LastTick | None:
@@ -112,6 +112,11 @@ class WatchBook:
         return [Day(date.fromisoformat(r[0]), r[1], r[2], r[3] // r[4] if r[4] else None) for r in self.db.rows(
             "SELECT day, checks, down, answer_ms, answered FROM watch_days WHERE site = ? AND day BETWEEN ? AND ?"
             " ORDER BY day", (site, first.isoformat(), last.isoformat()))]
+
+    def totals_since(self, first: date) -> dict[str, tuple[int, int]]:
+        """Per site, (checks, checks that failed) from ``first`` on."""
+        return {r[0]: (r[1], r[2]) for r in self.db.rows(
+            "SELECT site, SUM(checks), SUM(down) FROM watch_days WHERE day >= ? GROUP BY site", (first.isoformat(),))}
 
     def down_sites(self) -> dict[str, str]:
         """The sites down now (their failure confirmed), and since when."""
