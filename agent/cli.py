@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+import signal
 import sys
+import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from agent import __version__, checkups, config, daemon, demo, fleet, helpdesks, logs, render, security
+from agent import __version__, checkups, config, daemon, demo, fleet, helpdesks, logs, render, reports, security
 from agent import backups as agent_backups
 from agent import migrate as migration
 from agent.audit import AuditLog, to_csv
@@ -26,7 +29,6 @@ from agent.config import FleetConfig
 from agent.errors import ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
-from agent.state.vulns import as_public
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory import safety
 from inventory.errors import HostileValueError
@@ -34,6 +36,7 @@ from inventory.models import SiteInventory
 
 log = logging.getLogger("wpfleet")
 OK, FAILED, USAGE = 0, 1, 2
+DASHBOARD_DEFAULT = "127.0.0.1:8080"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--site", metavar="NAME", help="the entry to discard")
     journal.add_argument("--reason", metavar="TEXT", help="why (required with discard; kept in the audit log)")
     journal.add_argument("--json", action="store_true")
+    board = commands.add_parser("dashboard", help="serve the read-only dashboard without the daemon")
+    board.add_argument("--listen", metavar="ADDR", help=f"host:port (default: [agent] dashboard, else {DASHBOARD_DEFAULT})")
     status = commands.add_parser("status", help="last round per site, failures, open tickets, next jobs")
     status.add_argument("--json", action="store_true")
     demo_cmd = commands.add_parser("demo", help="a tour of the agent on a demo fleet built on this machine")
@@ -380,11 +385,8 @@ def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
 def cmd_tickets(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     with Services.open(loaded, clock) as services:
-        found = services.tickets.all(open_only=args.open)
+        rows = reports.ticket_rows(services, services.tickets.all(open_only=args.open))
         pending = services.tickets.pending()
-        now, helpdesk = services.clock.now(), services.helpdesk is not None
-    rows = [t.public() | {"helpdesk_id": t.helpdesk_id, "first_response_at": t.first_response_at,
-                          "response": t.response(now, helpdesk)} for t in found]
     if args.json:
         emit_json(rows)
     else:
@@ -456,7 +458,7 @@ def cmd_journal(args: argparse.Namespace, clock: Clock) -> int:
 def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
     with Services.open(loaded, clock) as services:
-        report = status_report(services)
+        report = reports.status_report(services)
     if args.json:
         emit_json(report)
     else:
@@ -464,31 +466,24 @@ def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
     return OK
 
 
-def status_report(services: Services) -> dict[str, Any]:
-    state, now = services.state, services.clock.now()
-    jobs = state.jobs.all()
-    intervals = services.config.agent.intervals
-    down = state.watch.down_sites()
-    tick = state.watch.last_tick()
-    nexts = state.checkups.next_dues()
-    results = state.sites.all()
-    return {
-        "at": now.isoformat(timespec="seconds"),
-        "jobs": [{"job": job, "last_run": jobs[job]["last_run"].isoformat(timespec="seconds") if job in jobs else None,
-                  "status": jobs[job]["status"] if job in jobs else None,
-                  "next_due": (jobs[job]["last_run"] + timedelta(seconds=intervals[job])).isoformat(timespec="seconds")
-                  if job in jobs else now.isoformat(timespec="seconds")}
-                 for job in daemon.JOB_ORDER],
-        "sites": [{"site": s.name, **results.get(s.name, {"last_update": None, "status": None, "error": None,
-                                                          "last_success": None}),
-                   "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
-        "watch": {"last_tick_at": tick.at if tick else None, "tick_seconds": tick.seconds if tick else None,
-                  "sites_checked": tick.sites if tick else None, "down": list(down)},
-        "open_tickets": services.tickets.open_count(),
-        "deliveries_waiting": services.tickets.pending(),
-        "delivery_error": services.state.tickets.last_error(),
-        "vulnerability_feed": as_public(state.vulns.feed(), now) if services.config.vulnerabilities else None,
-    }
+def cmd_dashboard(args: argparse.Namespace, clock: Clock) -> int:
+    """The dashboard without the daemon, until SIGTERM or SIGINT."""
+    from agent.dashboard import Dashboard
+
+    loaded = load_config(args)
+    address = args.listen or loaded.agent.dashboard or DASHBOARD_DEFAULT
+    if args.listen and not re.fullmatch(config.ADDRESS, args.listen):
+        raise UsageError(f"--listen: {args.listen!r} is not host:port")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    board = Dashboard(loaded, clock, address).start()
+    emit(f"dashboard on {board.server.url}/\n")
+    try:
+        stop.wait()
+    finally:
+        board.stop()
+    return OK
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
@@ -508,6 +503,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "status": cmd_status,
     "journal": cmd_journal,
     "demo": cmd_demo,
+    "dashboard": cmd_dashboard,
 }
 
 

@@ -88,6 +88,32 @@ def duration_between(value: object, low: float, high: float, words: str) -> floa
     return parsed
 
 
+ADDRESS = r"^[0-9a-zA-Z.:\[\]-]+:\d{1,5}$"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether "host:port" listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def dashboard_problem(address: str, agent: AgentConfig) -> str | None:
+    """Why the dashboard may not listen on ``address`` with this config (None: it may)."""
+    if is_loopback(address):
+        return None
+    missing = [key for key in ("dashboard_password_env", "dashboard_tls_cert", "dashboard_tls_key")
+               if getattr(agent, key) is None]
+    if missing:
+        return (f"dashboard on {address} is not loopback: it needs {', '.join(missing)} "
+                "(a password over TLS), or listen on 127.0.0.1")
+    return None
+
+
 class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(64, ge=1, le=1024)  # I/O-bound: a site waiting on its host costs the agent no CPU
@@ -112,14 +138,29 @@ class AgentConfig(_Strict):
     watch_confirm_after: float = Field(20.0, ge=0, le=300)
     # pages every health check compares with their baseline taken before the change ("/" is always one)
     health_pages: list[str] = Field(default_factory=lambda: ["/"], min_length=1, max_length=20)
-    metrics: str | None = Field(None, pattern=r"^[0-9a-zA-Z.:\[\]-]+:\d{1,5}$")  # "127.0.0.1:9101"
+    metrics: str | None = Field(None, pattern=ADDRESS)  # "127.0.0.1:9101"
     log_format: Literal["text", "json"] = "text"
+    # the read-only web view (pages, /api/…, /metrics); off when absent. Off loopback: a password and TLS
+    dashboard: str | None = Field(None, pattern=ADDRESS)  # "127.0.0.1:8080"
+    dashboard_password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # HTTP Basic, user "wpfleet"
+    dashboard_tls_cert: Path | None = None
+    dashboard_tls_key: Path | None = None
 
     @field_validator("inventory_interval", "update_interval", "watch_interval", "retention_interval",
                      "checkup_interval", "wporg_ttl", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         return duration_between(value, 1, 31 * 86400, "1 second and 31 days")
+
+    @model_validator(mode="after")
+    def _dashboard_guarded(self) -> AgentConfig:
+        if self.dashboard is not None:
+            problem = dashboard_problem(self.dashboard, self)
+            if problem:
+                raise ValueError(problem)
+        if (self.dashboard_tls_cert is None) != (self.dashboard_tls_key is None):
+            raise ValueError("dashboard_tls_cert and dashboard_tls_key go together")
+        return self
 
     @property
     def intervals(self) -> dict[str, float]:
@@ -545,7 +586,10 @@ def _absolute(config: FleetConfig, base: Path, source: Path | None) -> FleetConf
         if site.ssh else site
         for site in config.sites
     ]
-    agent = config.agent.model_copy(update={"state_dir": local(config.agent.state_dir)})
+    agent = config.agent.model_copy(update={
+        "state_dir": local(config.agent.state_dir),
+        "dashboard_tls_cert": config.agent.dashboard_tls_cert and local(config.agent.dashboard_tls_cert),
+        "dashboard_tls_key": config.agent.dashboard_tls_key and local(config.agent.dashboard_tls_key)})
     tickets = config.tickets
     if tickets.smtp_ca_file is not None:
         tickets = tickets.model_copy(update={"smtp_ca_file": local(tickets.smtp_ca_file)})
@@ -562,6 +606,9 @@ def missing_secrets(config: FleetConfig) -> list[str]:
     for index, site in enumerate(config.sites):
         if site.rest and site.rest.password() is None:
             problems.append(f"sites[{index}].rest.password_env: environment variable {site.rest.password_env} is not set")
+    password = config.agent.dashboard_password_env
+    if config.agent.dashboard and password and password not in os.environ:
+        problems.append(f"agent.dashboard_password_env: environment variable {password} is not set")
     feed = config.vulnerabilities
     if feed is not None and feed.token_env and feed.token_env not in os.environ:
         problems.append(f"vulnerabilities.token_env: environment variable {feed.token_env} is not set")

@@ -33,7 +33,8 @@ from agent.clock import Clock
 from agent.config import FleetConfig
 from agent.errors import AlreadyRunning, Shutdown
 from agent.fleet import abort_all, for_each_site, inventory_and_audit
-from agent.metrics import Metrics, serve
+from agent.metrics import Metrics
+from agent.reports import JOB_ORDER
 from agent.services import Services
 from agent.sessions import ACTIVE, site_session
 from agent.updates import UpdateOptions, reconcile_site, update_fleet, update_site
@@ -42,7 +43,6 @@ from playbooks.errors import LockedError
 from playbooks.lock import SiteLock
 
 log = logging.getLogger(__name__)
-JOB_ORDER = ("watch", "inventory", "update", "retention", "checkup")
 ACTOR = "wpfleet-daemon"
 EXIT_FORCED = 130
 SLACK = 0.5  # seconds: a job ticked a hair early is still due
@@ -126,8 +126,6 @@ class Daemon:
             failed, status = True, "error"
         duration = time.monotonic() - started
         self.services.state.jobs.done(job, began, status if not failed else f"{status}; sites failed", duration)
-        self.metrics.gauge("wpfleet_round_duration_seconds", "job", job, duration)
-        self.metrics.gauge("wpfleet_job_last_run_timestamp_seconds", "job", job, began.timestamp())
         log.info("job %s done in %.1fs%s", job, duration, " (with failures)" if failed else "")
         return failed
 
@@ -142,12 +140,7 @@ class Daemon:
 
     def _watch(self) -> bool:
         tick = watch.watch_fleet(self.services, self.config.sites)
-        probes = tick.probes
-        self.metrics.gauge("wpfleet_watch_tick_seconds", "", "", tick.seconds)
-        for probe in probes:
-            if probe.state != "busy":
-                self.metrics.gauge("wpfleet_site_up", "site", probe.site, 1.0 if probe.state == "up" else 0.0)
-        return self._security() | self._helpdesk() | any(p.state == "down" for p in probes)
+        return self._security() | self._helpdesk() | any(p.state == "down" for p in tick.probes)
 
     def _helpdesk(self) -> bool:
         """Deliveries retried (and emergencies sent to the fallback when the helpdesk cannot take them),
@@ -202,15 +195,11 @@ class Daemon:
         return result.status in ("failed", "rolled_back")
 
     def _record(self, result: Any) -> None:
-        self.services.state.sites.record(result.site, self.clock.now(), result.status, result.error)
         self.metrics.count("wpfleet_updates_total", result.site, len(result.changes))
         if result.status == "rolled_back":
             self.metrics.count("wpfleet_rollbacks_total", result.site)
         if result.status == "failed":
             self.metrics.count("wpfleet_site_failures_total", result.site)
-        if result.status in ("updated", "unchanged"):
-            self.metrics.gauge("wpfleet_site_last_success_timestamp_seconds", "site", result.site,
-                               self.clock.now().timestamp())
 
     def _retention(self) -> bool:
         """Prune each site's host backups (the clauses' keep spared). A busy site waits for the next
@@ -292,11 +281,16 @@ class Daemon:
             return EXIT_FORCED
 
     def serve(self) -> int:
-        self._signals()
-        server = None
+        from agent import dashboard  # aiohttp's server and the templates load only when served
+
+        servers: list[Any] = []
+        if self.config.agent.dashboard:  # first: a refused address stops the start (exit 2) before any work
+            servers.append(dashboard.Dashboard(self.config, self.clock, self.config.agent.dashboard,
+                                               self.metrics).start())
         if self.config.agent.metrics:
-            server = serve(self.config.agent.metrics, self.metrics, self.services.tickets.open_count)
+            servers.append(dashboard.serve_metrics(self.config.agent.metrics, self.metrics, self.services))
             log.info("metrics on http://%s/metrics", self.config.agent.metrics)
+        self._signals()
         watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
         rounds = tuple(job for job in JOB_ORDER if job != "watch")
         self.background = ThreadPoolExecutor(max_workers=self.config.agent.concurrency, thread_name_prefix="security")
@@ -314,8 +308,8 @@ class Daemon:
             self._force_stop()
             return EXIT_FORCED
         finally:
-            if server is not None:
-                server.shutdown()
+            for running in servers:
+                running.stop()
 
     def _watch_loop(self) -> None:
         while not self.stop.is_set():

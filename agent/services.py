@@ -28,6 +28,8 @@ def default_actor() -> str:
 
 def secret_env_names(config: FleetConfig) -> list[str]:
     names = [s.rest.password_env for s in config.sites if s.rest]
+    if config.agent.dashboard_password_env:
+        names.append(config.agent.dashboard_password_env)
     for tickets in (config.tickets, config.tickets.fallback):
         if tickets is not None:
             names += [n for n in (tickets.secret_env, tickets.smtp_user_env, tickets.smtp_password_env,

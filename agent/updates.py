@@ -10,6 +10,7 @@ working). A dry run takes no lock, settles nothing, opens no ticket and writes o
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from agent.fleet import STOPPING_NOW, for_each_site, recent_php, rest_for
 from agent.reconcile import Settlement, settle_site
 from agent.services import Services
 from agent.sessions import Session, site_session
+from inventory import versions
 from inventory.collect import collect
 from inventory.errors import InventoryError, TransportError
 from inventory.models import SiteInventory
@@ -257,6 +259,31 @@ def _step(item: policy.PlanItem, inventory: SiteInventory) -> Step:
     return Step(item.kind, item.name, item.from_version, item.to_version, item.type, newest)
 
 
+def after_changes(inventory: dict[str, Any], changes: list[dict[str, str]]) -> dict[str, Any]:
+    """``inventory`` with ``changes`` made: the new versions, and the offers they took up gone."""
+    after = copy.deepcopy(inventory)
+
+    def met(offer: str | None, installed: str) -> bool:
+        return bool(offer) and versions.sort_key(str(offer)) <= versions.sort_key(installed)
+
+    for change in changes:
+        to = change["to"]
+        if change["kind"] == "core" and after.get("core"):
+            after["core"]["version"] = to
+            after["core"]["updates"] = [u for u in after["core"].get("updates", []) if not met(u.get("version"), to)]
+            continue
+        for ext in after.get(f"{change['kind']}s", []):
+            if ext["name"] in (change["name"], change.get("renamed_from")):
+                ext["name"], ext["version"] = change["name"], to
+                if met(ext.get("update_version"), to):
+                    ext["update_version"] = ext["update_type"] = None
+                if met(ext.get("minor_update_version"), to):
+                    ext["minor_update_version"] = ext["minor_update_type"] = None
+                ext["vulnerabilities"] = [v for v in ext.get("vulnerabilities", [])
+                                          if not v.get("fixed_in") or not met(v["fixed_in"], to)]
+    return after
+
+
 def _change(step: Step, renamed: str | None = None) -> dict[str, str]:
     """The SPEC's change; a component an update moved (hello -> hello-dolly) is named as it is now."""
     change = {"kind": step.kind, "name": renamed or step.name, "from": step.from_version, "to": step.to_version}
@@ -284,6 +311,13 @@ def conclude(services: Services, run: SiteRun) -> SiteUpdate:
         _close_what_is_over(services, run, desk)
     services.audit.append("update_run", site=run.name, result="stopped" if run.stopped else result.status,
                           detail={"run": run.options.run_id, "error": result.error, "changes": result.changes})
+    if result.status == "updated" and result.changes and run.inventory is not None:
+        # each change was checked installed on the host: the site as it is now, until the next inventory
+        services.state.snapshots.save(run.name, services.clock.now(), True,
+                                      after_changes(run.inventory.to_public(), result.changes))
+    # the round records its own result: status and the dashboard agree whoever ran it (daemon or admin)
+    services.state.sites.record(run.name, services.clock.now(), result.status,
+                                result.error and services.redactor.text(result.error))
     return result
 
 

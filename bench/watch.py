@@ -9,8 +9,13 @@ thread's CPU per site, the sites found down, and the peak RSS. With ``--round N`
 while an update round of N stand-in sites behind a loopback sshd (one pending minor each, the
 whole safe path: lock, inventory, backup, update, health) goes on in the same process.
 
+With ``--clients N`` the daemon's dashboard is served from the same process while N people (a
+process of their own) load its pages without pause: the fleet page, a site, the tickets, the audit
+log and the watch page in turn; their page count and answer times are printed after the ticks.
+
     python bench/watch.py --sites 10000
     python bench/watch.py --sites 10000 --round 1000
+    python bench/watch.py --sites 10000 --clients 50
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,6 +56,32 @@ def serve(delay: tuple[float, float], port: multiprocessing.SimpleQueue) -> None
     asyncio.run(web.serve(ready))
 
 
+def readers(base: str, count: int, stop: Any, out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+    """``count`` people loading the dashboard's pages until ``stop``; puts every answer's time."""
+    import asyncio
+
+    import aiohttp
+
+    routes = ("/", "/sites/ok-4242", "/tickets", "/audit", "/watch", "/?sort=uptime", "/?page=50")
+    times: list[float] = []
+
+    async def person(session: aiohttp.ClientSession, n: int) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            async with session.get(base + routes[n % len(routes)]) as answer:
+                await answer.read()
+            times.append(time.monotonic() - started)
+            n += 1
+
+    async def everyone() -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120),
+                                         connector=aiohttp.TCPConnector(limit=count)) as session:
+            await asyncio.gather(*(person(session, n) for n in range(count)))
+
+    asyncio.run(everyone())
+    out.put(times)
+
+
 def names(count: int, hostile_share: float) -> list[str]:
     every = round(1 / hostile_share) if hostile_share else 0
     return [f"{HOSTILE_KINDS[(i // every) % 3]}-{i}" if every and i % every == every - 1 else f"ok-{i}"
@@ -74,6 +106,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="watch_timeout")
     parser.add_argument("--ticks", type=int, default=3)
     parser.add_argument("--round", type=int, default=0, help="stand-in sites updated while the ticks run")
+    parser.add_argument("--clients", type=int, default=0, help="people loading dashboard pages while the ticks run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     context = multiprocessing.get_context("spawn")
@@ -109,6 +142,17 @@ def main() -> int:
             round_thread = threading.Thread(target=work, name="round")
             round_thread.start()
             time.sleep(10)  # the round is in full swing
+        board, reading, answers, stop_reading = None, None, context.SimpleQueue(), context.Event()
+        if args.clients:
+            from agent.dashboard import Dashboard
+            from tests.sshd import free_port
+
+            watch_fleet(services, config.sites)  # a state to show: the pages are then not empty
+            board = Dashboard(config, SystemClock(), f"127.0.0.1:{free_port()}").start()
+            reading = context.Process(target=readers, args=(board.server.url, args.clients, stop_reading, answers),
+                                      daemon=True)
+            reading.start()
+            time.sleep(5)
         try:
             for n in range(args.ticks):
                 before = resource.getrusage(resource.RUSAGE_SELF)
@@ -122,6 +166,13 @@ def main() -> int:
                       f"watch CPU {tick.cpu:.1f} s ({1000 * tick.cpu / args.sites:.2f} ms a site), process CPU "
                       f"{process_cpu:.1f} s; down {down}; peak RSS {after.ru_maxrss / 1024:.0f} MB", flush=True)
         finally:
+            if reading is not None and board is not None:
+                stop_reading.set()
+                times = sorted(answers.get())
+                reading.join()
+                board.stop()
+                print(f"dashboard: {len(times)} pages to {args.clients} people during the ticks, answer p50 "
+                      f"{1000 * times[len(times) // 2]:.0f} ms, p95 {1000 * times[int(0.95 * (len(times) - 1))]:.0f} ms")
             if round_thread is not None:
                 stop.set()
                 round_thread.join()

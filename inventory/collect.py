@@ -202,7 +202,7 @@ def read_rest(rest: RestClient, plugins: list[Extension], rejected: list[str]) -
     listed = rows(rest.plugins(), RestPlugin, "REST plugins", rejected)
     view = RestView(
         name=index.name, url=index.url, home=index.home, namespaces=index.namespaces,
-        plugins=[{"name": p.slug, "status": p.status, "version": p.version} for p in listed],
+        plugins=[{"name": p.slug, "status": p.status, "version": p.version, "title": p.name} for p in listed],
     )
     view.disagreements = _disagreements(plugins, listed)
     return view

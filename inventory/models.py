@@ -111,6 +111,14 @@ class RestPlugin(_SiteData):
     def _version(cls, value: str) -> str:
         return str(_checked(safety.version, value)) if value else ""
 
+    @field_validator("name")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        """Display text only (never part of a command); still, nothing that is not a line of text."""
+        if len(value) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("plugin name is not a short line of text")
+        return value
+
     @property
     def slug(self) -> str:
         """The name WP-CLI gives the same plugin: its folder, or its file for single files."""

@@ -97,6 +97,10 @@ class StandInWeb:
         except Fatal:
             return 500, "text/html; charset=UTF-8", f"<html><body>{CRITICAL}</body></html>"
         route = parse_qs(parts.query).get("rest_route", [None])[0]
+        if rest.rstrip("/") == "wp-json/wp/v2/plugins" or route == "/wp/v2/plugins":
+            listed = [{"plugin": p["file"].removesuffix(".php"), "status": p["status"], "name": p["title"],
+                       "version": p["version"]} for p in site.plugins() if p["status"] in ("active", "inactive")]
+            return 200, "application/json; charset=UTF-8", json.dumps(listed)
         if rest.startswith("wp-json") or route is not None:
             index = {"name": site.option("blogname") or name, "description": "", "url": self.url(name),
                      "home": self.url(name), "namespaces": ["oembed/1.0", "wp/v2", "wp-site-health/v1"],
