@@ -1,9 +1,12 @@
 """The update log for auditors: append-only, each record chained to the one before.
 
-One JSON object per line in ``state_dir/audit.jsonl``. A record's ``hash`` is the SHA-256 of its
+One JSON object per line in ``state_dir/audit.jsonl`` — or, with a shared state, one row per record in
+PostgreSQL's ``audit`` table, holding the same line. A record's ``hash`` is the SHA-256 of its
 canonical JSON (every field but ``hash``, keys sorted), which includes the previous record's
 ``hash``; so changing, removing or reordering any record breaks the chain from there on.
-Records are never rewritten; ``verify`` names the first bad ``seq``.
+Records are never rewritten; ``verify`` names the first bad ``seq``. Concurrent writers (threads,
+processes, agents on other machines) extend the chain one at a time: a file lock, or the shared
+state's one-writer transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, BinaryIO
 
 from agent.clock import Clock
 from agent.secrets import Redactor
+from agent.state.db import Store
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "at", "actor", "site", "action", "detail", "result", "prev_hash", "hash")
@@ -42,40 +46,70 @@ class VerifyResult:
 
 
 class AuditLog:
-    """Appends records; safe across the agent's threads and processes."""
+    """Appends records; safe across the agent's threads and processes (and agents, on a shared state)."""
 
-    def __init__(self, state_dir: Path, clock: Clock, actor: str, redactor: Redactor | None = None):
+    def __init__(self, state_dir: Path, clock: Clock, actor: str, redactor: Redactor | None = None,
+                 db: Store | None = None):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "audit.jsonl"
+        self.db = db if db is not None and db.dialect == "postgresql" else None  # the shared state's table
         self.clock = clock
         self.actor = actor
         self.redactor = redactor or Redactor()
         self._lock = threading.Lock()
 
+    @property
+    def where(self) -> str:
+        return f"{self.db.path} (table audit)" if self.db is not None else str(self.path)
+
+    def mark(self) -> object | None:
+        """Changes whenever the log does (None: cannot tell cheaply, so read it again)."""
+        if self.db is not None:
+            return None
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (stat.st_size, stat.st_mtime_ns)
+
+    def _record(self, last: dict[str, Any] | None, action: str, site: str | None, detail: dict[str, Any],
+                result: str, actor: str | None) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "seq": (last["seq"] + 1) if last else 1,
+            "at": self.clock.now().isoformat(timespec="seconds"),
+            "actor": actor or self.actor,
+            "site": site,
+            "action": action,
+            "detail": detail,
+            "result": result,
+            "prev_hash": last["hash"] if last else GENESIS,
+        }
+        record["hash"] = record_hash(record)
+        return record
+
     def append(self, action: str, *, site: str | None = None, detail: dict[str, Any] | None = None,
                result: str = "ok", actor: str | None = None) -> dict[str, Any]:
         """Add one record; never changes an earlier one."""
         clean_detail = self.redactor.scrub(detail or {})
+        if self.db is not None:
+            with self.db.transaction() as db:  # one writer at a time, across every agent
+                row = db.execute("SELECT line FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                record = self._record(json.loads(row[0]) if row else None, action, site, clean_detail, result, actor)
+                db.execute("INSERT INTO audit (seq, line) VALUES (?, ?)", (record["seq"], line_of(record).decode()))
+            return record
         with self._lock, open(self.path, "a+b") as log:
             fcntl.flock(log, fcntl.LOCK_EX)
-            last = _last_record(log)
-            record: dict[str, Any] = {
-                "seq": (last["seq"] + 1) if last else 1,
-                "at": self.clock.now().isoformat(timespec="seconds"),
-                "actor": actor or self.actor,
-                "site": site,
-                "action": action,
-                "detail": clean_detail,
-                "result": result,
-                "prev_hash": last["hash"] if last else GENESIS,
-            }
-            record["hash"] = record_hash(record)
+            record = self._record(_last_record(log), action, site, clean_detail, result, actor)
             log.seek(0, io.SEEK_END)
-            log.write((json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
+            log.write(line_of(record) + b"\n")
             log.flush()
         return record
 
     def records(self) -> Iterator[dict[str, Any]]:
+        if self.db is not None:
+            for (line,) in self.db.rows("SELECT line FROM audit ORDER BY seq"):
+                yield json.loads(line)
+            return
         if not self.path.exists():
             return
         with open(self.path, encoding="utf-8") as log:
@@ -94,16 +128,18 @@ class AuditLog:
 
     def verify(self) -> VerifyResult:
         """Walk the chain; the first record that does not fit is reported."""
-        if not self.path.exists():
+        if self.db is not None:
+            lines = [line.encode("utf-8") for (line,) in self.db.rows("SELECT line FROM audit ORDER BY seq")]
+        elif not self.path.exists():
             return VerifyResult(True, 0)
-        previous_hash, expected_seq = GENESIS, 1
-        with open(self.path, "rb") as log:
-            data = log.read()
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
         else:
-            return VerifyResult(False, len(lines), len(lines), "the last record is cut off")
+            with open(self.path, "rb") as log:
+                lines = log.read().split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            else:
+                return VerifyResult(False, len(lines), len(lines), "the last record is cut off")
+        previous_hash, expected_seq = GENESIS, 1
         for line in lines:
             try:
                 record = json.loads(line.decode("utf-8"))
@@ -117,11 +153,16 @@ class AuditLog:
                 return VerifyResult(False, expected_seq - 1, expected_seq, "does not follow the previous record")
             if record_hash(record) != record["hash"]:
                 return VerifyResult(False, expected_seq - 1, expected_seq, "content does not match its hash")
-            if json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") != line:
+            if line_of(record) != line:
                 return VerifyResult(False, expected_seq - 1, expected_seq, "record was rewritten")
             previous_hash = record["hash"]
             expected_seq += 1
         return VerifyResult(True, expected_seq - 1)
+
+
+def line_of(record: dict[str, Any]) -> bytes:
+    """A record as its line holds it (and as ``verify`` expects to find it)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _last_record(raw: BinaryIO) -> dict[str, Any] | None:

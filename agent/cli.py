@@ -29,6 +29,8 @@ from agent.config import FleetConfig
 from agent.errors import ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
+from agent.state import State
+from agent.state.db import StateUnavailable
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory import safety
 from inventory.errors import HostileValueError
@@ -115,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--site", metavar="NAME", help="the entry to discard")
     journal.add_argument("--reason", metavar="TEXT", help="why (required with discard; kept in the audit log)")
     journal.add_argument("--json", action="store_true")
+    state = commands.add_parser("state", help="the agent's state: copy an SQLite state into PostgreSQL")
+    state_verbs = state.add_subparsers(dest="verb", parser_class=_Parser, required=True)
+    copy = state_verbs.add_parser("copy", help="copy the SQLite state and audit file into PostgreSQL, verified")
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://[user@]host[:port]/database")
     board = commands.add_parser("dashboard", help="serve the read-only dashboard without the daemon")
     board.add_argument("--listen", metavar="ADDR", help=f"host:port (default: [agent] dashboard, else {DASHBOARD_DEFAULT})")
     status = commands.add_parser("status", help="last round per site, failures, open tickets, next jobs")
@@ -146,6 +152,9 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     except UsageError as exc:
         print(f"wpfleet: {exc}", file=sys.stderr)
         return USAGE
+    except StateUnavailable as exc:
+        print(f"wpfleet: {exc}", file=sys.stderr)
+        return FAILED
 
 
 def load_config(args: argparse.Namespace) -> FleetConfig:
@@ -192,6 +201,16 @@ def online_problems(loaded: FleetConfig) -> tuple[list[str], list[str]]:
             warnings += [f"tickets: {w}" for w in helpdesk.warnings()] if not problems else []
         except (helpdesks.HelpdeskDown, helpdesks.HelpdeskRefused) as exc:
             problems.append(f"tickets: {exc}")
+    if loaded.agent.state_url:
+        from agent.state.db import StateUnavailable
+        from agent.state.postgres import PostgresDatabase
+
+        try:
+            PostgresDatabase(loaded.agent.state_url).close()  # reached, and its schema migrated
+        except (StateUnavailable, OSError) as exc:
+            problems.append(f"agent.state_url: {exc}")
+        except Exception as exc:  # noqa: BLE001 - psycopg's refusals (no such database, no right to create)
+            problems.append(f"agent.state_url: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     feed = loaded.vulnerabilities
     if feed is not None and feed.url is not None:
         try:
@@ -360,7 +379,11 @@ def cmd_vulns(args: argparse.Namespace, clock: Clock) -> int:
 
 def cmd_audit(args: argparse.Namespace, clock: Clock) -> int:
     loaded = load_config(args)
-    audit = AuditLog(loaded.agent.state_dir, clock, "auditor")
+    with State.open(loaded.agent) as state:
+        return _audit(args, AuditLog(loaded.agent.state_dir, clock, "auditor", db=state.db))
+
+
+def _audit(args: argparse.Namespace, audit: AuditLog) -> int:
     if args.verb == "verify":
         verdict = audit.verify()
         if verdict.ok:
@@ -466,6 +489,45 @@ def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
     return OK
 
 
+def cmd_state(args: argparse.Namespace, clock: Clock) -> int:
+    """``state copy --to URL``: this config's SQLite state and audit file into PostgreSQL, verified."""
+    from agent.state.copy import CopyRefused, audit_lines, copy_state
+    from agent.state.db import Database
+    from agent.state.postgres import PostgresDatabase, redacted
+
+    loaded = load_config(args)
+    try:
+        config.AgentConfig(state_url=args.to)
+    except ValueError as exc:
+        raise UsageError(f"--to: {str(exc).splitlines()[-1].strip()}") from None
+    state_file = loaded.agent.state_dir / "wpfleet.db"
+    if not state_file.exists():
+        raise UsageError(f"no SQLite state at {state_file} to copy")
+    source_log = AuditLog(loaded.agent.state_dir, clock, "state-copy")
+    verdict = source_log.verify()
+    if not verdict.ok:
+        emit(f"the audit file is broken at seq {verdict.bad_seq} ({verdict.reason}): nothing copied\n")
+        return FAILED
+    source, target = Database(state_file), PostgresDatabase(args.to)
+    try:
+        copied = copy_state(source, audit_lines(source_log.path), target)
+        chain = AuditLog(loaded.agent.state_dir, clock, "state-copy", db=target).verify()
+    except CopyRefused as exc:
+        emit(f"{exc}\n")
+        return FAILED
+    finally:
+        source.close()
+        target.close()
+    rows = sum(copied.tables.values())
+    emit(f"copied to {redacted(args.to)}: {rows} rows in {len(copied.tables)} tables, {copied.audit_records} audit "
+         f"records\n" + "".join(f"  {t}: {n}\n" for t, n in copied.tables.items() if n))
+    for problem in copied.mismatches:
+        emit(f"MISMATCH {problem}\n")
+    emit(f"verified record by record: {'identical' if copied.ok else 'DIFFERENT'}; audit chain there: "
+         + ("verifies\n" if chain.ok else f"broken at seq {chain.bad_seq}\n"))
+    return OK if copied.ok and chain.ok and chain.records == copied.audit_records else FAILED
+
+
 def cmd_dashboard(args: argparse.Namespace, clock: Clock) -> int:
     """The dashboard without the daemon, until SIGTERM or SIGINT."""
     from agent.dashboard import Dashboard
@@ -504,6 +566,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Clock], int]] = {
     "journal": cmd_journal,
     "demo": cmd_demo,
     "dashboard": cmd_dashboard,
+    "state": cmd_state,
 }
 
 

@@ -145,12 +145,27 @@ class AgentConfig(_Strict):
     dashboard_password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # HTTP Basic, user "wpfleet"
     dashboard_tls_cert: Path | None = None
     dashboard_tls_key: Path | None = None
+    # a PostgreSQL database several agents share (absent: SQLite and files in state_dir, one daemon);
+    # its password comes from PGPASSWORD or ~/.pgpass, never from this file
+    state_url: str | None = None
 
     @field_validator("inventory_interval", "update_interval", "watch_interval", "retention_interval",
                      "checkup_interval", "wporg_ttl", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         return duration_between(value, 1, 31 * 86400, "1 second and 31 days")
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+            raise ValueError("must be postgresql://[user@]host[:port]/database")
+        if parts.password is not None:
+            raise ValueError("holds a password: put it in PGPASSWORD or ~/.pgpass, not in the config")
+        return value
 
     @model_validator(mode="after")
     def _dashboard_guarded(self) -> AgentConfig:

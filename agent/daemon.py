@@ -20,10 +20,12 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -37,6 +39,7 @@ from agent.metrics import Metrics
 from agent.reports import JOB_ORDER
 from agent.services import Services
 from agent.sessions import ACTIVE, site_session
+from agent.state.db import StateUnavailable
 from agent.updates import UpdateOptions, reconcile_site, update_fleet, update_site
 from inventory.errors import InventoryError, TransportError
 from playbooks.errors import LockedError
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 ACTOR = "wpfleet-daemon"
 EXIT_FORCED = 130
 SLACK = 0.5  # seconds: a job ticked a hair early is still due
+HEARTBEAT = 2.0  # seconds between this agent's beats in ``agents``
 LONGEST_NAP = 60.0  # the loop looks again at least this often (a changed clock, a stop)
 
 
@@ -85,6 +89,13 @@ class Daemon:
         self._security_review = security.Reviewer()  # remembers what it saw: a quiet tick is one query
         self._working: dict[str, Any] = {}  # the sites being worked on when the second signal came
         self._helpdesk_run: Future[bool] | None = None
+        self.cluster: Any = None
+        self.agent_id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+        self.lost = False  # the state database did not answer this agent's last beat (a shared state)
+        if self.services.state.shared:  # several agents on one state: the rounds go through the job queue
+            from agent.cluster import Cluster
+
+            self.cluster = Cluster(self)
 
     def close(self) -> None:
         self.services.close()
@@ -114,9 +125,9 @@ class Daemon:
         """How long to sleep before one of ``jobs`` is due."""
         return min(LONGEST_NAP, max(SLACK, min(self.until_due(jobs).values())))
 
-    def run_job(self, job: str) -> bool:
+    def run_job(self, job: str, began: datetime | None = None) -> bool:
         """Run one job; its next run counts from this one's start (a long round does not push it back)."""
-        began = self.clock.now()
+        began = began or self.clock.now()
         started = time.monotonic()
         status = "ok"
         try:
@@ -135,7 +146,7 @@ class Daemon:
     def _update(self) -> bool:
         results = update_fleet(self.services, self.config.sites, UpdateOptions(stop=self.stop))
         for result in results:
-            self._record(result)
+            self.record(result)
         return any(r.status in ("failed", "rolled_back") for r in results)
 
     def _watch(self) -> bool:
@@ -182,7 +193,9 @@ class Daemon:
             log.warning("%s: a security fix is due: %s", site.name, "updating now" if not found.expect else
                         "asking the site and wordpress.org for " + ", ".join(f"{n} {v}" for (_, n), v in
                                                                             sorted(found.expect.items())))
-            if self.background is None:
+            if self.cluster is not None:  # any agent's worker takes it, with the site's lock
+                self.cluster.security_fix(site.name, found.expect)
+            elif self.background is None:
                 failed |= self._security_update(site, found.expect)
             else:
                 self._security_runs[site.name] = self.background.submit(self._security_update, site, found.expect)
@@ -190,11 +203,11 @@ class Daemon:
 
     def _security_update(self, site: Any, expect: dict[tuple[str, str], str]) -> bool:
         result = update_site(self.services, site, UpdateOptions(stop=self.stop, expect=expect))
-        self._record(result)
+        self.record(result)
         self.services.tickets.deliver_pending()
         return result.status in ("failed", "rolled_back")
 
-    def _record(self, result: Any) -> None:
+    def record(self, result: Any) -> None:
         self.metrics.count("wpfleet_updates_total", result.site, len(result.changes))
         if result.status == "rolled_back":
             self.metrics.count("wpfleet_rollbacks_total", result.site)
@@ -274,6 +287,10 @@ class Daemon:
     def once(self) -> int:
         self._signals()
         try:
+            if self.cluster is not None:  # on a shared state: the jobs this agent claims, run here
+                now, intervals = self.clock.now(), self.config.agent.intervals
+                return 1 if any(self.run_job(job, began=now) for job in JOB_ORDER
+                                if self.services.state.jobs.claim(job, now, intervals[job], SLACK)) else 0
             unsettled = self.reconcile_interrupted()
             return 1 if self.run_due() or unsettled else 0
         except Shutdown:
@@ -294,14 +311,21 @@ class Daemon:
         watcher = threading.Thread(target=self._watch_loop, name="watch", daemon=True)
         rounds = tuple(job for job in JOB_ORDER if job != "watch")
         self.background = ThreadPoolExecutor(max_workers=self.config.agent.concurrency, thread_name_prefix="security")
+        self._register()
         try:
             watcher.start()
-            self.reconcile_interrupted()
-            while not self.stop.is_set():
-                self.run_due(rounds)
-                self.stop.wait(self.nap(rounds))
+            if self.cluster is not None:  # the rounds are the job queue's; interrupted sites settle in their jobs
+                self.cluster.start()
+                self.stop.wait()
+                self.cluster.stop()
+            else:
+                self.reconcile_interrupted()
+                while not self.stop.is_set():
+                    self.run_due(rounds)
+                    self.stop.wait(self.nap(rounds))
             watcher.join(self.config.agent.watch_timeout + 5)
             self.background.shutdown(wait=True)  # security fixes under way finish their current step
+            self._unregister()
             log.info("stopped cleanly")
             return 0
         except Shutdown:
@@ -311,10 +335,47 @@ class Daemon:
             for running in servers:
                 running.stop()
 
+    # this agent in ``agents``: who it is and what it does, every HEARTBEAT seconds ------------------
+
+    def _register(self) -> None:
+        self.services.state.agents.register(self.agent_id, socket.gethostname(), os.getpid(), self.clock.now())
+        threading.Thread(target=self._beat, name="agent-heartbeat", daemon=True).start()
+
+    def doing(self) -> str:
+        parts = ["leads the watch"] if self.cluster is None or self.cluster.lead.leads() else []
+        parts += [f"working on {name}" for name in sorted(ACTIVE)]
+        return "; ".join(parts) or "idle"
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT):
+            try:
+                self.services.state.agents.beat(self.agent_id, self.clock.now(), self.doing())
+                if self.lost:
+                    log.warning("the state database answers again")
+                self.lost = False
+            except StateUnavailable as exc:
+                if not self.lost:
+                    log.error("%s: this agent starts no work until it answers", exc)
+                self.lost = True
+
+    def _unregister(self) -> None:
+        try:
+            self.services.state.agents.stopped(self.agent_id, self.clock.now())
+        except StateUnavailable:
+            log.error("could not record this agent's stop: the state database does not answer")
+
     def _watch_loop(self) -> None:
         while not self.stop.is_set():
-            self.run_due(("watch",))
-            self.stop.wait(self.nap(("watch",)))
+            if self.cluster is not None and not self.cluster.lead.held():
+                self.stop.wait(min(self.config.agent.watch_interval, 5.0))  # another agent leads the watch
+                continue
+            try:
+                self.run_due(("watch",))
+                wait = self.nap(("watch",))
+            except StateUnavailable as exc:
+                log.error("watch: %s", exc)
+                wait = 5.0
+            self.stop.wait(wait)
 
     def _signals(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -350,19 +411,24 @@ class Daemon:
 
 def run(config: FleetConfig, clock: Clock, once: bool) -> int:
     """``wpfleet run [--once]``; the exit code."""
-    try:
-        lock = single_instance(config.agent.state_dir)
-    except AlreadyRunning as exc:
-        log.error("wpfleet run: %s", exc)
-        return 1
+    lock = None
+    if not config.agent.state_url:  # a state of its own: one daemon (a shared state admits any number)
+        try:
+            lock = single_instance(config.agent.state_dir)
+        except AlreadyRunning as exc:
+            log.error("wpfleet run: %s", exc)
+            return 1
     daemon = Daemon(config, clock)
     try:
         code = daemon.once() if once else daemon.serve()
     finally:
         daemon.close()
-        lock.close()
-    if code == EXIT_FORCED:
+        if lock is not None:
+            lock.close()
+    if code == EXIT_FORCED or (config.agent.state_url and not once):
+        # worker threads may still be blocked on cut connections (ours, or the database's pools retrying
+        # a database that went away): everything is recorded or left to the journal; leave now
         logging.shutdown()
-        os._exit(EXIT_FORCED)  # worker threads may still be blocked on the cut connections
+        os._exit(code)
     return code
 

@@ -199,8 +199,9 @@ def inventory_and_audit(config: FleetConfig, names: list[str] | None, clock: Clo
     """An inventory run: stored as snapshots and recorded in the audit log."""
     results = inventory_and_store(config, names, clock, wporg)
     failed = [r.site for r in results if not r.ok]
-    AuditLog(config.agent.state_dir, clock, actor).append(
-        "inventory", detail={"sites": len(results), "failed": failed}, result="failed" if failed else "ok")
+    with State.open(config.agent) as state:
+        AuditLog(config.agent.state_dir, clock, actor, db=state.db).append(
+            "inventory", detail={"sites": len(results), "failed": failed}, result="failed" if failed else "ok")
     return results
 
 
@@ -208,7 +209,7 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
                         wporg: WordPressOrg | None = None) -> list[SiteInventory]:
     """Inventory the selected sites and store each result as a snapshot, reporting progress."""
     sites = config.select(names)
-    state = State(config.agent.state_dir)
+    state = State.open(config.agent)
     progress = Progress(total=len(sites))
 
     def done(site: SiteConfig, result: SiteInventory) -> None:

@@ -141,6 +141,8 @@ def status_text(report: dict[str, Any]) -> str:
     lines.append(f"watch: last tick {watched['last_tick_at']}, {watched['tick_seconds']} s over "
                  f"{watched['sites_checked']} sites; down now: {', '.join(watched['down']) or 'none'}"
                  if watched["last_tick_at"] else "watch: no tick yet")
+    lines += [f"agent {a['id']} on {a['host']} (pid {a['pid']}), last heartbeat {a['last_heartbeat']}: {a['doing']}"
+              for a in report.get("agents", [])]
     lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}"
                  + (f" (last error: {report['delivery_error']})" if report.get("delivery_error") else ""))
     feed = report.get("vulnerability_feed")

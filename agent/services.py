@@ -53,10 +53,10 @@ class Services:
 
     @classmethod
     def open(cls, config: FleetConfig, clock: Clock, actor: str | None = None) -> Services:
-        state = State(config.agent.state_dir)
+        state = State.open(config.agent)
         redactor = Redactor(secret_env_names(config))
         who = actor or default_actor()
-        audit = AuditLog(config.agent.state_dir, clock, who, redactor)
+        audit = AuditLog(config.agent.state_dir, clock, who, redactor, state.db)
         helpdesk = helpdesk_for(config.tickets)
         fallback = config.tickets.fallback
         desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir, helpdesk, state.tickets), clock,

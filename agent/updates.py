@@ -62,6 +62,7 @@ class SiteUpdate:
     tickets: list[str] = field(default_factory=list)
     planned: list[dict[str, Any]] = field(default_factory=list)
     reconciled: str | None = None
+    busy: bool = False  # skipped because another run held the site (the job queue tries it again soon)
 
     def public(self) -> dict[str, Any]:
         document = {"site": self.site, "status": self.status, "backup_id": self.backup_id, "changes": self.changes,
@@ -80,6 +81,7 @@ class SiteRun:
     site: SiteConfig
     options: UpdateOptions
     skipped: str | None = None  # not tried, and why
+    busy: bool = False  # not tried: another run holds the site's lock
     reached: bool = False  # the host answered
     settled: Settlement | None = None  # what settling an interrupted run did
     pending_journal: str | None = None  # a dry run found an interrupted run it did not settle
@@ -153,7 +155,7 @@ def _recorded(run: SiteRun, doing: str, failure_prefix: str = "") -> Iterator[No
     try:
         yield
     except LockedError as exc:
-        run.skipped = str(exc)
+        run.skipped, run.busy = str(exc), True
     except TransportError as exc:
         run.lost = str(exc)
         run.stopped = STOPPING_NOW.is_set()  # the agent cut its own connections: nothing to do with the host
@@ -303,7 +305,7 @@ def conclude(services: Services, run: SiteRun) -> SiteUpdate:
     if run.options.dry_run:
         return _conclude_dry_run(services, run, result)
     if run.skipped:
-        result.status, result.error = "skipped", run.skipped
+        result.status, result.error, result.busy = "skipped", run.skipped, run.busy
     else:
         desk = _Desk(services, run, result)
         _settlement(services, run, result, desk)

@@ -82,7 +82,7 @@ class Board:
     _summaries: dict[str, Summary] = field(default_factory=dict)
     _uptime: tuple[float, dict[str, float | None]] | None = None
     _rows: tuple[float, list[dict[str, Any]]] | None = None
-    _verdict: tuple[tuple[int, int], VerifyResult] | None = None
+    _verdict: tuple[object, VerifyResult] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _building: threading.Lock = field(default_factory=threading.Lock)  # one reader works summaries out at a time
 
@@ -305,14 +305,10 @@ class Board:
     def verdict(self) -> dict[str, Any]:
         """The hash chain's verdict, walked again whenever the file changed."""
         log: AuditLog = self.services.audit
-        try:
-            stat = log.path.stat()
-            mark = (stat.st_size, stat.st_mtime_ns)
-        except FileNotFoundError:
-            mark = (0, 0)
+        mark = log.mark()
         with self._lock:
             held = self._verdict
-        if held is None or held[0] != mark:
+        if held is None or mark is None or held[0] != mark:
             held = (mark, log.verify())
             with self._lock:
                 self._verdict = held
@@ -329,7 +325,8 @@ class Board:
                 "sites_checked": tick.sites if tick else None, "interval": self.config.agent.watch_interval,
                 "down": [{"site": name, "since": since, "reason": watched[name].reason if name in watched else "",
                           "ticket": emergencies[name].id if name in emergencies else None}
-                         for name, since in down.items()]}
+                         for name, since in down.items()],
+                "agents": state.agents.all()}
 
     def status(self) -> dict[str, Any]:
         return reports.status_report(self.services)

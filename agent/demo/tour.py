@@ -98,7 +98,7 @@ def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
         tickets = services.tickets.all()
         folder = loaded.agent.state_dir / "checkups" / "demo"
         checked, overview = checkups.write_fleet(services, loaded.sites, None, folder, pdf=True)
-    verdict = AuditLog(loaded.agent.state_dir, clock, "demo").verify()
+    verdict = AuditLog(loaded.agent.state_dir, clock, "demo").verify()  # the demo's state is always SQLite
     return {
         "inventory": [i.to_public() for i in inventories], "plan": [i.public() for i in plan],
         "update": [r.public() for r in results], "tickets": [t.public() for t in tickets],

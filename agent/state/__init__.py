@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agent.state.agents import Agents
 from agent.state.db import Database, Store
 from agent.state.history import History, Jobs, SiteResults
 from agent.state.journal import Journal
@@ -41,6 +42,7 @@ class State:
         self.sites = SiteResults(self.db)
         self.leases = Leases(self.db)
         self.vulns = VulnerabilityStore(self.db)
+        self.agents = Agents(self.db)
 
     @classmethod
     def open(cls, agent: Any) -> State:

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+class StateUnavailable(RuntimeError):
+    """The shared state database cannot be reached: the agent starts no work without it."""
+
+
 class Cursor(Protocol):
     rowcount: int
 

@@ -79,6 +79,17 @@ class Jobs:
         return {r[0]: {"last_run": datetime.fromisoformat(r[1]), "status": r[2], "duration": r[3]}
                 for r in self.db.rows("SELECT job, last_run, status, duration FROM jobs")}
 
+    def claim(self, job: str, now: datetime, interval: float, slack: float) -> bool:
+        """Mark ``job`` started now when it is due; False when it is not (or another agent just did):
+        of several agents asking at once, exactly one gets True."""
+        with self.db.transaction() as db:
+            row = db.execute("SELECT last_run FROM jobs WHERE job = ?", (job,)).fetchone()
+            if row is not None and (now - datetime.fromisoformat(row[0])).total_seconds() < interval - slack:
+                return False
+            db.execute(upsert("jobs", ("job", "last_run", "status", "duration"), ("job",)),
+                       (job, now.isoformat(timespec="seconds"), "queued", 0.0))
+        return True
+
 
 class SiteResults:
     def __init__(self, db: Store):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agent.state import history, journal, leases, snapshots, tickets, vulns, watch
+from agent.state import agents, history, journal, leases, snapshots, tickets, vulns, watch
 
 if TYPE_CHECKING:
     from agent.state.postgres import PostgresDatabase
@@ -18,17 +18,6 @@ AUDIT = """
 CREATE TABLE IF NOT EXISTS audit (
     seq BIGINT PRIMARY KEY,
     line TEXT NOT NULL  -- the record exactly as hashed and as a file line would hold it
-);
-"""
-AGENTS = """
-CREATE TABLE IF NOT EXISTS agents (
-    id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    heartbeat_at TEXT NOT NULL,
-    doing TEXT NOT NULL DEFAULT '',
-    stopped_at TEXT
 );
 """
 
@@ -44,7 +33,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         history.HISTORY, history.JOBS, history.SITE_STATUS, leases.SCHEMA, vulns.SCHEMA,
         _columns(journal.COLUMNS, tickets.COLUMNS, watch.COLUMNS)))),
     (2, "the audit log", AUDIT),
-    (3, "the agents sharing the state", AGENTS),
+    (3, "the agents sharing the state", agents.SCHEMA),
+    (4, "the job queue (procrastinate's own schema)", "procrastinate"),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -62,7 +52,12 @@ def apply(db: PostgresDatabase) -> list[int]:
         for version, description, script in MIGRATIONS:
             if version in done:
                 continue
-            db.run_script(connection, script)
+            if script == "procrastinate":  # its functions hold semicolons: sent whole, as procrastinate does
+                from procrastinate.schema import SchemaManager
+
+                connection.execute(SchemaManager.get_schema())
+            else:
+                db.run_script(connection, script)
             connection.execute("INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
                                (version, description))
             applied.append(version)

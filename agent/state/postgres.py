@@ -21,12 +21,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from agent.state.db import StateUnavailable
+
 WRITE_LOCK = 0x77706631  # "wpf1": the one-writer-at-a-time lock of every transaction
 CONNECT_TIMEOUT = 10.0
-
-
-class StateUnavailable(RuntimeError):
-    """The state database cannot be reached (or refused the work)."""
+# a database that stops answering mid-statement (a partition) is given up within seconds, not TCP's hours
+KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
+             "connect_timeout": 5, "tcp_user_timeout": 15000}
 
 
 @functools.lru_cache(maxsize=512)
@@ -69,7 +70,7 @@ class PostgresDatabase:
 
     def __init__(self, url: str, max_size: int = 16):
         self.url = url
-        self.pool = ConnectionPool(url, min_size=1, max_size=max_size, kwargs={"autocommit": True},
+        self.pool = ConnectionPool(url, min_size=1, max_size=max_size, kwargs={"autocommit": True, **KEEPALIVE},
                                    timeout=CONNECT_TIMEOUT, open=False, name="wpfleet-state",
                                    reconnect_timeout=CONNECT_TIMEOUT)
         try:

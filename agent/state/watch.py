@@ -102,8 +102,8 @@ class WatchBook:
         with self.db.transaction() as db:
             db.executemany(
                 "INSERT INTO watch_days (site, day, checks, down, answer_ms, answered) VALUES (?, ?, 1, ?, ?, ?)"
-                " ON CONFLICT(site, day) DO UPDATE SET checks = checks + 1, down = down + excluded.down,"
-                " answer_ms = answer_ms + excluded.answer_ms, answered = answered + excluded.answered",
+                " ON CONFLICT(site, day) DO UPDATE SET checks = watch_days.checks + 1, down = watch_days.down + excluded.down,"
+                " answer_ms = watch_days.answer_ms + excluded.answer_ms, answered = watch_days.answered + excluded.answered",
                 [(site, day.isoformat(), 0 if up else 1, ms or 0, 1 if ms is not None else 0)
                  for site, up, ms in checks])
 

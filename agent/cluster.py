@@ -1,0 +1,235 @@
+"""Several agents, one fleet (``[agent] state_url``): the rounds on procrastinate, the watch led by one.
+
+Every ``wpfleet run`` on the shared state is the same: it registers in ``agents`` and beats there,
+runs a procrastinate worker, and schedules. Scheduling a round job is a claim in the state (one
+agent wins it, as the job's last run) followed by a procrastinate job; the update round fans out
+into one job per site, each with the site's lock (jobs of one site never overlap) and a queueing
+lock (a site is never queued twice). A job whose worker stopped beating (an agent killed, a machine
+gone) is retried by whichever agent sees it first; the run that takes it settles the site from the
+journal and the host lock's stale heartbeat, as after any crash.
+
+The watch is led by the agent holding a PostgreSQL advisory lock on a connection of its own; the
+lock goes with the leader's session when it dies, and any other agent takes it at its next look
+(one interval). An agent that cannot reach the database drops the lead and fetches no job: it never
+works on a site it cannot prove it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+import psycopg
+from procrastinate.exceptions import AlreadyEnqueued
+
+from agent.state.db import StateUnavailable
+from agent.state.postgres import CONNECT_TIMEOUT, KEEPALIVE
+from agent.updates import UpdateOptions, update_site
+
+if TYPE_CHECKING:
+    from agent.daemon import Daemon
+
+log = logging.getLogger(__name__)
+WATCH_LEADER = 0x77706677  # "wpfw": the advisory lock the watch's leader holds
+HEARTBEAT = 2.0  # seconds between an agent's beats (in ``agents`` and procrastinate's workers)
+STALLED_AFTER = 10.0  # a worker silent this long is gone: its jobs are retried elsewhere
+SCHEDULE_EVERY = 1.0
+ROUNDS = ("inventory", "update", "retention", "checkup")
+BUSY_WAIT = 5  # seconds before a site found busy is tried again
+CUT_OFF_STOP = 5.0
+BUSY_TRIES = 40  # ten minutes of tries; then the next round
+
+
+class WatchLead:
+    """The watch's leadership: a session-level advisory lock on a connection of its own."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def held(self) -> bool:
+        """Whether this agent leads now: it keeps the lead while its session answers, takes it when free."""
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(self.url, autocommit=True, **KEEPALIVE)
+                # the server notices a silent leader's session within seconds, and frees the lock
+                self._connection.execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
+                                         "SET tcp_keepalives_count = 2")
+                self._connection.execute("SET statement_timeout = '5s'")
+                won = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (WATCH_LEADER,)).fetchone()
+                if not (won and won[0]):
+                    self._connection.close()
+                    return False
+                log.warning("this agent now leads the watch")
+                return True
+            self._connection.execute("SELECT 1")
+            return True
+        except psycopg.Error as exc:
+            if self._connection is not None and not self._connection.closed:
+                self._connection.close()
+                log.error("the state database does not answer (%s): this agent no longer leads the watch", exc)
+            self._connection = None
+            return False
+
+    def leads(self) -> bool:
+        return self._connection is not None and not self._connection.closed
+
+    def release(self) -> None:
+        if self._connection is not None and not self._connection.closed:
+            self._connection.close()
+        self._connection = None
+
+
+class Cluster:
+    """This agent's part in the shared fleet: its registration, worker and scheduler."""
+
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
+        self.url = str(daemon.config.agent.state_url)
+        self.id = daemon.agent_id
+        self.lead = WatchLead(self.url)
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+            conninfo=self.url, min_size=1, max_size=4, timeout=CONNECT_TIMEOUT, kwargs=dict(KEEPALIVE)))
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self.job_task = self.app.task(name="wpfleet.job", queue="wpfleet")(self._job)
+        self.site_task = self.app.task(name="wpfleet.site", queue="wpfleet")(self._site)
+        self.thread = threading.Thread(target=self._main, name="cluster", daemon=True)
+
+    @property
+    def lost(self) -> bool:
+        """The state database did not answer this agent's last beat."""
+        return bool(self.daemon.lost)
+
+    # this agent ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+        self._ready.wait(30)
+
+    def stop(self) -> None:
+        """After the jobs under way finished their step; cut off from the database, nothing can be
+        recorded there anyway: the worker gets ``CUT_OFF_STOP`` seconds, then the agent leaves."""
+        while self.thread.is_alive():
+            self.thread.join(CUT_OFF_STOP)
+            if self.daemon.lost:
+                log.error("the state database does not answer: stopping without recording the jobs' ends "
+                          "(they are retried by another agent)")
+                break
+        self.lead.release()
+
+    # the worker and the scheduler, on this thread's event loop ------------------------------------
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        async with self.app.open_async():
+            self._ready.set()
+            worker = asyncio.create_task(self._work())
+            scheduler = asyncio.create_task(self._schedule())
+            await asyncio.to_thread(self.daemon.stop.wait)
+            scheduler.cancel()
+            worker.cancel()  # procrastinate then lets every job under way finish (each finishes its step)
+            await asyncio.gather(worker, scheduler, return_exceptions=True)
+
+    async def _work(self) -> None:
+        config = self.daemon.config.agent
+        while True:
+            try:
+                await self.app.run_worker_async(
+                    queues=["wpfleet"], name=self.id, concurrency=config.concurrency, wait=True,
+                    install_signal_handlers=False, update_heartbeat_interval=HEARTBEAT,
+                    stalled_worker_timeout=STALLED_AFTER, fetch_job_polling_interval=1.0,
+                    delete_jobs="successful", listen_notify=True)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database went away: no job is fetched meanwhile
+                log.error("the job worker stopped (%s); trying again in 5 s", exc)
+                await asyncio.sleep(5)
+
+    async def _schedule(self) -> None:
+        while True:
+            await asyncio.sleep(SCHEDULE_EVERY)
+            if self.lost:
+                continue
+            try:
+                await asyncio.to_thread(self._claim_due)
+                for job in await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
+                    log.warning("job %s (%s) was with an agent that stopped beating: retried here", job.id,
+                                job.task_kwargs)
+                    await self.app.job_manager.retry_job(job)
+            except (StateUnavailable, psycopg.Error, procrastinate.exceptions.ConnectorException) as exc:
+                log.error("scheduling: %s", exc)
+
+    def _claim_due(self) -> None:
+        """Each round job that is due, claimed here (one agent wins it) and queued for any worker."""
+        daemon = self.daemon
+        now = daemon.clock.now()
+        intervals = daemon.config.agent.intervals
+        for job in ROUNDS:
+            if daemon.stop.is_set():
+                return
+            if daemon.services.state.jobs.claim(job, now, intervals[job], 0.5):
+                self.defer(self.job_task, f"job:{job}", f"job:{job}", job=job, claimed_at=now.isoformat())
+
+    def defer(self, task: Any, lock: str, queueing_lock: str, later: int = 0, **kwargs: Any) -> bool:
+        """Queue ``task`` from any thread (``later`` seconds from now); False when the same is already queued."""
+        async def queue() -> bool:
+            try:
+                await task.configure(lock=lock, queueing_lock=queueing_lock,
+                                     schedule_in={"seconds": later} if later else None).defer_async(**kwargs)
+            except AlreadyEnqueued:
+                return False
+            return True
+
+        return self._on_loop(queue())
+
+    def _on_loop(self, work: Coroutine[Any, Any, bool]) -> bool:
+        assert self.loop is not None
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("defer from the cluster's own loop with await")
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(60)
+
+    # the jobs -------------------------------------------------------------------------------------
+
+    def _job(self, job: str, claimed_at: str) -> None:
+        """A round job, on whichever agent's worker took it; the update round becomes one job per site."""
+        daemon = self.daemon
+        began = datetime.fromisoformat(claimed_at)
+        if job == "update":
+            queued = sum(self.defer(self.site_task, f"site:{site.name}", f"update:{site.name}", site=site.name,
+                                    expect=[]) for site in daemon.config.sites)
+            daemon.services.state.jobs.done(job, began, f"ok; {queued} sites queued", 0.0)
+            return
+        daemon.run_job(job, began=began)
+
+    def _site(self, site: str, expect: list[list[str]], tries: int = 0) -> None:
+        """One site's run (an update round's, or a security fix the watch found due)."""
+        daemon = self.daemon
+        if self.lost:
+            raise StateUnavailable("the state database does not answer: this site waits for its retry")
+        found = next((s for s in daemon.config.sites if s.name == site), None)
+        if found is None:
+            log.error("%s: queued but no longer in the config", site)
+            return
+        wanted = {(kind, name): version for kind, name, version in expect}
+        result = update_site(daemon.services, found, UpdateOptions(stop=daemon.stop, expect=wanted))
+        daemon.record(result)
+        daemon.services.tickets.deliver_pending()
+        if result.busy and not daemon.stop.is_set() and tries < BUSY_TRIES:
+            # retention, a restore or another run holds it: the same job again shortly, on any agent
+            log.info("%s: busy (%s); tried again in %d s", site, result.error, BUSY_WAIT)
+            self.defer(self.site_task, f"site:{site}", f"retry:{site}", later=BUSY_WAIT, site=site, expect=expect,
+                       tries=tries + 1)
+
+    def security_fix(self, site: str, expect: dict[tuple[str, str], str]) -> bool:
+        return self.defer(self.site_task, f"site:{site}", f"security:{site}", site=site,
+                          expect=[[kind, name, version] for (kind, name), version in sorted(expect.items())])

@@ -1,0 +1,300 @@
+"""Several agents, one fleet: the state in a real PostgreSQL, real agent processes, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from agent.cli import main
+from agent.clock import FixedClock
+from agent.demo import DemoSite
+from tests import postgres as pg
+from tests import sshd as sshd_mod
+from tests.conftest import Fleet, plugin_version, require
+from tests.test_daemon import ROOT, wait_for
+
+AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+SITES = [DemoSite(f"site{n}", "6.5.3", {"akismet": ("5.3.0", True), "contact-form-7": ("5.9.3", True)})
+         for n in range(6)]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg.Postgres]:
+    require(pg.available(), "PostgreSQL (Debian's postgresql) is not installed")
+    server = pg.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def state_url(postgres: pg.Postgres) -> str:
+    return postgres.new_database()
+
+
+def share(fleet: Fleet, url: str, extra: str = "") -> None:
+    """The fleet on the shared state; support started a month ago (by the real clock the agents run on),
+    so no check-up is due: the tests time the rounds, not WeasyPrint."""
+    started = (date.today() - timedelta(days=30)).isoformat()
+    fleet.config.write_text(re.sub(r'support_start = "[0-9-]+"', f'support_start = "{started}"', fleet.config.read_text())
+                            .replace("settle_seconds = 0", f'settle_seconds = 0\nstate_url = "{url}"\n{extra}', 1))
+
+
+def cli(fleet: Fleet, capsys: pytest.CaptureFixture[str], *args: str, at: datetime = AT) -> tuple[int, Any]:
+    capsys.readouterr()
+    code = main(["--config", str(fleet.config), *args], clock=FixedClock(at))
+    out = capsys.readouterr().out
+    return code, json.loads(out) if "--json" in args else out
+
+
+def sql(postgres: pg.Postgres, url: str, statement: str) -> str:
+    return postgres.sql(statement, url.rsplit("/", 1)[1])
+
+
+def test_the_state_and_the_audit_chain_live_in_postgresql(fleet: Fleet, postgres: pg.Postgres, state_url: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(SITES[0])
+    fleet.add(DemoSite("gone", "6.5.3", {}))
+    fleet.web.down.add("gone")
+    share(fleet, state_url)
+    code, results = cli(fleet, capsys, "update", "--json")
+    assert code == 1 and {r["site"]: r["status"] for r in results} == {"site0": "updated", "gone": "failed"}
+    assert not (fleet.folder / "state/wpfleet.db").exists() and not (fleet.folder / "state/audit.jsonl").exists()
+    # what the commands print comes from the rows
+    assert sql(postgres, state_url, "SELECT status FROM site_status WHERE site = 'site0'") == "updated"
+    opened = sql(postgres, state_url, "SELECT kind FROM tickets WHERE site = 'gone'")
+    assert opened == "site_down"
+    records = int(sql(postgres, state_url, "SELECT count(*) FROM audit"))
+    code, audit = cli(fleet, capsys, "audit", "--json")
+    assert len(audit) == records > 5 and [r["seq"] for r in audit] == list(range(1, records + 1))
+    assert cli(fleet, capsys, "audit", "verify")[1] == f"audit log verifies: {records} records\n"
+    # a row changed by hand is named
+    changed = sql(postgres, state_url, "SELECT min(seq) FROM audit WHERE line LIKE '%\"site0\"%' AND seq > 2")
+    sql(postgres, state_url, f"UPDATE audit SET line = replace(line, '\"site0\"', '\"site9\"') WHERE seq = {changed}")
+    code, said = cli(fleet, capsys, "audit", "verify")
+    assert code == 1 and said == f"audit log broken at seq {changed}: content does not match its hash\n"
+    migrations = sql(postgres, state_url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
+    assert migrations == "1,2,3,4"
+
+
+def test_concurrent_writers_keep_one_chain(fleet: Fleet, postgres: pg.Postgres, state_url: str) -> None:
+    """Four processes append at once: one sequence, every record chained to the one before."""
+    script = ("import sys; from pathlib import Path; from agent.audit import AuditLog; from agent.clock import SystemClock;"
+              "from agent.state import State; s = State(Path(sys.argv[2]), sys.argv[1]);"
+              "log = AuditLog(Path(sys.argv[2]), SystemClock(), sys.argv[3], db=s.db);"
+              "[log.append('test', site='s', detail={'n': n}) for n in range(50)]")
+    writers = [subprocess.Popen([sys.executable, "-c", script, state_url, str(fleet.folder / f"w{n}"), f"writer{n}"],
+                                cwd=ROOT) for n in range(4)]
+    assert [w.wait(120) for w in writers] == [0, 0, 0, 0]
+    assert sql(postgres, state_url, "SELECT count(*), min(seq), max(seq) FROM audit") == "200|1|200"
+    share(fleet, state_url)
+    assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
+    actors = sql(postgres, state_url, "SELECT count(DISTINCT line::json->>'actor') FROM audit")
+    assert actors == "4"
+
+
+def test_state_copy_gives_the_same_tickets_audit_and_status(fleet: Fleet, state_url: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(SITES[0])
+    fleet.add(DemoSite("gone", "6.5.3", {}))
+    fleet.web.down.add("gone")
+    assert main(["--config", str(fleet.config), "run", "--once"], clock=FixedClock(AT)) == 1  # a round, a watch
+    before = {what: cli(fleet, capsys, what, "--json")[1] for what in ("tickets", "audit", "status")}
+    assert before["tickets"] and len(before["audit"]) > 5
+    code, said = cli(fleet, capsys, "state", "copy", "--to", state_url)
+    assert code == 0, said
+    assert "verified record by record: identical; audit chain there: verifies" in said
+    share(fleet, state_url)
+    after = {what: cli(fleet, capsys, what, "--json")[1] for what in ("tickets", "audit", "status")}
+    assert after == before
+    code, said = cli(fleet, capsys, "state", "copy", "--to", state_url)  # never over a state
+    assert code == 1 and "already holds a state" in said
+    assert cli(fleet, capsys, "audit", "--json")[1] == before["audit"]
+
+
+def test_a_password_in_state_url_is_refused(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(SITES[0])
+    share(fleet, "postgresql://wpfleet:hunter2@127.0.0.1/wpfleet")
+    assert main(["--config", str(fleet.config), "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agent.state_url:") and "PGPASSWORD" in err and "hunter2" not in err
+
+
+# real agents ---------------------------------------------------------------------------------------
+
+def start_agent(fleet: Fleet, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    log = open(fleet.folder / f"{name}.log", "a")  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "-m", "agent", "--config", str(fleet.config), "run"], cwd=ROOT,
+                            stdout=log, stderr=log, text=True, env={**os.environ, "WPSIM_SLOW": "4", **(env or {})})
+
+
+def stop_agents(*agents: subprocess.Popen[str]) -> None:
+    for agent in agents:
+        if agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+    for agent in agents:
+        try:
+            agent.wait(90)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+
+
+def statuses(fleet: Fleet) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "agent", "--config", str(fleet.config), "status", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def calls(fleet: Fleet, root: Path, command: str) -> int:
+    return sum(1 for line in fleet.wp_calls(root) if f" {command} " in f" {line} ")
+
+
+@pytest.mark.integration
+def test_two_agents_one_round_every_site_updated_once_every_ticket_sent_once(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, state_url: str) -> None:
+    roots = {spec.name: fleet.add(spec, ssh=sshd) for spec in SITES}
+    fleet.add(DemoSite("gone", "6.5.3", {}), ssh=sshd)
+    fleet.web.down.add("gone")
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\ninventory_interval = 3600\n")
+    agents = [start_agent(fleet, "one"), start_agent(fleet, "two")]
+    try:
+        seen: dict[str, Any] = {}
+
+        def round_done() -> bool:
+            seen.update({s["site"]: s["status"] for s in statuses(fleet)["sites"]})
+            return all(seen.get(spec.name) == "updated" for spec in SITES) and seen.get("gone") == "failed"
+        try:
+            wait_for(round_done, timeout=180, what="the round on both agents")
+        except AssertionError:
+            raise AssertionError(f"the round did not end: {seen}") from None
+        report = statuses(fleet)
+        assert len(report["agents"]) == 2 and {a["pid"] for a in report["agents"]} == {a.pid for a in agents}
+        wait_for(lambda: statuses(fleet)["watch"]["down"] == ["gone"], timeout=30, what="the watch")
+        wait_for(lambda: statuses(fleet)["deliveries_waiting"] == 0, timeout=30, what="the deliveries")
+    finally:
+        stop_agents(*agents)
+    for name, root in roots.items():  # exactly once, as the hosts saw it
+        assert calls(fleet, root, "core update") == 1, name
+        assert calls(fleet, root, "plugin update") == 2, name  # akismet and contact-form-7, once each
+        assert plugin_version(root, "akismet") == "5.4.0"
+    events = [(t["id"], t["event"], t["event_seq"]) for t in fleet.sent_tickets()]
+    opened = [e[0] for e in events if e[1] == "opened"]
+    ledger = subprocess.run([sys.executable, "-m", "agent", "--config", str(fleet.config), "tickets", "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    tickets = json.loads(ledger.stdout)
+    assert sorted(opened) == sorted(t["id"] for t in tickets)  # every ticket reached the sink, once
+    assert {(t["site"], t["kind"]) for t in tickets} >= {("gone", "site_down")}
+    assert len({e[2] for e in events}) == len(events)  # no delivery twice
+    logs = [(fleet.folder / f"{n}.log").read_text() for n in ("one", "two")]
+    assert all("Traceback" not in text for text in logs), logs
+
+
+@pytest.mark.integration
+def test_kill_9_of_the_agent_holding_a_site_the_other_finishes_it(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, state_url: str, postgres: pg.Postgres) -> None:
+    root = fleet.add(SITES[0], ssh=sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow"}})
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\n")
+    agents = {"one": start_agent(fleet, "one"), "two": start_agent(fleet, "two")}
+    try:
+        def holder() -> str | None:
+            if not (root / ".maintenance").exists() or "plugin update contact-form-7" not in fleet.calls.read_text():
+                return None
+            return next((a["pid"] for a in statuses(fleet).get("agents", []) if "working on site0" in a["doing"]),
+                        None)
+        wait_for(lambda: holder() is not None, timeout=120, what="the slow update under way")
+        pid = holder()
+        victim = next(name for name, agent in agents.items() if agent.pid == pid)
+        os.kill(pid, signal.SIGKILL)  # mid-update: the site in maintenance mode, the journal open
+        agents[victim].wait(10)
+
+        def finished() -> bool:
+            sites = {s["site"]: s for s in statuses(fleet).get("sites", [])}
+            return sites.get("site0", {}).get("status") == "updated" and not (root / ".maintenance").exists()
+        wait_for(finished, timeout=180, what="the other agent to settle and finish the site")
+        assert plugin_version(root, "contact-form-7") == "5.9.8" and plugin_version(root, "akismet") == "5.4.0"
+        assert sql(postgres, state_url, "SELECT count(*) FROM journal") == "0"
+        assert requests.get(fleet.web.url("site0"), timeout=10).status_code == 200
+        records = [json.loads(line) for line in sql(postgres, state_url,
+                                                    "SELECT line FROM audit ORDER BY seq").splitlines()]
+        assert any(r["action"] == "reconcile" and r["site"] == "site0" for r in records)
+    finally:
+        stop_agents(*agents.values())
+    assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
+
+
+@pytest.mark.integration
+def test_the_watch_leader_killed_a_down_site_still_gets_its_emergency(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, state_url: str) -> None:
+    fleet.add(SITES[0], ssh=sshd)
+    interval = 3
+    share(fleet, state_url, f"watch_interval = {interval}\nupdate_interval = 3600\n")
+    agents = {"one": start_agent(fleet, "one"), "two": start_agent(fleet, "two")}
+    try:
+        def leader() -> int | None:
+            return next((a["pid"] for a in statuses(fleet).get("agents", []) if "leads the watch" in a["doing"]), None)
+        wait_for(lambda: leader() is not None and statuses(fleet)["watch"]["last_tick_at"] is not None, timeout=60,
+                 what="a leader's first tick")
+        pid = leader()
+        fleet.web.down.add("site0")
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+
+        def emergency() -> bool:
+            return any(t["kind"] == "site_down" and t["event"] == "opened" for t in fleet.sent_tickets())
+        wait_for(emergency, timeout=60, what="the emergency from the new leader")
+        took = time.monotonic() - killed
+        assert took <= 2 * interval + 3, took  # one interval lost at most, then the tick and its confirmation
+        survivor = next(agent for agent in agents.values() if agent.pid != pid)
+        wait_for(lambda: leader() == survivor.pid, timeout=20, what="the survivor named leader")
+    finally:
+        stop_agents(*agents.values())
+
+
+@pytest.mark.integration
+def test_an_agent_cut_off_from_the_database_starts_no_work(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, postgres: pg.Postgres, state_url: str) -> None:
+    """Agent one reaches the database through a relay that is then cut: it gives up the watch and
+    takes no job; agent two leads the watch and does the next round."""
+    root = fleet.add(SITES[0], ssh=sshd)
+    relay = pg.Cut(postgres.port)
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 20\nretention_interval = 3600\n"
+                            "checkup_interval = 3600\ninventory_interval = 3600\n")
+    cut_off = fleet.folder / "one.toml"
+    cut_off.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))
+    one = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(cut_off), "run"], cwd=ROOT,
+                           stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+    agents = [one]
+    try:
+        wait_for(lambda: any("leads the watch" in a["doing"] for a in statuses(fleet).get("agents", [])) and
+                 {s["site"]: s["status"] for s in statuses(fleet)["sites"]}.get("site0") == "updated",
+                 timeout=90, what="agent one leading and its first round")
+        agents.append(start_agent(fleet, "two"))
+        wait_for(lambda: len(statuses(fleet)["agents"]) == 2, timeout=30, what="agent two registered")
+        relay.sever(postgres)
+        severed_at = (fleet.folder / "one.log").stat().st_size
+        fleet.releases("plugins", "akismet", {"5.4.1": {}})  # new work for the next round
+        wait_for(lambda: plugin_version(root, "akismet") == "5.4.1", timeout=120, what="the next round, by agent two")
+        two = agents[1].pid
+        wait_for(lambda: any(a["pid"] == two and "leads the watch" in a["doing"] for a in statuses(fleet)["agents"]),
+                 timeout=60, what="agent two leading the watch")
+        after = (fleet.folder / "one.log").read_text()[severed_at:]
+        assert "starts no work" in after and "Starting job" not in after, after[-3000:]
+        assert one.poll() is None  # it waits for the database, alive
+        stopping = time.monotonic()
+        one.send_signal(signal.SIGTERM)
+        assert one.wait(60) == 0 and time.monotonic() - stopping < 30  # and stops without it
+    finally:
+        stop_agents(*agents)
