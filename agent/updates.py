@@ -261,6 +261,16 @@ def _step(item: policy.PlanItem, inventory: SiteInventory) -> Step:
     return Step(item.kind, item.name, item.from_version, item.to_version, item.type, newest)
 
 
+def _changes_stayed(run: SiteRun, result: SiteUpdate) -> bool:
+    """The run's changes are on the site now: it ended updated, or each failed step was undone alone
+    (a whole-site restore undid the others too)."""
+    if result.status == "updated":
+        return True
+    failures = run.update.failures if run.update is not None else []
+    return result.status == "rolled_back" and all(f.rolled_back and not f.evidence.get("whole_site_restored")
+                                                  for f in failures)
+
+
 def after_changes(inventory: dict[str, Any], changes: list[dict[str, str]]) -> dict[str, Any]:
     """``inventory`` with ``changes`` made: the new versions, and the offers they took up gone."""
     after = copy.deepcopy(inventory)
@@ -313,7 +323,7 @@ def conclude(services: Services, run: SiteRun) -> SiteUpdate:
         _close_what_is_over(services, run, desk)
     services.audit.append("update_run", site=run.name, result="stopped" if run.stopped else result.status,
                           detail={"run": run.options.run_id, "error": result.error, "changes": result.changes})
-    if result.status == "updated" and result.changes and run.inventory is not None:
+    if result.changes and run.inventory is not None and _changes_stayed(run, result):
         # each change was checked installed on the host: the site as it is now, until the next inventory
         services.state.snapshots.save(run.name, services.clock.now(), True,
                                       after_changes(run.inventory.to_public(), result.changes))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
@@ -23,6 +24,7 @@ from agent.dashboard import server
 from agent.dashboard.views import SHOWS, SORTS, Board, FleetQuery
 from agent.metrics import CONTENT_TYPE, Metrics
 
+FRESH = 2.0  # seconds a rendered answer serves everyone asking the same (the views read the state as often)
 PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -107,23 +109,46 @@ class Pages:
         return f"{self.texts['overdue']} {text}" if late else f"{text} {self.texts['left']}"
 
 
-def build(board: Board, metrics: Metrics, password: str | None, workers: int = 8) -> web.Application:
+class Recent:
+    """Answers rendered in the last ``FRESH`` seconds, by path and query: fifty people on the same
+    pages cost one rendering each time the state is read again, not fifty."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[float, str]] = {}
+
+    def get(self, key: str) -> str | None:
+        held = self._held.get(key)
+        return held[1] if held is not None and time.monotonic() - held[0] < FRESH else None
+
+    def put(self, key: str, text: str) -> str:
+        if len(self._held) > 2000:
+            self._held.clear()
+        self._held[key] = (time.monotonic(), text)
+        return text
+
+
+def build(board: Board, metrics: Metrics, password: str | None, workers: int = 4) -> web.Application:
     pages = Pages(board)
+    recent = Recent()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dashboard")
     css = resources.files("agent").joinpath("templates/dashboard/dashboard.css").read_bytes()
 
     async def off_loop(work: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, work)
 
+    async def rendered(request: web.Request, make: Callable[[], str]) -> str:
+        text = recent.get(request.path_qs)
+        return text if text is not None else recent.put(request.path_qs, await off_loop(make))
+
     def page(render: Callable[[web.Request], str]) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
-            return web.Response(text=await off_loop(lambda: render(request)), content_type="text/html")
+            return web.Response(text=await rendered(request, lambda: render(request)), content_type="text/html")
         return handler
 
     def api(read: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
-            document = await off_loop(lambda: read(request))
-            return web.Response(text=json.dumps(document, ensure_ascii=False, indent=2), content_type="application/json")
+            text = await rendered(request, lambda: json.dumps(read(request), ensure_ascii=False, indent=2))
+            return web.Response(text=text, content_type="application/json")
         return handler
 
     def known_site(request: web.Request) -> Any:

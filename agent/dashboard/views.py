@@ -82,6 +82,7 @@ class Board:
     _summaries: dict[str, Summary] = field(default_factory=dict)
     _uptime: tuple[float, dict[str, float | None]] | None = None
     _rows: tuple[float, list[dict[str, Any]]] | None = None
+    _records: tuple[object, list[dict[str, Any]]] | None = None
     _verdict: tuple[object, VerifyResult] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _building: threading.Lock = field(default_factory=threading.Lock)  # one reader works summaries out at a time
@@ -228,7 +229,7 @@ class Board:
         state, today = self.services.state, self.services.today()
         last = state.snapshots.last(site.name)
         row = next(r for r in self.rows() if r["site"] == site.name)
-        trail = self.services.audit.query(site=site.name)
+        trail = self.audit_records(site=site.name)
         known, _ = self._known()
         history = policy.SiteHistory(state.history.major_runs(site.name), state.history.failed_releases(site.name))
         plan = [i.public() for i in policy.plan_site(site, last[1], today, history, False, known)] if last else []
@@ -288,9 +289,21 @@ class Board:
     def audit_records(self, site: str = "", action: str = "", since: date | None = None,
                       until: date | None = None) -> list[dict[str, Any]]:
         """``audit --json``'s records (oldest first), filtered."""
-        return [r for r in self.services.audit.query(site=site or None, since=since)
-                if (not action or r["action"] == action)
+        return [r for r in self._all_records() if (not site or r["site"] == site) and (not action or r["action"] == action)
+                and (since is None or datetime.fromisoformat(r["at"]).date() >= since)
                 and (until is None or datetime.fromisoformat(r["at"]).date() <= until)]
+
+    def _all_records(self) -> list[dict[str, Any]]:
+        """The whole log, read again only when it changed (a file's size and time; a table: always)."""
+        mark = self.services.audit.mark()
+        with self._lock:
+            held = self._records
+        if held is not None and mark is not None and held[0] == mark:
+            return held[1]
+        records = list(self.services.audit.records())
+        with self._lock:
+            self._records = (mark, records)
+        return records
 
     def audit(self, site: str = "", action: str = "", since: date | None = None, until: date | None = None,
               page: int = 1) -> dict[str, Any]:
@@ -300,7 +313,7 @@ class Board:
         page = min(max(1, page), pages)
         return {"verdict": self.verdict(), "matching": len(records), "page": page, "pages": pages,
                 "records": records[(page - 1) * AUDIT_PAGE:page * AUDIT_PAGE],
-                "actions": sorted({r["action"] for r in self.services.audit.records()})}
+                "actions": sorted({r["action"] for r in self._all_records()})}
 
     def verdict(self) -> dict[str, Any]:
         """The hash chain's verdict, walked again whenever the file changed."""
