@@ -208,11 +208,8 @@ class Daemon:
         return result.status in ("failed", "rolled_back")
 
     def record(self, result: Any) -> None:
-        self.metrics.count("wpfleet_updates_total", result.site, len(result.changes))
-        if result.status == "rolled_back":
-            self.metrics.count("wpfleet_rollbacks_total", result.site)
-        if result.status == "failed":
-            self.metrics.count("wpfleet_site_failures_total", result.site)
+        """A site's run ended (its result is in the state and the audit log, written by the run itself)."""
+        log.debug("%s: %s", result.site, result.status)
 
     def _retention(self) -> bool:
         """Prune each site's host backups (the clauses' keep spared). A busy site waits for the next
@@ -302,8 +299,7 @@ class Daemon:
 
         servers: list[Any] = []
         if self.config.agent.dashboard:  # first: a refused address stops the start (exit 2) before any work
-            servers.append(dashboard.Dashboard(self.config, self.clock, self.config.agent.dashboard,
-                                               self.metrics).start())
+            servers.append(dashboard.Beside(self.config, self.config.agent.dashboard).start())
         if self.config.agent.metrics:
             servers.append(dashboard.serve_metrics(self.config.agent.metrics, self.metrics, self.services))
             log.info("metrics on http://%s/metrics", self.config.agent.metrics)

@@ -6,8 +6,9 @@ Series: ``wpfleet_site_last_success_timestamp_seconds{site}``, ``wpfleet_updates
 ``wpfleet_round_duration_seconds{job}``, ``wpfleet_job_last_run_timestamp_seconds{job}``,
 ``wpfleet_site_up{site}``, ``wpfleet_watch_tick_seconds`` and ``wpfleet_open_tickets``.
 
-The three counters are this process's (they start at zero with it); every gauge is read from the
-state when scraped, so the daemon and ``wpfleet dashboard`` report the same values.
+Every series is read when scraped — the gauges from the state, the three counters from the audit
+log (each ``update``, ``rollback`` that rolled back, and failed ``update_run`` record, whoever ran it) —
+so the daemon, ``wpfleet dashboard`` and any agent on a shared state report the same values.
 """
 
 from __future__ import annotations
@@ -15,23 +16,52 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agent.audit import AuditLog
 from agent.state import State
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+COUNTERS = (("wpfleet_updates", "Updates applied, per site."),
+            ("wpfleet_rollbacks", "Updates rolled back, per site."),
+            ("wpfleet_site_failures", "Update rounds that failed, per site."))
 
 
 class StateGauges(Collector):
     """The gauges, as the state holds them at the moment of the scrape."""
 
-    def __init__(self, state: Callable[[], State], sites: Callable[[], list[str]]):
+    def __init__(self, state: Callable[[], State], sites: Callable[[], list[str]], audit: Callable[[], AuditLog]):
         self.state = state
         self.sites = sites
+        self.audit = audit
+        self._counted: tuple[object, dict[str, dict[str, int]]] | None = None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per counter, per site, from the audit log (counted again only when the log changed)."""
+        log = self.audit()
+        mark = log.mark()
+        if self._counted is not None and mark is not None and self._counted[0] == mark:
+            return self._counted[1]
+        found: dict[str, dict[str, int]] = {name: {} for name, _ in COUNTERS}
+        for record in log.records():
+            site, action, result = record["site"], record["action"], record["result"]
+            name = ("wpfleet_updates" if action == "update" else
+                    "wpfleet_rollbacks" if action == "rollback" and result == "rolled_back" else
+                    "wpfleet_site_failures" if action == "update_run" and result == "failed" else None)
+            if name and site:
+                found[name][site] = found[name].get(site, 0) + 1
+        self._counted = (mark, found)
+        return found
 
     def collect(self) -> Iterator[Metric]:
+        counted = self.counts()
+        for name, text in COUNTERS:
+            family = CounterMetricFamily(name, text, labels=["site"])
+            for site, value in sorted(counted[name].items()):
+                family.add_metric([site], value)
+            yield family
         state = self.state()
         last_success = GaugeMetricFamily("wpfleet_site_last_success_timestamp_seconds",
                                          "Last successful update round, per site.", labels=["site"])
@@ -60,26 +90,17 @@ class StateGauges(Collector):
 
 
 class Metrics:
-    """The registry: this process's counters, plus the state's gauges once ``read_state`` is called."""
+    """The registry, reading the state and the audit log once ``read_state`` is called."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.counters = {
-            name: Counter(name, text, ["site"], registry=self.registry) for name, text in (
-                ("wpfleet_updates", "Updates applied, per site."),
-                ("wpfleet_rollbacks", "Updates rolled back, per site."),
-                ("wpfleet_site_failures", "Update rounds that failed, per site."))
-        }
-        self._gauges: StateGauges | None = None
+        self._reader: StateGauges | None = None
 
-    def read_state(self, state: Callable[[], State], sites: Callable[[], list[str]]) -> None:
-        if self._gauges is None:
-            self._gauges = StateGauges(state, sites)
-            self.registry.register(self._gauges)
-
-    def count(self, name: str, site: str, by: float = 1) -> None:
-        """``name`` as exposed (``wpfleet_updates_total``)."""
-        self.counters[name.removesuffix("_total")].labels(site=site).inc(by)
+    def read_state(self, state: Callable[[], State], sites: Callable[[], list[str]],
+                   audit: Callable[[], AuditLog]) -> None:
+        if self._reader is None:
+            self._reader = StateGauges(state, sites, audit)
+            self.registry.register(self._reader)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,8 +9,8 @@ thread's CPU per site, the sites found down, and the peak RSS. With ``--round N`
 while an update round of N stand-in sites behind a loopback sshd (one pending minor each, the
 whole safe path: lock, inventory, backup, update, health) goes on in the same process.
 
-With ``--clients N`` the daemon's dashboard is served from the same process while N people (a
-process of their own) load its pages without pause: the fleet page, a site, the tickets, the audit
+With ``--clients N`` the daemon's dashboard is served as the daemon serves it (a child process on
+the same state) while N people (a process of their own) load its pages without pause: the fleet page, a site, the tickets, the audit
 log and the watch page in turn; their page count and answer times are printed after the ticks.
 
     python bench/watch.py --sites 10000
@@ -144,12 +144,13 @@ def main() -> int:
             time.sleep(10)  # the round is in full swing
         board, reading, answers, stop_reading = None, None, context.SimpleQueue(), context.Event()
         if args.clients:
-            from agent.dashboard import Dashboard
+            from agent.dashboard import Beside
             from tests.sshd import free_port
 
             watch_fleet(services, config.sites)  # a state to show: the pages are then not empty
-            board = Dashboard(config, SystemClock(), f"127.0.0.1:{free_port()}").start()
-            reading = context.Process(target=readers, args=(board.server.url, args.clients, stop_reading, answers),
+            address = f"127.0.0.1:{free_port()}"
+            board = Beside(config, address).start()  # as the daemon serves it: a process of its own
+            reading = context.Process(target=readers, args=(f"http://{address}", args.clients, stop_reading, answers),
                                       daemon=True)
             reading.start()
             time.sleep(5)

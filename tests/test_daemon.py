@@ -339,7 +339,8 @@ def test_metrics_endpoint_serves_the_documented_series(fleet: Fleet, sshd: sshd_
                 body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except requests.RequestException:
                 return False
-            return 'wpfleet_updates_total{site="acme"}' in body
+            return 'wpfleet_updates_total{site="acme"}' in body and \
+                'wpfleet_site_last_success_timestamp_seconds{site="acme"}' in body  # the round ended
         wait_for(ready, timeout=60, what="metrics after the first round")
         body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert body.headers["Content-Type"].startswith("text/plain")

@@ -1,14 +1,21 @@
 """The read-only web view: fleet, site, tickets, audit and watch pages, ``/api/…`` and ``/metrics``.
 
-Served by the daemon when ``[agent] dashboard`` is set, or alone by ``wpfleet dashboard``; either
-way from the same state as every command, through a ``Services`` of its own.
+Served alone by ``wpfleet dashboard``, or for the daemon when ``[agent] dashboard`` is set — then in
+a process of its own that the daemon starts, watches and stops (``Beside``): whoever looks at the
+pages, and however often, never takes a moment from the watch's event loop. Either way it reads the
+same state as every command, through a ``Services`` of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 
 from agent.clock import Clock
 from agent.config import FleetConfig, dashboard_problem
@@ -19,7 +26,7 @@ from agent.errors import UsageError
 from agent.metrics import Metrics
 from agent.services import Services
 
-__all__ = ["Dashboard", "serve_metrics"]
+__all__ = ["Beside", "Dashboard", "serve_metrics"]
 log = logging.getLogger(__name__)
 ACTOR = "wpfleet-dashboard"
 
@@ -43,7 +50,8 @@ class Dashboard:
         self.services = Services.open(config, clock, actor=ACTOR)
         self.board = Board(self.services)
         self.metrics = metrics or Metrics()
-        self.metrics.read_state(lambda: self.services.state, lambda: [s.name for s in config.sites])
+        self.metrics.read_state(lambda: self.services.state, lambda: [s.name for s in config.sites],
+                                lambda: self.services.audit)
         self.server = WebServer(build(self.board, self.metrics, password), address, context)
 
     def start(self) -> Dashboard:
@@ -67,7 +75,80 @@ class Dashboard:
         self.services.close()
 
 
+class Beside:
+    """The daemon's dashboard, in a child process running ``wpfleet dashboard`` on the same config:
+    checked here first (address, password, TLS files: a refusal is the daemon's exit 2), started,
+    started again should it die, stopped with the daemon."""
+
+    def __init__(self, config: FleetConfig, address: str):
+        problem = dashboard_problem(address, config.agent)
+        if problem:
+            raise UsageError(f"agent.dashboard: {problem}")
+        agent = config.agent
+        if agent.dashboard_password_env and not os.environ.get(agent.dashboard_password_env):
+            raise UsageError(f"agent.dashboard_password_env: environment variable {agent.dashboard_password_env}"
+                             " is not set")
+        if agent.dashboard_tls_cert and agent.dashboard_tls_key:
+            tls_context(agent.dashboard_tls_cert, agent.dashboard_tls_key)
+        if config.source is None:
+            raise UsageError("agent.dashboard: the daemon serves its dashboard from its config file")
+        self.argv = [sys.executable, "-m", "agent", "--config", str(config.source), "dashboard", "--listen", address]
+        host, _, port = address.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.child: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> Beside:
+        self._spawn()
+        threading.Thread(target=self._keep, name="dashboard-keeper", daemon=True).start()
+        return self
+
+    def _spawn(self) -> None:
+        self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.child.poll() is not None:
+                raise UsageError(f"agent.dashboard: the dashboard exited with code {self.child.returncode}")
+            try:
+                socket.create_connection((self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1",
+                                          self.port), timeout=1).close()
+                log.info("dashboard on %s:%d (process %d)", self.host, self.port, self.child.pid)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise UsageError(f"agent.dashboard: nothing listens on {self.host}:{self.port} after 30 s")
+
+    def _keep(self) -> None:
+        while not self._stop.wait(5):
+            if self.child is not None and self.child.poll() is not None:
+                log.error("the dashboard exited (code %s): starting it again", self.child.returncode)
+                try:
+                    self._spawn()
+                except UsageError as exc:
+                    log.error("%s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+            try:
+                self.child.wait(10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the daemon dies, however it dies (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def serve_metrics(address: str, metrics: Metrics, services: Services) -> WebServer:
     """``[agent] metrics``: the Prometheus exposition alone, on its own address."""
-    metrics.read_state(lambda: services.state, lambda: [s.name for s in services.config.sites])
+    metrics.read_state(lambda: services.state, lambda: [s.name for s in services.config.sites],
+                       lambda: services.audit)
     return WebServer(metrics_only(metrics), address).start()
