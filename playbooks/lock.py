@@ -61,11 +61,14 @@ def process_table() -> str:
 
 
 def started(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot), None when there is no such process."""
+    """The process's start time (clock ticks since boot), None when there is no such process — or
+    only its zombie (it has ended; its parent has not read its exit status yet)."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return None
     fields = stat.rsplit(")", 1)[-1].split()
+    if fields and fields[0] in ("Z", "X"):
+        return None
     return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
 
 

@@ -144,8 +144,14 @@ def served(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.mark.integration
-def test_the_pages_show_exactly_what_the_state_holds(fleet: Fleet, served: str, browser: Browser,
-                                                      tmp_path: Path) -> None:
+def test_the_pages_and_the_api_show_exactly_what_the_state_holds(fleet: Fleet, served: str, browser: Browser,
+                                                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One daemon serving the dashboard: what a browser renders, and what /api and /metrics answer."""
+    pages_show_what_the_state_holds(fleet, served, browser, tmp_path)
+    api_answers_the_shapes_the_commands_print_and_metrics_parse(fleet, served, capsys)
+
+
+def pages_show_what_the_state_holds(fleet: Fleet, served: str, browser: Browser, tmp_path: Path) -> None:
     state_dir = fleet.folder / "state"
     # the fleet: every site of the config, the down one first; a screenshot that is not blank
     assert browser.shoot(f"{served}/", tmp_path / "fleet.png") > 20
@@ -183,9 +189,8 @@ def test_the_pages_show_exactly_what_the_state_holds(fleet: Fleet, served: str, 
     assert rows(browser.dom(f"{served}/watch"), "down", "data-site").found == ["clinic"]
 
 
-@pytest.mark.integration
-def test_api_answers_the_shapes_the_commands_print_and_metrics_parse(fleet: Fleet, served: str,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def api_answers_the_shapes_the_commands_print_and_metrics_parse(fleet: Fleet, served: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     now = datetime.now(UTC)
     capsys.readouterr()
     assert main(["--config", str(fleet.config), "tickets", "--json"], clock=FixedClock(now)) == 0

@@ -183,3 +183,23 @@ def test_a_run_that_cannot_beat_counts_its_lock_as_lost(tmp_path: Path, monkeypa
         assert held.lost.is_set()  # the run's should_stop: no new step starts
         monkeypatch.undo()
     assert not lock_dir(tmp_path).exists()
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_ended() -> None:
+    """A zombie (killed, its parent has not waited for it yet) holds no lock and no lease."""
+    import signal as signals
+    import subprocess as sub
+    import time as clock
+
+    from playbooks.lock import started
+
+    child = sub.Popen(["sleep", "60"])
+    try:
+        assert started(child.pid) is not None
+        child.send_signal(signals.SIGKILL)
+        deadline = clock.monotonic() + 10
+        while clock.monotonic() < deadline and " Z " not in open(f"/proc/{child.pid}/stat").read():  # noqa: SIM115
+            clock.sleep(0.05)
+        assert started(child.pid) is None  # a zombie now, not yet reaped
+    finally:
+        child.wait()

@@ -27,7 +27,7 @@ from tests.test_daemon import ROOT, wait_for
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
 SITES = [DemoSite(f"site{n}", "6.5.3", {"akismet": ("5.3.0", True), "contact-form-7": ("5.9.3", True)})
-         for n in range(6)]
+         for n in range(4)]
 
 
 @pytest.fixture(scope="session")
@@ -270,7 +270,7 @@ def test_an_agent_cut_off_from_the_database_starts_no_work(
     takes no job; agent two leads the watch and does the next round."""
     root = fleet.add(SITES[0], ssh=sshd)
     relay = pg.Cut(postgres.port)
-    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 20\nretention_interval = 3600\n"
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 10\nretention_interval = 3600\n"
                             "checkup_interval = 3600\ninventory_interval = 3600\n")
     cut_off = fleet.folder / "one.toml"
     cut_off.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.state.db import Store, upsert
+from playbooks.lock import started
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -67,12 +68,5 @@ class Leases:
 
 
 def _gone_here(lease: Lease) -> bool:
-    if lease.host != socket.gethostname():
-        return False
-    try:
-        os.kill(lease.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    """Taken on this machine by a process that has ended (a zombie counts as ended)."""
+    return lease.host == socket.gethostname() and started(lease.pid) is None
