@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -31,22 +32,29 @@ log = logging.getLogger(__name__)
 ACTOR = "wpfleet-dashboard"
 
 
+def admitted(config: FleetConfig, address: str) -> tuple[str | None, ssl.SSLContext | None]:
+    """The password and TLS context the dashboard serves ``address`` with; a ``UsageError`` (exit 2)
+    when the address is refused or the password or certificate cannot be had."""
+    problem = dashboard_problem(address, config.agent)
+    if problem:
+        raise UsageError(f"agent.dashboard: {problem}")
+    agent = config.agent
+    password = None
+    if agent.dashboard_password_env:
+        password = os.environ.get(agent.dashboard_password_env)
+        if not password:
+            raise UsageError(f"agent.dashboard_password_env: environment variable {agent.dashboard_password_env}"
+                             " is not set")
+    context = (tls_context(agent.dashboard_tls_cert, agent.dashboard_tls_key)
+               if agent.dashboard_tls_cert and agent.dashboard_tls_key else None)
+    return password, context
+
+
 class Dashboard:
     """The dashboard on ``address``; ``metrics``: the process's counters (the daemon's, when it serves it)."""
 
     def __init__(self, config: FleetConfig, clock: Clock, address: str, metrics: Metrics | None = None):
-        problem = dashboard_problem(address, config.agent)
-        if problem:
-            raise UsageError(f"agent.dashboard: {problem}")
-        agent = config.agent
-        password = None
-        if agent.dashboard_password_env:
-            password = os.environ.get(agent.dashboard_password_env)
-            if not password:
-                raise UsageError(f"agent.dashboard_password_env: environment variable {agent.dashboard_password_env}"
-                                 " is not set")
-        context = (tls_context(agent.dashboard_tls_cert, agent.dashboard_tls_key)
-                   if agent.dashboard_tls_cert and agent.dashboard_tls_key else None)
+        password, context = admitted(config, address)
         self.services = Services.open(config, clock, actor=ACTOR)
         self.board = Board(self.services)
         self.metrics = metrics or Metrics()
@@ -81,15 +89,7 @@ class Beside:
     started again should it die, stopped with the daemon."""
 
     def __init__(self, config: FleetConfig, address: str):
-        problem = dashboard_problem(address, config.agent)
-        if problem:
-            raise UsageError(f"agent.dashboard: {problem}")
-        agent = config.agent
-        if agent.dashboard_password_env and not os.environ.get(agent.dashboard_password_env):
-            raise UsageError(f"agent.dashboard_password_env: environment variable {agent.dashboard_password_env}"
-                             " is not set")
-        if agent.dashboard_tls_cert and agent.dashboard_tls_key:
-            tls_context(agent.dashboard_tls_cert, agent.dashboard_tls_key)
+        admitted(config, address)  # a refusal is the daemon's, before any child starts
         if config.source is None:
             raise UsageError("agent.dashboard: the daemon serves its dashboard from its config file")
         self.argv = [sys.executable, "-m", "agent", "--config", str(config.source), "dashboard", "--listen", address]
