@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import psycopg
+import psycopg_pool
 from procrastinate.exceptions import AlreadyEnqueued
 
 from agent.state.db import StateUnavailable
@@ -43,6 +44,40 @@ ROUNDS = ("inventory", "update", "retention", "checkup")
 BUSY_WAIT = 5  # seconds before a site found busy is tried again
 CUT_OFF_STOP = 5.0
 BUSY_TRIES = 40  # ten minutes of tries; then the next round
+
+
+def _unanswered(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) is the state database not answering."""
+    while exc is not None:
+        if isinstance(exc, (StateUnavailable, psycopg.OperationalError, psycopg_pool.PoolTimeout)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class OneLine(logging.Filter):
+    """The database not answering is said in one line, not a traceback: it is the network's trouble,
+    named by the agent's own error line, and it repeats every few seconds while it lasts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and _unanswered(record.exc_info[1]):
+            record.msg = f"{record.getMessage()} ({record.exc_info[1]!s:.200})".replace("\n", " ")
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+async def take_over(app: procrastinate.App, job: procrastinate.jobs.Job) -> None:
+    """A job whose agent stopped beating: queued again, or ended when the same work already waits
+    (its queueing lock is taken by a job queued since) — left ``doing``, it would hold its site's
+    lock for ever and the waiting job would never start."""
+    try:
+        await app.job_manager.retry_job(job)
+    except procrastinate.exceptions.UniqueViolation:
+        await app.job_manager.finish_job(job, procrastinate.jobs.Status.FAILED, delete_job=False)
+        log.warning("job %s (%s) was with an agent that stopped beating; the same job waits in the queue "
+                    "since: this one is ended", job.id, job.task_kwargs)
+        return
+    log.warning("job %s (%s) was with an agent that stopped beating: retried here", job.id, job.task_kwargs)
 
 
 class WatchLead:
@@ -100,6 +135,8 @@ class Cluster:
         self.job_task = self.app.task(name="wpfleet.job", queue="wpfleet")(self._job)
         self.site_task = self.app.task(name="wpfleet.site", queue="wpfleet")(self._site)
         self.thread = threading.Thread(target=self._main, name="cluster", daemon=True)
+        for name in ("procrastinate.worker", f"procrastinate.worker.{self.id}", "procrastinate.utils", "asyncio"):
+            logging.getLogger(name).addFilter(OneLine())
 
     @property
     def lost(self) -> bool:
@@ -163,9 +200,7 @@ class Cluster:
             try:
                 await asyncio.to_thread(self._claim_due)
                 for job in await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
-                    log.warning("job %s (%s) was with an agent that stopped beating: retried here", job.id,
-                                job.task_kwargs)
-                    await self.app.job_manager.retry_job(job)
+                    await take_over(self.app, job)
             except (StateUnavailable, psycopg.Error, procrastinate.exceptions.ConnectorException) as exc:
                 log.error("scheduling: %s", exc)
 
@@ -221,7 +256,13 @@ class Cluster:
             log.error("%s: queued but no longer in the config", site)
             return
         wanted = {(kind, name): version for kind, name, version in expect}
-        result = update_site(daemon.services, found, UpdateOptions(stop=daemon.stop, expect=wanted))
+        try:
+            result = update_site(daemon.services, found, UpdateOptions(stop=daemon.stop, expect=wanted))
+        except StateUnavailable as exc:
+            log.error("%s: %s; the run stopped where it was, and the site is settled by whichever agent "
+                      "takes the job again", site, exc)
+            raise
+
         daemon.record(result)
         daemon.services.tickets.deliver_pending()
         if result.busy and not daemon.stop.is_set() and tries < BUSY_TRIES:

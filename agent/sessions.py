@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,11 @@ from typing import NamedTuple
 from agent.config import SiteConfig
 from agent.fleet import transport_for
 from agent.services import Services
+from agent.state.db import StateUnavailable
 from playbooks.lock import SiteLock, site_lock
 from playbooks.site import SiteHandle
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,7 +59,18 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
             yield Session(handle, run_id, None)
             return
         leases = services.state.leases
-        with site_lock(handle, run_id, on_beat=lambda: leases.beat(site.name, run_id, services.clock.now())) as held:
+        unrecorded: list[str] = []
+
+        def beat() -> None:
+            if unrecorded:  # each try waits for the database: the host's lock must not wait with it
+                return
+            try:
+                leases.beat(site.name, run_id, services.clock.now())
+            except StateUnavailable as exc:  # the host's lock is what holds the site: it keeps beating
+                unrecorded.append(str(exc))
+                log.warning("%s: the lease's heartbeat is no longer recorded: %s", site.name, exc)
+
+        with site_lock(handle, run_id, on_beat=beat) as held:
             leases.hold(site.name, run_id, services.clock.now())
             ACTIVE[site.name] = Held(run_id, held.token)
             try:

@@ -27,6 +27,7 @@ from agent.fleet import STOPPING_NOW, for_each_site, recent_php, rest_for
 from agent.reconcile import Settlement, settle_site
 from agent.services import Services
 from agent.sessions import Session, site_session
+from agent.state.db import StateUnavailable
 from inventory import versions
 from inventory.collect import collect
 from inventory.errors import InventoryError, TransportError
@@ -161,6 +162,8 @@ def _recorded(run: SiteRun, doing: str, failure_prefix: str = "") -> Iterator[No
         run.stopped = STOPPING_NOW.is_set()  # the agent cut its own connections: nothing to do with the host
     except InventoryError as exc:
         run.failure = f"{failure_prefix}{exc}"
+    except StateUnavailable:
+        raise  # not the site's trouble: nothing can be recorded, the run is left to be settled
     except Exception as exc:  # noqa: BLE001 - a bug must still end in a ticket, an audit record and a log line
         log.error("%s: internal error in %s", run.name, doing, exc_info=exc)
         run.crash = _crash_text(exc)

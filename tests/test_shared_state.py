@@ -235,6 +235,43 @@ def test_kill_9_of_the_agent_holding_a_site_the_other_finishes_it(
     assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
 
 
+def test_a_dead_agents_job_gives_way_to_the_same_job_queued_since(postgres: pg.Postgres, state_url: str) -> None:
+    """An agent died holding site0's update job; the next round queued site0's update again (the
+    queueing lock is free while a job runs). Taking the dead agent's job over must not leave it
+    holding the site's lock: the waiting job is the one that runs."""
+    import asyncio
+
+    import procrastinate
+
+    from agent.cluster import take_over
+    from agent.state.postgres import PostgresDatabase
+
+    PostgresDatabase(state_url).close()  # the agent's migrations: procrastinate's schema with them
+
+    async def scenario() -> tuple[int, int | None, list[int]]:
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=state_url))
+        task = app.task(name="wpfleet.site", queue="wpfleet")(lambda site: None)
+        async with app.open_async():
+            site0 = task.configure(lock="site:site0", queueing_lock="update:site0")
+            first = await site0.defer_async(site="site0")
+            dead = await app.job_manager.register_worker()
+            held = await app.job_manager.fetch_job(["wpfleet"], dead)
+            assert held is not None and held.id == first
+            waiting = await site0.defer_async(site="site0")  # the next round's
+            sql(postgres, state_url, f"UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 minute' "
+                                     f"WHERE id = {dead}")
+            stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=10))
+            for job in stalled:
+                await take_over(app, job)
+            alive = await app.job_manager.register_worker()
+            taken = await app.job_manager.fetch_job(["wpfleet"], alive)
+            return waiting, taken.id if taken else None, [job.id for job in stalled]
+
+    waiting, taken, stalled = asyncio.run(scenario())
+    assert stalled == [waiting - 1] and taken == waiting
+    assert sql(postgres, state_url, f"SELECT status FROM procrastinate_jobs WHERE id = {waiting - 1}") == "failed"
+
+
 @pytest.mark.integration
 def test_the_watch_leader_killed_a_down_site_still_gets_its_emergency(
         fleet: Fleet, sshd: sshd_mod.SSHServer, state_url: str) -> None:
@@ -264,11 +301,13 @@ def test_the_watch_leader_killed_a_down_site_still_gets_its_emergency(
 
 
 @pytest.mark.integration
-def test_an_agent_cut_off_from_the_database_starts_no_work(
+def test_an_agent_cut_off_from_the_database_mid_update_starts_no_work(
         fleet: Fleet, sshd: sshd_mod.SSHServer, postgres: pg.Postgres, state_url: str) -> None:
-    """Agent one reaches the database through a relay that is then cut: it gives up the watch and
-    takes no job; agent two leads the watch and does the next round."""
+    """Agent one reaches the database through a relay that is cut while it is updating a site: it
+    takes no further step and no job, gives up the watch; agent two takes the site's job over (with
+    the next round's job for the same site already queued), settles the site and finishes it."""
     root = fleet.add(SITES[0], ssh=sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow", "slow_seconds": 12}})
     relay = pg.Cut(postgres.port)
     share(fleet, state_url, "watch_interval = 2\nupdate_interval = 10\nretention_interval = 3600\n"
                             "checkup_interval = 3600\ninventory_interval = 3600\n")
@@ -278,17 +317,21 @@ def test_an_agent_cut_off_from_the_database_starts_no_work(
                            stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
     agents = [one]
     try:
-        wait_for(lambda: any("leads the watch" in a["doing"] for a in statuses(fleet).get("agents", [])) and
-                 {s["site"]: s["status"] for s in statuses(fleet)["sites"]}.get("site0") == "updated",
-                 timeout=90, what="agent one leading and its first round")
+        wait_for(lambda: (root / ".maintenance").exists() and "plugin update contact-form-7" in fleet.calls.read_text(),
+                 timeout=90, what="agent one's slow update under way")
         agents.append(start_agent(fleet, "two"))
         wait_for(lambda: len(statuses(fleet)["agents"]) == 2, timeout=30, what="agent two registered")
+        assert (root / ".maintenance").exists()  # agent one is still inside the update's step
         relay.sever(postgres)
         severed_at = (fleet.folder / "one.log").stat().st_size
-        before = {x["site"]: x["last_update"] for x in statuses(fleet)["sites"]}["site0"]
-        wait_for(lambda: {x["site"]: x["last_update"] for x in statuses(fleet)["sites"]}["site0"] != before,
-                 timeout=120, what="the next round, by agent two")  # recorded by the round itself
-        assert plugin_version(root, "akismet") == "5.4.0"
+
+        def finished() -> bool:
+            site = {x["site"]: x for x in statuses(fleet)["sites"]}["site0"]
+            return site["status"] == "updated" and not (root / ".maintenance").exists()
+        wait_for(finished, timeout=120, what="agent two to settle and finish the site")
+        assert plugin_version(root, "contact-form-7") == "5.9.8" and plugin_version(root, "akismet") == "5.4.0"
+        assert sql(postgres, state_url, "SELECT count(*) FROM journal") == "0"
+        assert requests.get(fleet.web.url("site0"), timeout=10).status_code == 200
         two = agents[1].pid
         wait_for(lambda: any(a["pid"] == two and "leads the watch" in a["doing"] for a in statuses(fleet)["agents"]),
                  timeout=60, what="agent two leading the watch")
@@ -296,6 +339,7 @@ def test_an_agent_cut_off_from_the_database_starts_no_work(
                  what="agent one to find the database gone")  # its beat gives up after the pool's 10 s
         after = (fleet.folder / "one.log").read_text()[severed_at:]
         assert "Starting job" not in after, after[-3000:]
+        assert "Traceback" not in after.split("SIGTERM")[0], after[-3000:]  # one line says why the run stopped
         assert one.poll() is None  # it waits for the database, alive
         stopping = time.monotonic()
         one.send_signal(signal.SIGTERM)
