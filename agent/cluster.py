@@ -81,43 +81,47 @@ async def take_over(app: procrastinate.App, job: procrastinate.jobs.Job) -> None
 
 
 class WatchLead:
-    """The watch's leadership: a session-level advisory lock on a connection of its own."""
+    """The watch's leadership: a session-level advisory lock on a connection of its own. An agent
+    that does not lead keeps its connection and asks again at each look."""
+
+    LOOK = 1.0  # seconds between a standby agent's looks at whether the lead is free
 
     def __init__(self, url: str):
         self.url = url
         self._connection: psycopg.Connection[Any] | None = None
+        self._leading = False
 
     def held(self) -> bool:
         """Whether this agent leads now: it keeps the lead while its session answers, takes it when free."""
         try:
             if self._connection is None or self._connection.closed:
+                self._leading = False
                 self._connection = psycopg.connect(self.url, autocommit=True, **KEEPALIVE)
                 # the server notices a silent leader's session within seconds, and frees the lock
                 self._connection.execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
                                          "SET tcp_keepalives_count = 2")
                 self._connection.execute("SET statement_timeout = '5s'")
-                won = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (WATCH_LEADER,)).fetchone()
-                if not (won and won[0]):
-                    self._connection.close()
-                    return False
-                log.warning("this agent now leads the watch")
+            if self._leading:
+                self._connection.execute("SELECT 1")
                 return True
-            self._connection.execute("SELECT 1")
-            return True
+            won = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (WATCH_LEADER,)).fetchone()
+            if won and won[0]:
+                self._leading = True
+                log.warning("this agent now leads the watch")
+            return self._leading
         except psycopg.Error as exc:
-            if self._connection is not None and not self._connection.closed:
-                self._connection.close()
+            if self._leading:
                 log.error("the state database does not answer (%s): this agent no longer leads the watch", exc)
-            self._connection = None
+            self.release()
             return False
 
     def leads(self) -> bool:
-        return self._connection is not None and not self._connection.closed
+        return self._leading and self._connection is not None and not self._connection.closed
 
     def release(self) -> None:
         if self._connection is not None and not self._connection.closed:
             self._connection.close()
-        self._connection = None
+        self._connection, self._leading = None, False
 
 
 class Cluster:

@@ -363,7 +363,7 @@ class Daemon:
     def _watch_loop(self) -> None:
         while not self.stop.is_set():
             if self.cluster is not None and not self.cluster.lead.held():
-                self.stop.wait(min(self.config.agent.watch_interval, 5.0))  # another agent leads the watch
+                self.stop.wait(min(self.config.agent.watch_interval, self.cluster.lead.LOOK))  # another agent leads the watch
                 continue
             try:
                 self.run_due(("watch",))

@@ -282,6 +282,9 @@ def test_the_watch_leader_killed_a_down_site_still_gets_its_emergency(
     try:
         def leader() -> int | None:
             return next((a["pid"] for a in statuses(fleet).get("agents", []) if "leads the watch" in a["doing"]), None)
+        # the first start's round done: a run holding the site when it goes down would make it "busy"
+        wait_for(lambda: {s["site"]: s["status"] for s in statuses(fleet)["sites"]}.get("site0") == "updated",
+                 timeout=60, what="the first round")
         wait_for(lambda: leader() is not None and statuses(fleet)["watch"]["last_tick_at"] is not None, timeout=60,
                  what="a leader's first tick")
         pid = leader()
