@@ -13,16 +13,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import jdatetime
 import pygal
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pygal.style import Style
 
+from agent import persian
 from agent.checkup import ADVICE, LABELS, Report
+from agent.persian import jalali
 
 _SCRIPT = re.compile(r"<script.*?</script>", re.DOTALL)
 log = logging.getLogger(__name__)
-PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 CHART_STYLE = Style(background="white", plot_background="white", colors=("#2271b1", "#d63638", "#00a32a"),
                     font_family="DejaVu Sans, sans-serif")
 
@@ -85,10 +85,6 @@ FA: dict[str, Any] = {
 TEXTS = {"en": EN, "fa": FA}
 
 
-def jalali(day: date) -> str:
-    return str(jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d"))
-
-
 @dataclass
 class Pages:
     lang: str
@@ -98,8 +94,7 @@ class Pages:
         return TEXTS[self.lang]
 
     def number(self, value: object) -> str:
-        text = str(value)
-        return text.translate(PERSIAN_DIGITS) if self.lang == "fa" else text
+        return persian.number(value, self.lang)
 
     def day(self, iso: str) -> str:
         """A date as the reader reads it: Persian shows the Jalali date beside the Gregorian one."""

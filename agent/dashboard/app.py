@@ -16,16 +16,15 @@ from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
-import jdatetime
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from agent import persian
 from agent.dashboard import server
 from agent.dashboard.views import SHOWS, SORTS, Board, FleetQuery
 from agent.metrics import CONTENT_TYPE, Metrics
 
 FRESH = 2.0  # seconds a rendered answer serves everyone asking the same (the views read the state as often)
-PERSIAN_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "dir": "ltr", "fleet": "Fleet", "tickets": "Tickets", "audit": "Audit log", "watch": "Watch",
@@ -83,8 +82,7 @@ class Pages:
         return self.env.get_template(template).render(t=self.texts, lang=self.lang, **values)
 
     def number(self, value: object) -> str:
-        text = str(value)
-        return text.translate(PERSIAN_DIGITS) if self.lang == "fa" else text
+        return persian.number(value, self.lang)
 
     def when(self, stamp: str | None) -> str:
         """An ISO time (or date) as the agency reads it: local time, and the Jalali date beside in Persian."""
@@ -97,7 +95,7 @@ class Pages:
             moment = datetime.fromisoformat(stamp).astimezone(self.board.config.agent.zone)
             day, shown = moment.date(), moment.strftime("%Y-%m-%d %H:%M")
         if self.lang == "fa":
-            shown += " (" + self.number(jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d")) + ")"
+            shown += " (" + self.number(persian.jalali(day)) + ")"
         return shown
 
     def left(self, minutes: int | None) -> str:
