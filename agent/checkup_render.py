@@ -19,7 +19,6 @@ from pygal.style import Style
 
 from agent import persian
 from agent.checkup import ADVICE, LABELS, Report
-from agent.persian import jalali
 
 _SCRIPT = re.compile(r"<script.*?</script>", re.DOTALL)
 log = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ class Pages:
         """A date as the reader reads it: Persian shows the Jalali date beside the Gregorian one."""
         if self.lang != "fa":
             return iso
-        return f"{self.number(jalali(date.fromisoformat(iso)))} ({self.number(iso)})"
+        return f"{self.number(persian.jalali(date.fromisoformat(iso)))} ({self.number(iso)})"
 
     def environment(self) -> Environment:
         env = Environment(loader=PackageLoader("agent", "templates"), autoescape=select_autoescape(["j2", "html"]))
@@ -118,7 +117,7 @@ class Pages:
 
     def charts(self, report: Report) -> dict[str, str]:
         days = report.days
-        labels = [self.day(d["day"]) if self.lang != "fa" else self.number(jalali(date.fromisoformat(d["day"])))
+        labels = [self.day(d["day"]) if self.lang != "fa" else self.number(persian.jalali(date.fromisoformat(d["day"])))
                   for d in days]
         uptime = self._chart(pygal.Bar, self.texts["chart_uptime"], labels, range_=(0, 100))
         uptime.add(self.texts["uptime"], [d["percent"] for d in days])

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import psycopg
-import psycopg_pool
 from procrastinate.exceptions import AlreadyEnqueued
 
 from agent.state.db import StateUnavailable
-from agent.state.postgres import CONNECT_TIMEOUT, KEEPALIVE
+from agent.state.postgres import CONNECT_TIMEOUT, KEEPALIVE, UNANSWERED
 from agent.updates import UpdateOptions, update_site
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ BUSY_TRIES = 40  # ten minutes of tries; then the next round
 def _unanswered(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or what caused it) is the state database not answering."""
     while exc is not None:
-        if isinstance(exc, (StateUnavailable, psycopg.OperationalError, psycopg_pool.PoolTimeout)):
+        if isinstance(exc, (StateUnavailable, *UNANSWERED)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -64,6 +63,9 @@ class OneLine(logging.Filter):
             record.msg = f"{record.getMessage()} ({record.exc_info[1]!s:.200})".replace("\n", " ")
             record.args, record.exc_info, record.exc_text = None, None, None
         return True
+
+
+ONE_LINE = OneLine()
 
 
 async def take_over(app: procrastinate.App, job: procrastinate.jobs.Job) -> None:
@@ -140,7 +142,7 @@ class Cluster:
         self.site_task = self.app.task(name="wpfleet.site", queue="wpfleet")(self._site)
         self.thread = threading.Thread(target=self._main, name="cluster", daemon=True)
         for name in ("procrastinate.worker", f"procrastinate.worker.{self.id}", "procrastinate.utils", "asyncio"):
-            logging.getLogger(name).addFilter(OneLine())
+            logging.getLogger(name).addFilter(ONE_LINE)  # the same filter: a second Cluster adds nothing
 
     @property
     def lost(self) -> bool:

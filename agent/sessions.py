@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,15 +60,15 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
             yield Session(handle, run_id, None)
             return
         leases = services.state.leases
-        unrecorded: list[str] = []
+        unrecorded = threading.Event()
 
         def beat() -> None:
-            if unrecorded:  # each try waits for the database: the host's lock must not wait with it
+            if unrecorded.is_set():  # each try waits for the database: the host's lock must not wait with it
                 return
             try:
                 leases.beat(site.name, run_id, services.clock.now())
             except StateUnavailable as exc:  # the host's lock is what holds the site: it keeps beating
-                unrecorded.append(str(exc))
+                unrecorded.set()
                 log.warning("%s: the lease's heartbeat is no longer recorded: %s", site.name, exc)
 
         with site_lock(handle, run_id, on_beat=beat) as held:

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from agent import checkup
-from agent.checkup_render import Pages, jalali
+from agent.checkup_render import Pages
 from agent.cli import main
 from agent.clock import FixedClock
 from agent.config import load
 from agent.demo import DemoSite
+from agent.persian import jalali
 from agent.services import Services
 from agent.watch import watch_fleet
 from inventory.models import CoreState, Extension, Offer, SiteInventory

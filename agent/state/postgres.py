@@ -28,6 +28,7 @@ CONNECT_TIMEOUT = 10.0
 # a database that stops answering mid-statement (a partition) is given up within seconds, not TCP's hours
 KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
              "connect_timeout": 5, "tcp_user_timeout": 15000}
+UNANSWERED = (PoolTimeout, psycopg.OperationalError)  # the database not answering, as psycopg says it
 
 
 @functools.lru_cache(maxsize=512)
@@ -94,7 +95,7 @@ class PostgresDatabase:
         try:
             with self.pool.connection() as connection:
                 yield connection
-        except (PoolTimeout, psycopg.OperationalError) as exc:
+        except UNANSWERED as exc:
             raise StateUnavailable(f"the state database does not answer: {exc}") from exc
 
     def schema(self, script: str, columns: dict[str, dict[str, str]] | None = None) -> None:
