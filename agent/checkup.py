@@ -30,7 +30,7 @@ Verdict = Literal["good", "recommended", "critical", "no_data"]
 RANK = {"critical": 3, "recommended": 2, "good": 1, "no_data": 0}
 CHECK_IDS = ("wordpress_version", "php_version", "pending_minors", "gated_majors", "inactive_extensions",
              "debug_mode", "core_checksums", "php_in_uploads", "autoload_size", "cron_overdue", "disk_space",
-             "vulnerabilities", "backups", "restore_proof", "uptime", "updates_reachable")
+             "vulnerabilities", "plugin_standing", "backups", "restore_proof", "uptime", "updates_reachable")
 
 # PHP's supported versions, https://www.php.net/supported-versions.php (and /eol.php): the end of
 # security support of each branch
@@ -231,6 +231,25 @@ def uptime_check(uptime: dict[str, Any] | None) -> tuple[Verdict, str]:
     return ("recommended", text) if uptime["percent"] < 99.9 else ("good", text)
 
 
+def plugin_standing(inventory: SiteInventory | None) -> tuple[Verdict, str]:
+    """Each plugin as wordpress.org stands by it: closed (taken down, often for an unpatched
+    vulnerability: no fix will come) is critical; abandoned (no release for two years, or not tested
+    with the last three WordPress majors) is worth replacing."""
+    if inventory is None:
+        return "no_data", "the site could not be read"
+    plugins = [p for p in inventory.plugins if p.status not in ("must-use", "dropin")]
+    closed = [p for p in plugins if p.wporg == "closed"]
+    abandoned = [p for p in plugins if p.wporg == "abandoned"]
+    if closed:
+        return "critical", "closed on wordpress.org: " + "; ".join(f"{p.name} ({p.wporg_note})" for p in closed)
+    if abandoned:
+        return "recommended", "abandoned: " + "; ".join(f"{p.name} ({p.wporg_note})" for p in abandoned)
+    if plugins and all(p.wporg == "not_known" for p in plugins):
+        return "no_data", "wordpress.org could not be asked (by the agent or the site)"
+    hosted = sum(1 for p in plugins if p.wporg == "ok")
+    return "good", f"{hosted} maintained on wordpress.org, {len(plugins) - hosted} not hosted there or not known"
+
+
 def updates_reachable(inventory: SiteInventory | None) -> tuple[Verdict, str]:
     reachable = inventory.update_source.reachable if inventory else None
     if reachable is None:
@@ -247,6 +266,7 @@ LABELS = {
     "autoload_size": "Autoloaded options", "cron_overdue": "Scheduled tasks", "disk_space": "Disk space",
     "vulnerabilities": "Known vulnerabilities", "backups": "Backups", "restore_proof": "Restore proven",
     "uptime": "Uptime", "updates_reachable": "Update offers reachable",
+    "plugin_standing": "Plugins still maintained",
 }
 ADVICE = {
     "wordpress_version": "Plan the move to the current WordPress branch.",
@@ -265,6 +285,7 @@ ADVICE = {
     "restore_proof": "Prove a restore from the newest backup.",
     "uptime": "Look into the outages of the period.",
     "updates_reachable": "Let the site reach api.wordpress.org.",
+    "plugin_standing": "Replace the plugins wordpress.org closed or nobody maintains any more.",
 }
 
 
@@ -320,6 +341,7 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
                                        reading.backups[-1].id if reading.backups else None),
         "uptime": uptime_check(uptime),
         "updates_reachable": updates_reachable(inventory),
+        "plugin_standing": plugin_standing(inventory),
     }
     checks = [Check(cid, LABELS[cid], *verdicts[cid]) for cid in CHECK_IDS]
     worst = max((c.status for c in checks), key=lambda s: RANK[s])

@@ -61,6 +61,7 @@ FA: dict[str, Any] = {
         "cron_overdue": "کارهای زمان‌بندی‌شده", "disk_space": "فضای دیسک", "vulnerabilities": "آسیب‌پذیری‌های شناخته‌شده",
         "backups": "پشتیبان‌ها", "restore_proof": "آزمون بازیابی", "uptime": "در دسترس بودن",
         "updates_reachable": "دسترسی به به‌روزرسانی‌ها",
+        "plugin_standing": "نگهداری افزونه‌ها",
     },
     "advice": {
         "wordpress_version": "انتقال به شاخه جاری وردپرس را برنامه‌ریزی کنید.",
@@ -79,6 +80,7 @@ FA: dict[str, Any] = {
         "restore_proof": "بازیابی از جدیدترین پشتیبان را آزمایش کنید.",
         "uptime": "قطعی‌های این دوره را بررسی کنید.",
         "updates_reachable": "دسترسی سایت به api.wordpress.org را برقرار کنید.",
+        "plugin_standing": "افزونه‌هایی را که wordpress.org بسته یا دیگر نگهداری نمی‌شوند جایگزین کنید.",
     },
 }
 TEXTS = {"en": EN, "fa": FA}

@@ -262,6 +262,9 @@ class Cluster:
             log.error("%s: queued but no longer in the config", site)
             return
         wanted = {(kind, name): version for kind, name, version in expect}
+        round_began = daemon.services.state.jobs.all().get("update", {}).get("last_run")
+        if round_began is not None:  # the round's lists: fetched once for the fleet since it began
+            daemon.services.wporg.begin_round(round_began.timestamp())
         try:
             result = update_site(daemon.services, found, UpdateOptions(stop=daemon.stop, expect=wanted))
         except StateUnavailable as exc:

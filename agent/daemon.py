@@ -141,6 +141,7 @@ class Daemon:
         return failed
 
     def _inventory(self) -> bool:
+        self.services.wporg.begin_round(self.clock.now().timestamp())
         return not all(r.ok for r in inventory_and_audit(self.config, None, self.clock, ACTOR, self.services.wporg))
 
     def _update(self) -> bool:

@@ -149,10 +149,14 @@ def _round_robin(sites: list[SiteConfig]) -> list[int]:
     return order
 
 
-def wporg_for(config: FleetConfig) -> WordPressOrg:
-    """A wordpress.org client with its own cache: one per command, one for the daemon's life."""
-    return WordPressOrg(str(config.agent.wporg_api).rstrip("/"), ttl=config.agent.wporg_ttl,
-                        timeout=config.agent.wporg_timeout)
+def wporg_for(config: FleetConfig, clock: Clock | None = None, state: State | None = None) -> WordPressOrg:
+    """A wordpress.org client: one per command, one for the daemon's life. With ``state`` its lists
+    are shared by every process and agent on that state; ``clock`` times rounds and lists."""
+    client = WordPressOrg(str(config.agent.wporg_api).rstrip("/"), ttl=config.agent.wporg_ttl,
+                          timeout=config.agent.wporg_timeout, store=state.releases if state is not None else None)
+    if clock is not None:
+        client.clock = lambda: clock.now().timestamp()
+    return client
 
 
 def inventory_site(site: SiteConfig, wporg: WordPressOrg | None = None, php: str | None = None) -> SiteInventory:
@@ -216,6 +220,8 @@ def inventory_and_store(config: FleetConfig, names: list[str] | None, clock: Clo
         progress.step(site.name, "ok" if result.ok else f"FAILED: {result.error}")
 
     try:
+        wporg = wporg or wporg_for(config, clock, state)
+        wporg.begin_round(clock.now().timestamp())  # an inventory is a round: each slug asked afresh, once
         results = inventory_fleet(config, sites, on_done=done, wporg=wporg,
                                   known_php=recent_php(state, sites, clock.now()))
         if config.vulnerabilities is not None:  # the feed filtered for what was just found, when due

@@ -20,6 +20,7 @@ def _update(ext: Extension) -> str:
     text = f"→ {ext.update_version} ({ext.update_type})"
     if ext.minor_update_version:
         text += f", newest {ext.minor_update_type} {ext.minor_update_version}"
+        text += " (the site's WP-CLI)" if ext.minor_source == "wp-cli" else ""
     elif ext.minor_unknown:
         text += f", {ext.minor_unknown}"
     return text
@@ -49,6 +50,8 @@ def inventory_table(inventories: list[SiteInventory]) -> str:
         for kind, items in (("plugin", inv.plugins), ("theme", inv.themes)):
             for ext in items:
                 lines.append(f"  {kind:<6} {ext.name:<{width}} {ext.version:<10} {ext.status:<9} {_update(ext)}")
+                if ext.wporg in ("closed", "abandoned"):
+                    lines.append(f"         {ext.wporg.upper()} on wordpress.org: {ext.wporg_note}")
                 lines += [f"         VULNERABLE: {v['id']} {v['title']} (CVSS {v['cvss']}; fixed in "
                           f"{v['fixed_in'] or 'no release yet'})" for v in ext.vulnerabilities]
         lines += [f"  core VULNERABLE: {v['id']} {v['title']} (CVSS {v['cvss']}; fixed in {v['fixed_in'] or 'no release yet'})"

@@ -163,9 +163,14 @@ class Reviewer:
     def review(self, services: Services, sites: list[SiteConfig]) -> list[Due]:
         """The feed refreshed when due, each new decision audited and ticketed, tickets closed on
         evidence; returns the sites whose security fix should be applied (or asked for) now."""
-        if services.config.vulnerabilities is None:
-            return []
         fresh = self._newer_snapshots(services, sites)
+        for site in sites:
+            if site.name in fresh:
+                taken_at, inventory = fresh[site.name]
+                review_standing(services, site, inventory, taken_at.isoformat(timespec="seconds"))
+        if services.config.vulnerabilities is None:
+            services.tickets.deliver_pending()
+            return []
         software = {f"core:{CORE_SLUG}"}.union(*(each.software for each in self.seen.values()))
         feed = vulnfeed.refresh(services.config, services.state, services.clock, software=software)
         mark = (feed.read_at, feed.records, feed.source) if feed is not None else None
@@ -320,6 +325,42 @@ def _close_fixed(services: Services, site: SiteConfig, inventory: dict[str, Any]
         services.tickets.close(key, f"the inventory of {taken_at} shows {shows}, which {vid} does not affect")
         services.audit.append("ticket_closed", site=site.name, detail={
             "dedup_key": key, "version": installed.get(software[0])})
+
+
+STANDING_TICKETS = ("plugin_closed",)
+
+
+def review_standing(services: Services, site: SiteConfig, inventory: dict[str, Any], taken_at: str) -> None:
+    """A plugin wordpress.org closed is a security finding: taken down (often for a vulnerability its
+    authors did not fix), it will get no fix. One ticket per plugin; it closes when an inventory shows
+    the plugin gone, or open again on wordpress.org ("not known" is no evidence either way)."""
+    plugins: dict[str, dict[str, Any]] = {str(p.get("name")): p for p in inventory.get("plugins") or []
+                                          if isinstance(p, dict)}
+    if site.contract.active_on(services.today()):
+        for name, plugin in plugins.items():
+            key = f"{site.name}:closed:{name}"
+            if plugin.get("wporg") != "closed" or services.tickets.open_one(key) is not None:
+                continue
+            note = plugin.get("wporg_note") or "closed"
+            services.audit.append("plugin_closed", site=site.name, detail={
+                "name": name, "version": plugin.get("version"), "wporg": note})
+            services.ticket(site, kind="plugin_closed", severity="normal",
+                            title=f"{site.name}: plugin {name} was closed on wordpress.org",
+                            body=f"plugin {name} {plugin.get('version')} on {site.name} is {note}. wordpress.org "
+                                 "closes a plugin for an unfixed security issue among other reasons; it gets no "
+                                 "further release there. Replace it or remove it (the agent changes nothing by "
+                                 "itself).", dedup_key=key)
+    for key in services.tickets.open_keys(site.name, STANDING_TICKETS):
+        name = key.removeprefix(f"{site.name}:closed:")
+        still = plugins.get(name)
+        if still is None:
+            shows = f"no plugin {name}"
+        elif still.get("wporg") == "ok":
+            shows = f"{name} open again on wordpress.org"
+        else:
+            continue
+        services.tickets.close(key, f"the inventory of {taken_at} shows {shows}")
+        services.audit.append("ticket_closed", site=site.name, detail={"dedup_key": key})
 
 
 def fleet_report(services: Services, sites: list[SiteConfig]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class Services:
         fallback = config.tickets.fallback
         desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir, helpdesk, state.tickets), clock,
                           redactor, sink_for(fallback, config.agent.state_dir) if fallback is not None else None)
-        return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config), helpdesk)
+        return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config, clock, state), helpdesk)
 
     def close(self) -> None:
         self.state.close()

@@ -105,6 +105,8 @@ class SiteRun:
 
 
 def update_fleet(services: Services, sites: list[SiteConfig], options: UpdateOptions) -> list[SiteUpdate]:
+    """One update round: every slug's releases are asked afresh (once for the fleet), then each site."""
+    services.wporg.begin_round(services.clock.now().timestamp())
     results = for_each_site(
         sites, lambda site: update_site(services, site, options),
         lambda site, exc: conclude(services, SiteRun(site, options, crash=_crash_text(exc))),

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,13 +33,22 @@ from inventory.models import (
     RestPlugin,
     RestView,
     SiteInventory,
+    StandingRow,
     UpdateSource,
     UpdateTransient,
 )
 from inventory.rest import RestClient
 from inventory.transport import CommandResult
-from inventory.wpcli import WPCLI, WPCLI_ENV, json_of, text_of
-from inventory.wporg import OutOfReach, WordPressOrg, newest_minor
+from inventory.wpcli import WPCLI, WPCLI_ENV, error_message, json_of, text_of
+from inventory.wporg import (
+    ABANDONED_AFTER_DAYS,
+    Listing,
+    OutOfReach,
+    WordPressOrg,
+    newest_minor,
+    standing,
+    today_of,
+)
 
 Row = TypeVar("Row", bound=BaseModel)
 EXTENSION_FIELDS = "--fields=name,status,version,update,update_version"
@@ -119,38 +130,183 @@ def read_core(version: CommandResult, offers_call: CommandResult, rejected: list
 
 
 MINOR_NOT_KNOWN = "newest minor not known (wordpress.org out of reach)"
+HOST_DEADLINE = 30.0  # what the site's WP-CLI may spend asking wordpress.org, for one site
+TIMED_OUT = (124, 137)  # coreutils ``timeout``: the deadline passed (137: it had to kill)
+WPORG_FIELDS = "--fields=name,wporg_status,wporg_last_updated"
+
+
+def bounded(argv: list[str]) -> list[str]:
+    """``argv`` ended by the host itself once ``HOST_DEADLINE`` has passed (coreutils ``timeout``)."""
+    return ["timeout", "-k", "5", f"{HOST_DEADLINE:g}", *argv]
+
+
+def host_lookups(wp: WPCLI) -> dict[str, list[str]]:
+    """What the site's own WP-CLI is asked when the agent cannot reach wordpress.org: each kind's
+    newest minors (``update --all --minor --dry-run``: WP-CLI asks wordpress.org for each slug's
+    versions) and each plugin's standing there (``wporg_status``, ``wporg_last_updated``)."""
+    return {
+        "plugin": bounded(wp.argv("plugin", "update", "--all", "--minor", "--dry-run", "--format=json")),
+        "theme": bounded(wp.argv("theme", "update", "--all", "--minor", "--dry-run", "--format=json")),
+        "standing": bounded(wp.argv("plugin", "list", WPORG_FIELDS, "--skip-update-check", "--format=json")),
+    }
+
+
+@dataclass
+class HostAnswers:
+    """What the site's WP-CLI said of wordpress.org, read in the inventory's own batch."""
+
+    minors: dict[str, CommandResult] = field(default_factory=dict)  # kind → ``update --all --minor --dry-run``
+    standing: CommandResult | None = None  # ``plugin list --fields=name,wporg_status,…``
+
+
+@dataclass
+class Lookup:
+    """Where a kind's releases are learnt for one site: the agent's wordpress.org client first,
+    the site's WP-CLI next (its batch answer, else one bounded call), "not known" when both fail."""
+
+    wp: WPCLI
+    kind: str
+    wporg: WordPressOrg | None
+    host: HostAnswers
+    reached: bool | None  # the site's own update check reached wordpress.org
+    newest_wordpress: str | None
+    rejected: list[str]
+
+    def apply(self, result: list[Extension], expect: dict[str, str]) -> None:
+        agent_failed = self._from_wordpress_org(result, expect)
+        ask_host = [e for e in result if e.update_type == "major" and e.minor_source is None
+                    and (e.name in agent_failed or self.wporg is None)]
+        standing_wanted = (self.kind == "plugin" and self.wporg is not None and self.host.standing is None
+                           and any(isinstance(why, str) and why.startswith("wordpress.org out of reach")
+                                   for why in agent_failed.values()))
+        if self.kind not in self.host.minors and (ask_host or standing_wanted):
+            self._ask_host_now(ask_host, standing_wanted)
+        if ask_host:
+            self._from_wp_cli(ask_host, agent_failed)
+        if self.kind == "plugin" and self.host.standing is not None:
+            self._standing_from_wp_cli(result)
+
+    def _from_wordpress_org(self, result: list[Extension], expect: dict[str, str]) -> dict[str, str]:
+        """The agent's own answers; returns name → why wordpress.org did not answer for it."""
+        failed: dict[str, str] = {}
+        if self.wporg is None:
+            return {e.name: "the agent does not ask wordpress.org here" for e in result}
+        listed = [e for e in result if e.status not in ("must-use", "dropin")]
+        wanted = listed if self.kind == "plugin" else [e for e in listed if e.update_type == "major"]
+        self.wporg.prefetch(self.kind, [e.name for e in wanted])
+        today = today_of(self.wporg.clock)
+        for ext in wanted:
+            try:
+                listing = self.wporg.info(self.kind, ext.name, expect=expect.get(ext.name, ext.update_version))
+            except OutOfReach as exc:
+                failed[ext.name] = str(exc)
+                continue
+            except HostileValueError as exc:
+                self.rejected.append(f"{self.kind} {ext.name!r}: {exc}")
+                continue
+            if self.kind == "plugin":
+                ext.wporg = standing(listing, today, self.newest_wordpress)
+                ext.wporg_note = _note(listing, ext.wporg)
+            if ext.update_type == "major" and listing is not None:
+                self._minor(ext, newest_minor(listing.versions, ext.version), "wordpress.org")
+            elif ext.update_type == "major":
+                failed[ext.name] = "wordpress.org does not host it"
+        return failed
+
+    def _ask_host_now(self, exts: list[Extension], standing_wanted: bool) -> None:
+        """Not in the batch (the agent learnt only now that it cannot reach wordpress.org, or the slug
+        is not hosted there): one more round trip, its calls side by side, each under the deadline."""
+        groups = []
+        if exts:
+            groups.append([bounded(self.wp.argv(self.kind, "update", *[e.name for e in exts], "--minor", "--dry-run",
+                                                "--format=json"))])
+        if standing_wanted:
+            groups.append([host_lookups(self.wp)["standing"]])
+        found = self.wp.transport.run_groups(groups, env=WPCLI_ENV, timeout=HOST_DEADLINE + 30)
+        if exts:
+            self.host.minors[self.kind] = found.pop(0)
+        if standing_wanted:
+            self.host.standing = found[0]
+
+    def _from_wp_cli(self, exts: list[Extension], agent_failed: dict[str, str]) -> None:
+        call = self.host.minors[self.kind]
+        why_host = _host_failure(call)
+        found: dict[str, str] = {}
+        if why_host is None:
+            found = {r.name: r.update_version for r in rows(json_of(call), ExtensionRow, f"{self.kind} minor updates",
+                                                            self.rejected) if r.update_version}
+            if self.reached is False:
+                why_host = "the site's update check did not reach wordpress.org"
+        for ext in exts:
+            if ext.name in found:
+                self._minor(ext, found[ext.name], "wp-cli")
+            elif why_host is not None:
+                agent = agent_failed.get(ext.name, "not asked")
+                ext.minor_unknown = f"{MINOR_NOT_KNOWN}: the agent: {agent}; the site's WP-CLI: {why_host}"
+
+    def _minor(self, ext: Extension, minor: str | None, source: Literal["wordpress.org", "wp-cli"]) -> None:
+        ext.minor_source = source
+        if minor is not None:
+            ext.minor_update_version = minor
+            ext.minor_update_type = versions.extension_update_type(ext.version, minor)
+
+    def _standing_from_wp_cli(self, result: list[Extension]) -> None:
+        """``wporg_status``/``wporg_last_updated`` as WP-CLI 2.10–2.12 compute them: "active" when the
+        plugin API answered; otherwise it reads the plugin's Trac log: a 404 leaves both empty (never
+        hosted), anything else says "closed" — a host that reaches nothing gets "closed" for every
+        plugin, with no date. So "closed" counts only with the date Trac gave."""
+        call = self.host.standing
+        if call is None or _host_failure(call) is not None:
+            return
+        today = today_of(self.wporg.clock if self.wporg is not None else time.time)
+        said = {r.name: r for r in rows(json_of(call), StandingRow, "plugin standing", self.rejected)}
+        for ext in result:
+            row = said.get(ext.name)
+            if row is None or ext.wporg != "not_known" or ext.status in ("must-use", "dropin"):
+                continue
+            dated = row.wporg_last_updated or None
+            if row.wporg_status == "active":
+                old = dated is not None and (today - date.fromisoformat(dated)).days > ABANDONED_AFTER_DAYS
+                ext.wporg = "abandoned" if old else "ok"
+                ext.wporg_note = f"no change since {dated} (the site's WP-CLI)" if old else None
+            elif row.wporg_status == "closed" and dated is not None:
+                ext.wporg, ext.wporg_note = "closed", f"closed; last change {dated} (the site's WP-CLI)"
+            elif not row.wporg_status and dated is None and self.reached:
+                ext.wporg = "not_hosted"
+
+
+def _host_failure(call: CommandResult) -> str | None:
+    """Why the site's WP-CLI gave no usable answer, or None."""
+    if call.exit_code in TIMED_OUT:
+        return f"no answer within {HOST_DEADLINE:g} s"
+    if not call.ok:
+        return error_message(call)
+    return None
+
+
+def _note(listing: Listing | None, said: str) -> str | None:
+    if listing is None or said == "ok":
+        return None
+    if said == "closed":
+        return f"closed on {listing.closed_date or 'an unknown date'}: {listing.closed}"
+    if said == "abandoned":
+        return f"last release {listing.last_updated or 'unknown'}, tested up to WordPress {listing.tested or 'unknown'}"
+    return None
 
 
 def read_extensions(wp: WPCLI, kind: str, listing: CommandResult, rejected: list[str],
-                    wporg: WordPressOrg | None = None, expect: dict[str, str] | None = None) -> list[Extension]:
-    """Plugins or themes, each with its newest release and the newest non-major one (from
-    wordpress.org's info API when it hosts the slug, else from WP-CLI; not known while
-    wordpress.org is out of reach). ``expect``: name → a release known to exist (a security fix
-    the feed names), asked of wordpress.org past its cache when the cached list lacks it."""
+                    wporg: WordPressOrg | None = None, expect: dict[str, str] | None = None,
+                    host: HostAnswers | None = None, reached: bool | None = None,
+                    newest_wordpress: str | None = None) -> list[Extension]:
+    """Plugins or themes, each with its newest release and, when that is a major, the newest
+    minor (see ``Lookup``); each plugin with its standing on wordpress.org. ``expect``: name → a
+    release known to exist (a security fix the feed names), asked past the round's list that lacks it."""
     listed = rows(json_of(listing), ExtensionRow, f"{kind}s", rejected)
     result = [_extension(row) for row in listed]
-    minors: dict[str, str] = {}
-    unknown = []
     for ext in result:
-        if ext.update_type != "major":
-            continue
-        try:
-            released = wporg.versions(kind, ext.name, expect=(expect or {}).get(ext.name, ext.update_version)) \
-                if wporg is not None else None
-        except OutOfReach:
-            ext.minor_unknown = MINOR_NOT_KNOWN
-            continue
-        if released is None:
-            unknown.append(ext.name)
-        elif (minor := newest_minor(released, ext.version)) is not None:
-            minors[ext.name] = minor
-    if unknown:
-        minors |= _newest_minors(wp, kind, unknown, rejected)
-    if minors:
-        for ext in result:
-            if ext.name in minors:
-                ext.minor_update_version = minors[ext.name]
-                ext.minor_update_type = versions.extension_update_type(ext.version, minors[ext.name])
+        if ext.update_type in ("minor", "patch"):
+            ext.minor_source = "wp-cli"  # the site's own update check offered it
+    Lookup(wp, kind, wporg, host or HostAnswers(), reached, newest_wordpress, rejected).apply(result, expect or {})
     return result
 
 
@@ -164,13 +320,6 @@ def _extension(row: ExtensionRow) -> Extension:
         name=row.name, version=row.version, status=row.status,
         update_version=newest if kind else None, update_type=kind, unavailable_version=blocked,
     )
-
-
-def _newest_minors(wp: WPCLI, kind: str, names: list[str], rejected: list[str]) -> dict[str, str]:
-    """WP-CLI's own answer to "the best minor release": ``update --minor --dry-run``."""
-    document = wp.json(kind, "update", *names, "--minor", "--dry-run")
-    found = rows(document, ExtensionRow, f"{kind} minor updates", rejected)
-    return {row.name: row.update_version for row in found if row.update_version}
 
 
 def read_update_source(call: CommandResult, rejected: list[str]) -> UpdateSource:
@@ -250,27 +399,41 @@ def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offe
     if php is None:
         reads.append([php_binary(wp), "-r", PHP_VERSION_CODE])
     check_update, plugins_call, themes_call, transient_call = (wp.argv(*c) for c in calls)
+    # the site's WP-CLI asks wordpress.org in this same batch when the agent already knows it cannot
+    asking_host = wporg is not None and wporg.out_of_reach() is not None
+    lookups = host_lookups(wp) if asking_host else {}
+    plugin_group = [plugins_call, transient_call] + ([lookups["plugin"], lookups["standing"]] if asking_host else [])
+    theme_group = [themes_call] + ([lookups["theme"]] if asking_host else [])
     # three groups side by side (three WordPress bootstraps at once, not one after another); the
     # transient is read after ``plugin list`` has refreshed it
-    found = wp.transport.run_groups([[*reads, check_update], [plugins_call, transient_call], [themes_call]],
-                                    env=WPCLI_ENV)
-    version_file = found[0]
+    found = wp.transport.run_groups([[*reads, check_update], plugin_group, theme_group], env=WPCLI_ENV,
+                                    timeout=HOST_DEADLINE + 30 if asking_host else None)
+    core_reads, plugin_reads, theme_reads = _split(found, [len(reads) + 1, len(plugin_group), len(theme_group)])
+    version_file, offers = core_reads[0], core_reads[-1]
     if php is None:
-        php = read_php(found[1], rejected)
-    offers, plugin_list, transient, theme_list = found[-4:]
+        php = read_php(core_reads[1], rejected)
+    plugin_list, transient, theme_list = plugin_reads[0], plugin_reads[1], theme_reads[0]
+    host = HostAnswers()
+    if asking_host:
+        host = HostAnswers(minors={"plugin": plugin_reads[2], "theme": theme_reads[1]}, standing=plugin_reads[3])
     version = read_version_file(version_file)
     core = read_core(version, cached_core_offers(offers) if cached_offers else offers, rejected)
+    source = read_update_source(transient, rejected)
+    newest_wordpress = max([core.version, *(o.version for o in core.updates)], key=versions.sort_key)
     wanted = expect or {}
     plugins = read_extensions(wp, "plugin", plugin_list, rejected, wporg,
-                              {name: v for (kind, name), v in wanted.items() if kind == "plugin"})
+                              {name: v for (kind, name), v in wanted.items() if kind == "plugin"},
+                              host, source.reachable, newest_wordpress)
     themes = read_extensions(wp, "theme", theme_list, rejected, wporg,
-                             {name: v for (kind, name), v in wanted.items() if kind == "theme"})
+                             {name: v for (kind, name), v in wanted.items() if kind == "theme"},
+                             host, source.reachable, newest_wordpress)
     inventory = SiteInventory(
         site=site, ok=True, core=core, plugins=plugins, themes=themes, php=php,
-        sources=["wp-cli"], update_source=read_update_source(transient, rejected),
+        sources=["wp-cli"], update_source=source,
     )
-    if any(ext.minor_unknown for ext in plugins + themes):
-        inventory.update_source.wordpress_org = MINOR_NOT_KNOWN
+    unknown = [ext.minor_unknown for ext in plugins + themes if ext.minor_unknown]
+    if unknown:
+        inventory.update_source.wordpress_org = unknown[0]
     problems = []
     if rest is not None:
         try:
@@ -285,6 +448,15 @@ def collect(site: str, wp: WPCLI, rest: RestClient | None = None, *, cached_offe
         inventory.ok = False
         inventory.error = "; ".join(problems)
     return inventory
+
+
+def _split(results: list[CommandResult], sizes: list[int]) -> list[list[CommandResult]]:
+    """The batch's results, group by group."""
+    groups, start = [], 0
+    for size in sizes:
+        groups.append(results[start:start + size])
+        start += size
+    return groups
 
 
 def failed(site: str, error: BaseException | str) -> SiteInventory:

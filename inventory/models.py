@@ -6,6 +6,8 @@ them; a name or version that could smuggle shell syntax is refused here.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -51,6 +53,35 @@ class ExtensionRow(_SiteData):
     @classmethod
     def _version(cls, value: str | None) -> str:
         return str(_checked(safety.version, value)) if value else ""
+
+
+class StandingRow(_SiteData):
+    """One row of ``wp plugin list --fields=name,wporg_status,wporg_last_updated --format=json``."""
+
+    name: str
+    wporg_status: str = ""
+    wporg_last_updated: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return str(_checked(safety.slug, value))
+
+    @field_validator("wporg_status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        if value not in {"", "active", "closed"}:
+            raise ValueError(f"unknown wporg_status {value!r}")
+        return value
+
+    @field_validator("wporg_last_updated")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        if value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"wporg_last_updated is not a date: {value[:40]!r}")
+        if value:
+            date.fromisoformat(value)
+        return value
 
 
 class CoreOfferRow(_SiteData):
@@ -159,6 +190,9 @@ class Extension(BaseModel):
     minor_update_version: str | None = None
     minor_update_type: UpdateType | None = None
     minor_unknown: str | None = None  # why the newest minor is not known (wordpress.org out of reach)
+    minor_source: Literal["wordpress.org", "wp-cli"] | None = None  # where the newest minor was learnt
+    wporg: Literal["ok", "closed", "abandoned", "not_hosted", "not_known"] = "not_known"
+    wporg_note: str | None = None  # why: "closed on 2026-03-03: Security Issue", "no release since 2023-01-05"
     unavailable_version: str | None = None  # newer, but its PHP/WordPress requirement is not met here
     vulnerabilities: list[dict[str, Any]] = Field(default_factory=list)  # known ones, from the feed
 

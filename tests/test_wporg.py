@@ -8,8 +8,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,7 +20,7 @@ from agent.cli import main
 from agent.clock import FixedClock
 from agent.demo import DemoSite
 from agent.demo.web import StandInWeb
-from inventory.collect import collect
+from inventory.collect import MINOR_NOT_KNOWN, collect
 from inventory.wpcli import WPCLI
 from inventory.wporg import UNREACHABLE_FOR, OutOfReach, WordPressOrg, newest_minor
 from tests import transcripts
@@ -131,10 +132,19 @@ def refusing_api() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def test_a_silent_wordpress_org_is_asked_once_for_the_fleet_and_never_read_as_up_to_date(silent_api: str) -> None:
+# ``plugin update --all --minor --dry-run --format=json`` prints what the named form prints (transcript
+# 103: the same formatter, the same rows); ``theme update --all …`` with nothing to take prints nothing.
+ALL_MINORS = {"plugin update --all --minor --dry-run --format=json": transcripts.answer(103),
+              "theme update --all --minor --dry-run --format=json": (0, "", ""),
+              "plugin list --fields=name,wporg_status,wporg_last_updated --skip-update-check --format=json":
+                  (0, '[{"name":"acme-tools","wporg_status":"active","wporg_last_updated":"2026-10-02"},'
+                      '{"name":"hello","wporg_status":"active","wporg_last_updated":"2026-01-15"}]', "")}
+
+
+def test_a_silent_wordpress_org_is_asked_once_then_the_sites_own_wp_cli_answers_in_its_batch(silent_api: str) -> None:
     now = [0.0]
     client = WordPressOrg(silent_api, timeout=0.5, clock=lambda: now[0])
-    steps = transcripts.script(*SITE_B) | host("/srv/wp/siteA", "6.4.4") | {TRANSIENT: REACHED}
+    steps = transcripts.script(*SITE_B) | host("/srv/wp/siteA", "6.4.4") | {TRANSIENT: REACHED} | ALL_MINORS
     started = time.monotonic()
     sites = []
     for _ in range(6):  # six sites one after another, each with a plugin whose newest is a major
@@ -142,17 +152,36 @@ def test_a_silent_wordpress_org_is_asked_once_for_the_fleet_and_never_read_as_up
         sites.append((collect("acme", WPCLI(transport, "/srv/wp/siteA"), wporg=client), transport))
     assert time.monotonic() - started < 2.5  # one timeout, not one per site (or per slug and site)
     assert Silent.asked == 1
-    for inv, transport in sites:
+    for n, (inv, transport) in enumerate(sites):
         acme = next(p for p in inv.plugins if p.name == "acme-tools")
-        assert (acme.update_version, acme.minor_update_version) == ("2.0.0", None)
-        assert acme.minor_unknown == "newest minor not known (wordpress.org out of reach)"
-        assert inv.to_public()["update_source"]["wordpress_org"] == acme.minor_unknown
-        assert not [argv for argv in transport.seen if "--minor" in argv]  # the site's WP-CLI would hang as well
-    assert "newest minor not known (wordpress.org out of reach)" in render.inventory_table([sites[0][0]])
+        assert (acme.update_version, acme.minor_update_version, acme.minor_source) == ("2.0.0", "1.1.0", "wp-cli")
+        assert acme.minor_unknown is None and inv.update_source.wordpress_org is None
+        asked = [" ".join(argv) for argv in transport.seen if "--minor" in argv and "plugin" in argv]
+        # the first site learnt it only after its batch: one bounded call by name; the others in their batch
+        assert len(asked) == 1 and " timeout -k 5 30 wp " in asked[0]
+        assert ("acme-tools --minor" in asked[0]) == (n == 0) and ("--all --minor" in asked[0]) == (n > 0)
+        if n > 0:  # its standing from the site's WP-CLI too (the agent could not ask)
+            assert (acme.wporg, acme.wporg_note) == ("ok", None)
     now[0] = UNREACHABLE_FOR + 1  # a few minutes later it is asked again
     with pytest.raises(OutOfReach):
         client.versions("plugin", "acme-tools")
     assert Silent.asked == 2
+
+
+def test_both_out_of_reach_the_minor_is_not_known_and_says_why(silent_api: str) -> None:
+    client = WordPressOrg(silent_api, timeout=0.5)
+    with pytest.raises(OutOfReach):
+        client.versions("plugin", "acme-tools")
+    hung = {k: (124, "", "") for k in ALL_MINORS}  # the host's own deadline ended each call
+    steps = transcripts.script(*SITE_B) | host("/srv/wp/siteA", "6.4.4") | {TRANSIENT: REACHED} | hung
+    inv = collect("acme", WPCLI(ScriptedTransport(script=steps), "/srv/wp/siteA"), wporg=client)
+    acme = next(p for p in inv.plugins if p.name == "acme-tools")
+    assert (acme.minor_update_version, acme.minor_source, acme.wporg) == (None, None, "not_known")
+    assert acme.minor_unknown is not None and acme.minor_unknown.startswith(MINOR_NOT_KNOWN)
+    assert "the agent: wordpress.org out of reach" in acme.minor_unknown
+    assert "the site's WP-CLI: no answer within 30 s" in acme.minor_unknown
+    assert inv.update_source.wordpress_org == acme.minor_unknown
+    assert "newest minor not known" in render.inventory_table([inv])
 
 
 def test_a_refusing_wordpress_org_is_out_of_reach_at_once(api: tuple[StandInWeb, Path]) -> None:
@@ -168,24 +197,44 @@ def test_a_refusing_wordpress_org_is_out_of_reach_at_once(api: tuple[StandInWeb,
 
 
 def test_an_inventory_round_with_wordpress_org_silent_costs_at_most_twice_a_normal_one(
-        fleet: Fleet, silent_api: str, capsys: pytest.CaptureFixture[str]) -> None:
+        fleet: Fleet, silent_api: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(12):
         fleet.add(DemoSite(f"site-{n}", "6.5.3", {"akismet": ("5.3.0", True), "classic-editor": ("1.6.3", True)}))
 
-    def round_trip() -> tuple[float, list[dict[str, object]]]:
+    def round_trip(minutes: int) -> tuple[float, list[dict[str, Any]]]:
         started = time.monotonic()
-        main(["--config", str(fleet.config), "inventory", "--json"], clock=FixedClock(AT))
+        main(["--config", str(fleet.config), "inventory", "--json"], clock=FixedClock(AT + timedelta(minutes=minutes)))
         return time.monotonic() - started, json.loads(capsys.readouterr().out)
 
-    normal, answered = round_trip()
-    assert {s["plugins"][0]["minor_update_version"] for s in answered} == {"5.4.0"}
+    normal, answered = round_trip(0)
+    assert {(s["plugins"][0]["minor_update_version"], s["plugins"][0]["minor_source"]) for s in answered} == {
+        ("5.4.0", "wordpress.org")}
     text = fleet.config.read_text().replace(fleet.web.wporg_api, silent_api)
     fleet.config.write_text(text.replace("[agent]\n", "[agent]\nwporg_timeout = 1\n", 1))
-    silent, unanswered = round_trip()
-    assert Silent.asked == 1  # akismet's newest is a major: asked once, then out of reach for all twelve
+    # the agent cannot reach wordpress.org, the hosts can: their WP-CLI answers, in each site's batch
+    host_side, from_hosts = round_trip(2)
+    assert Silent.asked == 1  # asked once for the round, then out of reach for all twelve
+    for site in from_hosts:
+        akismet = site["plugins"][0]
+        assert (akismet["name"], akismet["update_version"], akismet["minor_update_version"],
+                akismet["minor_source"]) == ("akismet", "6.0.0", "5.4.0", "wp-cli")
+        assert site["update_source"]["wordpress_org"] is None
+    # neither reaches it (the hosts' update checks fail too): nothing pending is offered, the round goes on
+    monkeypatch.setenv("WPSIM_WPORG_DOWN", "1")
+    offline, nothing = round_trip(4)
+    assert all(s["ok"] and s["plugins"][0]["update_version"] is None for s in nothing)
+    assert offline <= 2 * normal, (normal, offline)
+    # the hosts' update checks answer but their info lookups hang: each host's lookup ends at its deadline
+    monkeypatch.delenv("WPSIM_WPORG_DOWN")
+    monkeypatch.setattr("inventory.collect.HOST_DEADLINE", 1.0)
+    monkeypatch.setenv("WPSIM_WPORG_HANG", "5")
+    throttled, unanswered = round_trip(6)
     for site in unanswered:
         akismet = site["plugins"][0]
         assert (akismet["name"], akismet["update_version"], akismet["minor_update_version"]) == ("akismet", "6.0.0", None)
-        assert site["update_source"]["wordpress_org"] == "newest minor not known (wordpress.org out of reach)"
-    assert silent <= 2 * normal, (normal, silent)
-    print(f"inventory of 12 sites: {normal:.2f} s, with wordpress.org silent {silent:.2f} s")
+        assert site["update_source"]["wordpress_org"].startswith(MINOR_NOT_KNOWN)
+        assert "the site's WP-CLI: no answer within 1 s" in site["update_source"]["wordpress_org"]
+    waves = -(-12 // 8)  # sites at once on one host: the default per_host
+    assert throttled <= normal + 1 + waves * (1.0 + 1.5), (normal, throttled)  # one bounded wait per site
+    print(f"inventory of 12 sites: {normal:.2f} s; wordpress.org out of the agent's reach {host_side:.2f} s, "
+          f"of everyone's {offline:.2f} s; the hosts' lookups hanging (1 s deadline) {throttled:.2f} s")

@@ -221,7 +221,7 @@ class Board:
             tuple(i.public() for i in items if i.action == "apply"),
             tuple(i.public() for i in items if i.action == "gated"),
             tuple({k: f.public()[k] for k in ("kind", "name", "version", "id", "title", "cvss", "fixed_in", "action",
-                                              "detail")} for f in found))
+                                              "detail")} for f in found) + closed_plugins(data))
 
     # one site -------------------------------------------------------------------------------------
 
@@ -410,3 +410,11 @@ def _sort_key(sort: str) -> Any:
         "checkup": lambda r: (r["next_checkup"] or "9999", r["site"]),
     }
     return keys[sort]
+
+
+def closed_plugins(inventory: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """Plugins wordpress.org closed, shown with the vulnerabilities (a security finding without a feed)."""
+    return tuple({"kind": "plugin", "name": p.get("name"), "version": p.get("version"), "id": "closed on wordpress.org",
+                  "title": p.get("wporg_note") or "closed", "cvss": None, "fixed_in": None, "action": "replace",
+                  "detail": p.get("wporg_note") or "closed"}
+                 for p in inventory.get("plugins") or [] if isinstance(p, dict) and p.get("wporg") == "closed")

@@ -130,6 +130,14 @@ def info_api(repo_file: Path, route: str, query: dict[str, list[str]]) -> tuple[
     slug = (query.get("request[slug]") or [""])[0]
     repo = json.loads(repo_file.read_text())
     hosted = repo.get(area, {}) if area in ("plugins", "themes") else {}
+    closed = (repo.get("closed") or {}).get(area, {})
+    if slug in closed:  # taken down: a 404 that says why (wordpress.org's shape)
+        why = closed[slug]
+        return 404, "application/json", json.dumps({
+            "error": "closed", "name": slug.replace("-", " ").title(), "slug": slug,
+            "description": f"This plugin has been closed as of {why.get('date')} and is not available for download.",
+            "closed": True, "closed_date": why.get("date"), "reason": "security-issue",
+            "reason_text": why.get("reason", "Security Issue")})
     if slug not in hosted or slug in (repo.get("no_info") or {}).get(area, []):
         what = "Plugin" if area == "plugins" else "Theme"
         return 404, "application/json", json.dumps({"error": f"{what} not found."})
@@ -140,6 +148,9 @@ def info_api(repo_file: Path, route: str, query: dict[str, list[str]]) -> tuple[
                 "version": max(names, key=vkey) if names else "",
                 "versions": {v: f"https://downloads.wordpress.org/{kind}/{slug}.{v}.zip" for v in names}
                 | {"trunk": f"https://downloads.wordpress.org/{kind}/{slug}.zip"}}
+    about = (repo.get("info") or {}).get(area, {}).get(slug, {})
+    document |= {"last_updated": about.get("last_updated", "2026-11-01 9:12am GMT"),
+                 "tested": about.get("tested", "6.7")}
     return 200, "application/json", json.dumps(document)
 
 

@@ -568,6 +568,35 @@ def wporg() -> dict[str, Any] | None:
     return data
 
 
+def ask_wordpress_org() -> None:
+    """One request of the host's to wordpress.org: ``WPSIM_WPORG_HANG`` seconds where it hangs."""
+    hang = float(os.environ.get("WPSIM_WPORG_HANG") or 0)
+    if hang:
+        time.sleep(hang)
+
+
+def wporg_standing(slug: str, dated: bool) -> dict[str, str]:
+    """``wporg_status`` and ``wporg_last_updated`` as WP-CLI 2.10–2.12 compute them: the plugin API
+    answering makes it "active" (enough when no date is asked); otherwise, or for the date, the
+    plugin's Trac log is read: a 404 leaves both empty (never hosted); any other answer — a failed
+    request included — says "closed" unless the API answered. A host that reaches nothing therefore
+    calls every plugin "closed", with no date."""
+    repo = wporg()
+    ask_wordpress_org()
+    hosted = repo is not None and slug in repo.get("plugins", {}) and slug not in (repo.get("closed") or {}).get(
+        "plugins", {})
+    status = "active" if hosted else ""
+    if hosted and not dated:
+        return {"wporg_status": status, "wporg_last_updated": ""}
+    ask_wordpress_org()
+    if repo is None:
+        return {"wporg_status": status or "closed", "wporg_last_updated": ""}
+    commits = repo.get("trac") or {}
+    if slug not in commits and slug not in repo.get("plugins", {}):
+        return {"wporg_status": status, "wporg_last_updated": ""}  # Trac: 404, never on wordpress.org
+    return {"wporg_status": status or "closed", "wporg_last_updated": str(commits.get(slug, "2026-01-15"))}
+
+
 def releases(kind: str, name: str) -> dict[str, dict[str, Any]]:
     repo = wporg() or {}
     entry = repo.get(kind, {}) if kind == "core" else repo.get(kind, {}).get(name, {})
@@ -1371,6 +1400,10 @@ def cmd_extension(site: Site, args: Args, kind: str) -> None:
     site.load_wordpress(args)
     if verb == "list":
         items = extension_rows(site, kind, args)
+        wanted = {*(args.get("fields") or "").split(","), args.get("field") or ""}
+        if kind == "plugin" and wanted & {"wporg_status", "wporg_last_updated"}:
+            for item in items:
+                item.update(wporg_standing(item["name"], "wporg_last_updated" in wanted))
         for status in [args.get("status")] if args.get("status") else []:
             items = [i for i in items if i["status"] == status]
         render(args, items, ["name", "status", "update", "version", "update_version", "auto_update"])
@@ -1422,6 +1455,7 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
         picked = []
         unknown = set(((wporg() or {}).get("no_info") or {}).get(f"{kind}s", []))
         for item in candidates:
+            ask_wordpress_org()  # WP-CLI asks the plugin API for each slug's versions
             if item["name"] in unknown:  # --minor/--patch need wordpress.org's version list of the slug
                 continue
             releases_of = releases(f"{kind}s", item["name"])

@@ -15,6 +15,7 @@ from agent.state.db import Database, Store
 from agent.state.history import History, Jobs, SiteResults
 from agent.state.journal import Journal
 from agent.state.leases import Leases
+from agent.state.releases import ReleaseLists
 from agent.state.snapshots import Checkups, Snapshots
 from agent.state.tickets import TicketLedger
 from agent.state.vulns import VulnerabilityStore
@@ -43,6 +44,7 @@ class State:
         self.leases = Leases(self.db)
         self.vulns = VulnerabilityStore(self.db)
         self.agents = Agents(self.db)
+        self.releases = ReleaseLists(self.db)
 
     @classmethod
     def open(cls, agent: Any) -> State:

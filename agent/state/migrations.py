@@ -35,6 +35,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (2, "the audit log", AUDIT),
     (3, "the agents sharing the state", agents.SCHEMA),
     (4, "the job queue (procrastinate's own schema)", "procrastinate"),
+    (5, "wordpress.org's answers, one fetch per slug per round for the fleet", """
+CREATE TABLE IF NOT EXISTS wporg_releases (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    fetched_at DOUBLE PRECISION NOT NULL,
+    data TEXT,
+    PRIMARY KEY (kind, slug)
+);
+"""),
 ]
 LATEST = MIGRATIONS[-1][0]
 
