@@ -143,6 +143,7 @@ def test_a_site_gets_exactly_the_verdicts_its_state_calls_for(
         "gated_majors": "recommended", "inactive_extensions": "recommended", "debug_mode": "critical",
         "core_checksums": "critical", "php_in_uploads": "critical", "autoload_size": "good",
         "cron_overdue": "good", "disk_space": verdicts["disk_space"], "vulnerabilities": "no_data",
+        "plugin_standing": "good",  # every plugin maintained on wordpress.org
         "backups": "critical", "restore_proof": "recommended", "uptime": "no_data", "updates_reachable": "good"}
     assert verdicts["disk_space"] != "no_data"
     details = {c["id"]: c["detail"] for c in report["checks"]}
