@@ -136,6 +136,8 @@ class AgentConfig(_Strict):
     watch_connections: int = Field(500, ge=1, le=10000)  # page checks the watch keeps open at once
     # a site whose check failed (or a down site that answers again) is checked again this long after
     watch_confirm_after: float = Field(20.0, ge=0, le=300)
+    # DNS servers the watch asks ("127.0.0.1:5353"); absent: the system's, through c-ares, on the event loop
+    resolvers: list[str] = Field(default_factory=list, max_length=8)
     # pages every health check compares with their baseline taken before the change ("/" is always one)
     health_pages: list[str] = Field(default_factory=lambda: ["/"], min_length=1, max_length=20)
     metrics: str | None = Field(None, pattern=ADDRESS)  # "127.0.0.1:9101"
@@ -182,6 +184,25 @@ class AgentConfig(_Strict):
         return {"inventory": self.inventory_interval, "update": self.update_interval,
                 "watch": self.watch_interval, "retention": self.retention_interval,
                 "checkup": self.checkup_interval}
+
+    @field_validator("resolvers")
+    @classmethod
+    def _resolvers(cls, value: list[str]) -> list[str]:
+        for server in value:
+            host, port = server, None
+            if server.startswith("["):  # [v6]:port
+                host, _, rest = server[1:].partition("]")
+                port = rest.removeprefix(":") or None
+            elif server.count(":") == 1:
+                host, port = server.split(":")
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"{server!r} is not an IP address with an optional port (a resolver is "
+                                 "asked by address)") from None
+            if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"{server!r}: the port must be 1 to 65535")
+        return value
 
     @field_validator("health_pages")
     @classmethod

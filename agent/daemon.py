@@ -46,6 +46,7 @@ from playbooks.errors import LockedError
 from playbooks.lock import SiteLock
 
 log = logging.getLogger(__name__)
+EMERGENCY_GRACE = 30.0  # a stopping agent waits this long for an emergency ticket being sent
 ACTOR = "wpfleet-daemon"
 EXIT_FORCED = 130
 SLACK = 0.5  # seconds: a job ticked a hair early is still due
@@ -89,6 +90,8 @@ class Daemon:
         self._security_review = security.Reviewer()  # remembers what it saw: a quiet tick is one query
         self._working: dict[str, Any] = {}  # the sites being worked on when the second signal came
         self._helpdesk_run: Future[bool] | None = None
+        self._review_run: Future[bool] | None = None
+        self.watcher: watch.Watcher | None = None  # the watch's own event loop, made at its first tick
         self.cluster: Any = None
         self.agent_id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
         self.lost = False  # the state database did not answer this agent's last beat (a shared state)
@@ -98,6 +101,10 @@ class Daemon:
             self.cluster = Cluster(self)
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        if not self.services.tickets.emergencies_sent(EMERGENCY_GRACE):
+            log.error("an emergency ticket was still being sent when the agent stopped; the next start sends it")
         self.services.close()
 
     # one round -------------------------------------------------------------------------------------
@@ -151,8 +158,19 @@ class Daemon:
         return any(r.status in ("failed", "rolled_back") for r in results)
 
     def _watch(self) -> bool:
-        tick = watch.watch_fleet(self.services, self.config.sites)
-        return self._security() | self._helpdesk() | any(p.state == "down" for p in tick.probes)
+        if self.watcher is None:
+            self.watcher = watch.Watcher(self.services)
+        tick = self.watcher.tick(self.config.sites)
+        return self._review() | self._helpdesk() | any(p.state == "down" for p in tick.probes)
+
+    def _review(self) -> bool:
+        """The security review after a tick — the feed's download included — beside the watch while
+        serving (a throttled feed never holds the next tick); inline with --once."""
+        if self.background is None:
+            return self._security()
+        if self._review_run is None or self._review_run.done():
+            self._review_run = self.background.submit(self._security)
+        return False
 
     def _helpdesk(self) -> bool:
         """Deliveries retried (and emergencies sent to the fallback when the helpdesk cannot take them),

@@ -178,6 +178,11 @@ class TicketDesk:
         self._deliverer = threading.Lock()
         self._wanted = threading.Event()  # someone asked for a delivery while one was under way
         self._db = state.db
+        self._urgent = threading.Event()  # the emergency sender's doorbell
+        self._urgent_idle = threading.Event()
+        self._urgent_idle.set()
+        self._sender: threading.Thread | None = None
+        self._sender_guard = threading.Lock()
 
     def open(self, site: SiteConfig, calendar: SupportCalendar, *, kind: str, severity: Severity, title: str,
              body: str, dedup_key: str, reopen_within: timedelta | None = None) -> Ticket:
@@ -207,8 +212,34 @@ class TicketDesk:
     def open_keys(self, site: str, kinds: tuple[str, ...]) -> list[str]:
         return self.ledger.open_keys(site, kinds)
 
-    def deliver_pending(self) -> tuple[int, int]:
+    def send_emergencies_soon(self) -> None:
+        """Emergencies out now, by a sender thread of their own: the caller (the watch) never waits on
+        a ticket sink, and the rest of the outbox never goes out on its time."""
+        with self._sender_guard:
+            if self._sender is None or not self._sender.is_alive():
+                self._sender = threading.Thread(target=self._send_emergencies, name="emergencies", daemon=True)
+                self._sender.start()
+            self._urgent_idle.clear()
+            self._urgent.set()
+
+    def emergencies_sent(self, timeout: float) -> bool:
+        """Wait (at most ``timeout``) for the emergency sender to be idle: a process about to exit."""
+        return self._urgent_idle.wait(timeout)
+
+    def _send_emergencies(self) -> None:
+        while True:
+            self._urgent.wait()
+            self._urgent.clear()
+            try:
+                self.deliver_pending(emergencies_only=True)
+            except Exception:  # noqa: BLE001 - the sender must outlive one bad delivery
+                log.exception("the emergency sender failed; the next call tries again")
+            if not self._urgent.is_set():
+                self._urgent_idle.set()
+
+    def deliver_pending(self, *, emergencies_only: bool = False) -> tuple[int, int]:
         """Send queued deliveries in order, stopping at the first refusal; (sent, still queued).
+        ``emergencies_only``: only the events of emergency tickets (the rest waits for another call).
 
         One deliverer at a time, in this process and across processes: a caller that finds another
         delivering returns at once; the one delivering takes whatever was queued meanwhile, and
@@ -225,16 +256,16 @@ class TicketDesk:
                 with self._db.exclusive("deliver") as alone:  # one deliverer, across processes and agents
                     if not alone:
                         return sent, self.ledger.pending()
-                    done, waiting = self._deliver()
+                    done, waiting = self._deliver(emergencies_only)
                     sent += done
             finally:
                 self._deliverer.release()
             if waiting or not self._wanted.is_set():
                 return sent, waiting
 
-    def _deliver(self) -> tuple[int, int]:
+    def _deliver(self, emergencies_only: bool = False) -> tuple[int, int]:
         sent = 0
-        while (delivery := self.ledger.claim_next(self._stamp())) is not None:
+        while (delivery := self.ledger.claim_next(self._stamp(), emergencies_only)) is not None:
             try:
                 self.sink.send(delivery.payload, maybe_sent=delivery.uncertain)
             except SinkError as exc:

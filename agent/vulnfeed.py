@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +21,13 @@ from agent.config import FleetConfig, VulnerabilitiesConfig
 from agent.state import State
 from agent.state.vulns import FeedState, VulnerabilityStore
 from inventory.models import SiteInventory
-from inventory.rest import make_session
+from inventory.rest import cut_off, make_session
 from inventory.vulnerabilities import CORE_SLUG, FeedNotices, Vulnerability, read_feed
 
 log = logging.getLogger(__name__)
 FEED_COPY = Path("feeds") / "vulnerabilities.json"
-TIMEOUT = 60.0
+TIMEOUT = 60.0  # connect, and each read
+DEADLINE = 600.0  # the whole download: a feed trickling slower than this is not read this time
 CHUNK = 1 << 20
 
 
@@ -133,9 +135,26 @@ def _download(config: VulnerabilitiesConfig, state: FeedState, path: Path) -> bo
             raise ValueError(f"HTTP {response.status_code} from the feed")
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        with open(partial, "wb") as sink:
-            for chunk in response.iter_content(CHUNK):
-                sink.write(chunk)
+        fired = threading.Event()
+
+        def cut() -> None:  # a trickling feed: its connection shut under the reader
+            fired.set()
+            cut_off(response)
+
+        timer = threading.Timer(DEADLINE, cut)
+        timer.start()
+        try:
+            with open(partial, "wb") as sink:
+                for chunk in response.iter_content(CHUNK):
+                    sink.write(chunk)
+        except Exception as exc:
+            if fired.is_set():
+                raise ValueError(f"the feed did not arrive whole within {DEADLINE:g} s") from exc
+            raise
+        finally:
+            timer.cancel()
+        if fired.is_set():  # ended early because it was cut: never taken for the whole feed
+            raise ValueError(f"the feed did not arrive whole within {DEADLINE:g} s")
         os.replace(partial, path)
         state.etag = response.headers.get("ETag")
         state.last_modified = response.headers.get("Last-Modified")

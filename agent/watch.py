@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -39,10 +41,12 @@ from playbooks.health import fetch_page, page_session
 from playbooks.lock import STALE_AFTER
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 FAILURES_TO_ALERT = CONFIRMED_DOWN
 UPS_TO_RECOVER = 2  # a down site must answer twice in a row (the second ~20 s after the first)
 MAINTENANCE_GRACE = 15 * 60.0
 FLAP_WINDOW = timedelta(hours=1)
+SENDING_GRACE = 30.0
 
 
 @dataclass
@@ -65,14 +69,52 @@ def dedup_key(site: str) -> str:
 
 
 def watch_fleet(services: Services, sites: list[SiteConfig]) -> Tick:
-    """One tick: every site's home page read and judged, failures (and recoveries) confirmed."""
-    return asyncio.run(_Tick(services, sites).run())
+    """One tick on an event loop of its own (a one-off); the daemon keeps a ``Watcher``."""
+    async def alone() -> Tick:
+        agent = services.config.agent
+        async with page_session(min(agent.watch_connections, max(1, len(sites))), agent.resolvers) as session:
+            return await _Tick(services, sites, session).run()
+
+    tick = asyncio.run(alone())
+    services.tickets.emergencies_sent(SENDING_GRACE)  # a one-off returns with its emergencies out
+    return tick
+
+
+class Watcher:
+    """The daemon's watch: one event loop on a thread of its own and one HTTP session (its
+    connection limit, its DNS cache) for the daemon's life. Nothing else runs on that loop; what a
+    verdict writes runs on the loop's worker threads, and names are resolved on the loop itself."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="watch-loop", daemon=True)
+        self.thread.start()
+        agent = services.config.agent
+        self.session = self._call(self._open(agent.watch_connections, agent.resolvers))
+
+    async def _open(self, connections: int, resolvers: list[str]) -> aiohttp.ClientSession:
+        return page_session(connections, resolvers)
+
+    def tick(self, sites: list[SiteConfig]) -> Tick:
+        """One tick: every site's home page read and judged, failures (and recoveries) confirmed."""
+        return self._call(_Tick(self.services, sites, self.session).run())
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self._call(self.session.close())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+    def _call(self, work: Coroutine[Any, Any, Result]) -> Result:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
 
 class _Tick:
-    def __init__(self, services: Services, sites: list[SiteConfig]):
+    def __init__(self, services: Services, sites: list[SiteConfig], session: aiohttp.ClientSession):
         self.services = services
         self.sites = sites
+        self.session = session
         self.agent = services.config.agent
         self.remembered = services.state.watch.all()  # sites with anything to remember: one query
         self.final: dict[str, Probe] = {}
@@ -83,16 +125,14 @@ class _Tick:
         started, cpu = time.monotonic(), time.thread_time()
         connections = min(self.agent.watch_connections, max(1, len(self.sites)))
         self.gate = asyncio.Semaphore(connections)
-        async with page_session(connections) as session:
-            self.session = session
-            # the sites down or recovering first: a host that hangs spends its deadline while the
-            # rest of the fleet is read, not after it
-            queue = iter(sorted(self.sites, key=lambda site: site.name not in self.remembered))
-            await asyncio.gather(*(self._worker(queue) for _ in range(connections)))
-            seconds = time.monotonic() - started
-            await asyncio.to_thread(self.services.state.watch.ticked, LastTick(
-                started_at.isoformat(timespec="seconds"), round(seconds, 3), len(self.sites)))
-            await asyncio.gather(*self.confirmations)
+        # the sites down or recovering first: a host that hangs spends its deadline while the
+        # rest of the fleet is read, not after it
+        queue = iter(sorted(self.sites, key=lambda site: site.name not in self.remembered))
+        await asyncio.gather(*(self._worker(queue) for _ in range(connections)))
+        seconds = time.monotonic() - started
+        await asyncio.to_thread(self.services.state.watch.ticked, LastTick(
+            started_at.isoformat(timespec="seconds"), round(seconds, 3), len(self.sites)))
+        await asyncio.gather(*self.confirmations)
         probes = [self.final[site.name] for site in self.sites]
         today = self.services.clock.now().astimezone(self.agent.zone).date()
         await asyncio.to_thread(self.services.state.watch.count, today,
@@ -184,7 +224,7 @@ def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, W
         services.audit.append("site_down", site=site.name, result="down",
                               detail={"since": down_since, "reason": probe.reason, "ticket": ticket.id,
                                       "response_due": ticket.response_due})
-        services.tickets.deliver_pending()  # now, ahead of anything else waiting
+        services.tickets.send_emergencies_soon()  # now, ahead of anything else waiting, by its own sender
     return False, after
 
 
@@ -196,4 +236,4 @@ def _recovered(services: Services, site: SiteConfig, seen: Watched) -> None:
         services.audit.append("site_recovered", site=site.name, detail={"down_since": seen.down_since,
                                                                           "ticket": ticket.id})
         log.info("%s is up again (down since %s)", site.name, since)
-        services.tickets.deliver_pending()
+        services.tickets.send_emergencies_soon()

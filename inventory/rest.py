@@ -8,7 +8,9 @@ up to a bound, and anything that is not JSON is an error, never parsed by guessw
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +24,18 @@ from inventory.errors import RestError, RestUnreached
 MAX_BODY_BYTES = 8 * 1024 * 1024
 INDEX_FIELDS = "name,url,home,namespaces,authentication"
 NOT_JSON = "not_json"
+
+
+def cut_off(response: requests.Response) -> None:
+    """End a response being read by another thread now: its socket shut under the reader (closing
+    the response would wait for the reader's own lock)."""
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:  # through http.client's reader
+        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:

@@ -33,7 +33,7 @@ import requests
 
 from inventory import safety, versions
 from inventory.errors import HostileValueError, InventoryError
-from inventory.rest import make_session
+from inventory.rest import cut_off, make_session
 
 DEFAULT_API = "https://api.wordpress.org"
 TIMEOUT = 5.0  # connect, and each read: an API that is there answers in well under a second
@@ -226,7 +226,7 @@ class WordPressOrg:
         if not done.wait(self.deadline):
             response = holder.get("response")
             if response is not None:
-                response.close()  # the reader wakes with an error and the thread ends
+                cut_off(response)  # the reader wakes with an error and the thread ends
             raise _Unanswered(f"no whole answer within {self.deadline:g} s from {self.base_url}")
         error = holder.get("error")
         if error is not None:

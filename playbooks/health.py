@@ -4,9 +4,12 @@ Every page in ``health_pages`` — and always the home page "/" — is read (a b
 one deadline for connect, headers and body) and, after a change, compared with the same page
 before it: the status, no PHP fatal text, the same ``<title>``, and a size within
 ``SIZE_TOLERANCE`` — so a release that blanks the shop page, or serves an error page with a 200,
-is caught. Only what the site served is a verdict: a timeout or a refused or broken connection on
-the agent's side is "cannot tell", asked again a few times, and if it stays so the check raises
-``SiteUnseen`` (a ``TransportError``): never a reason to roll back or to call a release bad. The
+is caught. Redirects are followed, at most ``MAX_REDIRECTS`` of them: a loop, or a target that
+fails, is the page failing. Only what the site served is a verdict: a refused or broken connection
+on the agent's side is "cannot tell", asked again a few times, and if it stays so the check raises
+``SiteUnseen`` (a ``TransportError``): never a reason to roll back or to call a release bad. A page
+that accepted the connection and the request but never finished (``hung``) is evidence when the
+agent still reaches the site's WP-CLI: a release that makes pages hang is broken, not unseen. The
 WP-CLI part reads the ``home`` option, which loads every active plugin and the theme (``core
 is-installed`` would not). A lost SSH connection is not a verdict either: the check reconnects and
 asks again, and raises ``TransportError`` if the host stays unreachable.
@@ -21,13 +24,15 @@ import asyncio
 import html
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
+import requests
+import urllib3
 
 from inventory.errors import InventoryError, RestError, RestUnreached, TransportError
 from inventory.rest import RestClient
@@ -57,6 +62,7 @@ class PageView:
     size: int
     problem: str = ""
     unseen: bool = False  # no answer reached the agent (timeout, refused, broken): nothing the site said
+    hung: bool = False  # the site took the connection and the request, and never finished its answer
 
     def compared_with(self, before: PageView | None) -> str:
         """"ok", or how this page is broken (now, or compared with ``before``)."""
@@ -111,32 +117,44 @@ def check(site: SiteHandle, before: dict[str, PageView] | None = None, *, unseen
     ``unseen_is_broken``: for a decision that needs evidence of health to go ahead (before any
     change, a migration's new address), what cannot be seen is then simply not working."""
     health = Health()
+    hung: list[str] = []  # what hung: a verdict only if the agent reaches the site's WP-CLI
     for path in pages_of(site.health_pages):
         url = urljoin(site.url, path.lstrip("/"))
         view = _seen(f"page {path}", partial(view_page, url), lambda v: v.unseen, lambda v: v.problem,
-                     unseen_is_broken)
+                     unseen_is_broken, lambda v: v.hung)
         health.pages[path] = view
         health.checks[_page_check(path)] = view.compared_with((before or {}).get(path))
+        if view.hung:
+            hung.append(f"page {path}: {view.problem}")
     health.checks["rest"] = _seen("the REST index", lambda: _rest(site), lambda v: v.startswith(_UNSEEN),
-                                  lambda v: v, unseen_is_broken)
+                                  lambda v: v, unseen_is_broken, lambda v: v.startswith(_HUNG))
+    if health.checks["rest"].startswith(_HUNG):
+        hung.append(f"the REST index: {health.checks['rest']}")
     health.checks["wp-cli"] = _wpcli(site)
+    if hung and not unseen_is_broken and health.checks["wp-cli"].startswith(_UNSEEN):
+        raise SiteUnseen("; ".join(hung) + ", and WP-CLI could not tell either: nothing is judged")
+    for name, verdict in health.checks.items():
+        if verdict.startswith(_HUNG):  # a hang while WP-CLI answers: the site's doing, a verdict
+            health.checks[name] = "hangs: " + verdict.removeprefix(_UNSEEN)
     return health
 
 
 _UNSEEN = "cannot tell: "
+_HUNG = _UNSEEN + "accepted"
 
 
 def _seen(what: str, read: Callable[[], Any], unseen: Callable[[Any], bool], why: Callable[[Any], str],
-          unseen_is_broken: bool) -> Any:
+          unseen_is_broken: bool, hung: Callable[[Any], bool] = lambda _: False) -> Any:
     """``read()``, asked again while the agent cannot see the answer; ``SiteUnseen`` if it never does
-    (or the last answer, "cannot tell", when that counts as broken)."""
+    (or the last answer, "cannot tell", when that counts as broken, or when it ``hung``: judged by
+    the caller)."""
     for _ in range(UNSEEN_TRIES - 1):
         found = read()
         if not unseen(found):
             return found
         time.sleep(UNSEEN_WAIT)
     found = read()
-    if unseen(found) and not unseen_is_broken:
+    if unseen(found) and not unseen_is_broken and not hung(found):
         raise SiteUnseen(f"{what}: {why(found)} ({UNSEEN_TRIES} tries): the agent cannot tell whether the site "
                          "works, so nothing is judged")
     return found
@@ -153,30 +171,68 @@ def _page_check(path: str) -> str:
     return "home" if path == "/" else f"page {path}"
 
 
-def page_session(connections: int) -> aiohttp.ClientSession:
+DNS_TIMEOUT = 2.0  # each lookup: a dead nameserver costs its site this, and nobody else anything
+DNS_TRIES = 2
+MAX_REDIRECTS = 5
+
+
+def page_session(connections: int, resolvers: Sequence[str] = ()) -> aiohttp.ClientSession:
     """An HTTP client for page reads: at most ``connections`` open, a new connection each read (as
-    a visitor's first visit), TLS verified, no cookies kept. Made inside a running event loop."""
+    a visitor's first visit), TLS verified, no cookies kept. Names are resolved on the event loop
+    (c-ares through aiodns), each lookup within ``DNS_TIMEOUT`` × ``DNS_TRIES``, by ``resolvers``
+    ("host" or "host:port") or the system's nameservers: a name that never answers holds no thread.
+    Made inside a running event loop."""
+    resolver = aiohttp.AsyncResolver(nameservers=list(resolvers) or None, timeout=DNS_TIMEOUT, tries=DNS_TRIES)
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(_request_sent)
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections, force_close=True, ttl_dns_cache=300),
-        cookie_jar=aiohttp.DummyCookieJar(), headers={"Cache-Control": "no-cache", "User-Agent": "wpfleet-health"})
+        connector=aiohttp.TCPConnector(limit=connections, force_close=True, ttl_dns_cache=300, resolver=resolver),
+        cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[trace],
+        headers={"Cache-Control": "no-cache", "User-Agent": "wpfleet-health"})
 
 
-async def fetch_page(session: aiohttp.ClientSession, url: str, timeout: float = TIMEOUT) -> PageView:
-    """GET one page (no redirects followed, at most ``MAX_PAGE_BYTES`` read), all of it within
-    ``timeout`` seconds: connect, headers and body. A page not complete by then is a problem."""
+async def _request_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    if isinstance(context.trace_request_ctx, dict):
+        context.trace_request_ctx["sent"] = True
+
+
+async def fetch_page(session: aiohttp.ClientSession, url: str, timeout: float | None = None) -> PageView:
+    """GET one page (redirects followed, at most ``MAX_REDIRECTS``; at most ``MAX_PAGE_BYTES`` read),
+    all of it within ``timeout`` seconds: lookups, connects, headers and bodies. A page not complete
+    by then is a problem; ``hung`` when the site had taken the request."""
+    timeout = timeout or TIMEOUT
+    sent: dict[str, bool] = {}
     try:
-        async with asyncio.timeout(timeout), session.get(
-                url, params={"wpfleet-health": str(int(time.time()))}, allow_redirects=False) as response:
-            body = await _head_of(response.content)
-            status, charset = response.status, response.charset
+        async with asyncio.timeout(timeout):
+            return await _follow(session, url, sent)
     except TimeoutError:
+        if sent.get("sent"):
+            return PageView(None, None, 0, f"{_HUNG} the request but no complete answer in {timeout:g} s",
+                            unseen=True, hung=True)
         return PageView(None, None, 0, f"{_UNSEEN}no complete answer in {timeout:g} s", unseen=True)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageView(None, None, 0, f"{_UNSEEN}{_failure(exc)}", unseen=True)
-    return judge_page(status, body, charset)
 
 
-def view_page(url: str, timeout: float = TIMEOUT) -> PageView:
+async def _follow(session: aiohttp.ClientSession, url: str, sent: dict[str, bool]) -> PageView:
+    seen = [url]
+    params: dict[str, str] | None = {"wpfleet-health": str(int(time.time()))}
+    for _ in range(MAX_REDIRECTS + 1):
+        sent["sent"] = False
+        async with session.get(seen[-1], params=params, allow_redirects=False, trace_request_ctx=sent) as response:
+            location = response.headers.get("Location") if response.status in (301, 302, 303, 307, 308) else None
+            if location is None:
+                body = await _head_of(response.content)
+                return judge_page(response.status, body, response.charset)
+        params = None  # the redirect's own address, as a browser would ask it
+        target = urljoin(seen[-1], location)
+        if target.split("#", 1)[0] in seen:
+            return PageView(response.status, None, 0, f"redirect loop: {' → '.join(seen[-3:] + [target])}")
+        seen.append(target)
+    return PageView(None, None, 0, f"more than {MAX_REDIRECTS} redirects from {url}")
+
+
+def view_page(url: str, timeout: float | None = None) -> PageView:
     """``fetch_page`` for a caller without an event loop (a health check in a site's thread)."""
     async def alone() -> PageView:
         async with page_session(1) as session:
@@ -222,6 +278,8 @@ def _rest(site: SiteHandle) -> str:
     try:
         index = client.index()
     except RestUnreached as exc:
+        if _read_timed_out(exc.__cause__):  # connected, asked, and no answer came
+            return f"{_HUNG} the request but gave no answer in {TIMEOUT:g} s"
         return f"{_UNSEEN}{exc}"
     except RestError as exc:
         # a security plugin refusing anonymous REST still shows WordPress's REST server at work
@@ -229,6 +287,15 @@ def _rest(site: SiteHandle) -> str:
     except InventoryError as exc:
         return str(exc)
     return "ok" if isinstance(index, dict) and "namespaces" in index else "REST index without namespaces"
+
+
+def _read_timed_out(exc: BaseException | None) -> bool:
+    """The server took the request and did not answer in time (``requests``' read timeout, also as
+    the last of urllib3's retries)."""
+    if isinstance(exc, requests.ReadTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
 
 
 def _wpcli(site: SiteHandle) -> str:

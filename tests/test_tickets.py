@@ -245,8 +245,8 @@ def test_a_ticket_queued_just_after_a_deliverers_last_claim_goes_out_in_that_cal
     original = tickets.ledger.claim_next
     asked: list[tuple[int, int]] = []
 
-    def claim_next(at: str) -> Any:
-        found = original(at)
+    def claim_next(at: str, emergencies_only: bool = False) -> Any:
+        found = original(at, emergencies_only)
         if found is None and not asked:  # the deliverer's last look found nothing: now the emergency comes
             tickets.open(SITE, CAL, kind="site_down", severity="emergency", title="down", body="b",
                          dedup_key="acme:down")

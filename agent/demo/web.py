@@ -22,7 +22,8 @@ from agent.demo.wpsim import Fatal, Site, vkey
 CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
 MAINTENANCE_TTL = 600
-PAGE_FAULTS = ("blank-shop", "error-page")
+PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages")
+HANG = -1  # the answer's status for a request the site takes and never answers
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
          "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.")
 
@@ -42,13 +43,26 @@ class StandInWeb:
     def __init__(self, sites: dict[str, Path] | None = None, wporg: Path | None = None):
         self.sites: dict[str, Path] = dict(sites or {})
         self.down: set[str] = set()
+        self.redirects: dict[str, str] = {}  # site name → where its every page redirects (a loop, a broken https)
+        self.stopping = threading.Event()
         self.wporg = wporg  # the fleet's "wordpress.org" (the stand-in's JSON): its info API at /wporg-api/
         self.wporg_requests = 0
         web = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                target = web.redirects.get(urlsplit(self.path).path.lstrip("/").partition("/")[0])
+                if target is not None:
+                    self.send_response(301)
+                    self.send_header("Location", target)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status, content_type, body = web.answer(self.path)
+                if status == HANG:  # a release whose pages never finish: the request is taken, no answer
+                    web.stopping.wait(600)
+                    self.close_connection = True
+                    return
                 if status == 0:
                     self.close_connection = True
                     return
@@ -78,6 +92,7 @@ class StandInWeb:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -107,6 +122,8 @@ class StandInWeb:
             site.boot()
         except Fatal:
             return 500, "text/html; charset=UTF-8", f"<html><body>{CRITICAL}</body></html>"
+        if "hang-pages" in page_faults(site):  # e.g. a plugin waiting on an API that never answers, per request
+            return HANG, "", ""
         route = parse_qs(parts.query).get("rest_route", [None])[0]
         if rest.rstrip("/") == "wp-json/wp/v2/plugins" or route == "/wp/v2/plugins":
             listed = [{"plugin": p["file"].removesuffix(".php"), "status": p["status"], "name": p["title"],
@@ -154,11 +171,16 @@ def info_api(repo_file: Path, route: str, query: dict[str, list[str]]) -> tuple[
     return 200, "application/json", json.dumps(document)
 
 
+def page_faults(site: Site) -> set[str]:
+    """The page faults the site's active code carries (a release's ``wpsim:<fault>`` marker)."""
+    return {fault for _, file in site.code_to_load(False, False) for fault in PAGE_FAULTS
+            if file.exists() and f"wpsim:{fault}" in file.read_text("utf-8", "replace")}
+
+
 def page(site: Site, name: str, slug: str) -> str:
     """A page as the theme renders it; a release with a page fault breaks it the way real ones do."""
     blog = site.option("blogname") or name
-    faults = {fault for _, file in site.code_to_load(False, False) for fault in PAGE_FAULTS
-              if file.exists() and f"wpsim:{fault}" in file.read_text("utf-8", "replace")}
+    faults = page_faults(site)
     if "error-page" in faults:  # a plugin's own error page, served with 200
         return "<html><head><title>Something went wrong</title></head><body><p>Please try later.</p></body></html>"
     title = f"{slug.title()} – {blog}" if slug else blog

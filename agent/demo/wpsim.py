@@ -1556,7 +1556,7 @@ def install_release(site: Site, item: dict[str, Any], target: str, props: dict[s
             leftover.unlink()
         return False
     code_file = main if main.suffix == ".php" else main.parent / "functions.php"
-    for page_fault in ("blank-shop", "error-page"):  # the web side renders these (demo/web.py)
+    for page_fault in ("blank-shop", "error-page", "hang-pages"):  # the web side renders these (demo/web.py)
         if page_fault in faults:
             text += f"\n// wpsim:{page_fault}\n"
     if "fatal" in faults:

@@ -192,11 +192,13 @@ class TicketLedger:
     def pending(self) -> int:
         return int(self.db.rows("SELECT COUNT(*) FROM ticket_outbox WHERE delivered_at IS NULL")[0][0])
 
-    def claim_next(self, at: str) -> Delivery | None:
-        """The oldest undelivered event of an emergency, else the oldest, marked as being sent."""
+    def claim_next(self, at: str, emergencies_only: bool = False) -> Delivery | None:
+        """The oldest undelivered event of an emergency, else the oldest (``emergencies_only``: none),
+        marked as being sent."""
+        only = " AND priority = 1" if emergencies_only else ""
         with self.db.transaction() as db:
             row = db.execute("SELECT seq, payload, claimed_at, fallback_at FROM ticket_outbox WHERE delivered_at IS NULL"
-                             " ORDER BY priority DESC, seq LIMIT 1").fetchone()
+                             f"{only} ORDER BY priority DESC, seq LIMIT 1").fetchone()
             if row is None:
                 return None
             db.execute("UPDATE ticket_outbox SET claimed_at = ?, attempts = attempts + 1 WHERE seq = ?", (at, row[0]))
