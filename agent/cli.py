@@ -445,8 +445,9 @@ def cmd_run(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def cmd_journal(args: argparse.Namespace, clock: Clock) -> int:
-    """The journal's open entries; ``discard``: drop one whose site is no longer in the config (a site
-    still in it is settled by its next run, never discarded: that would forget a change half made)."""
+    """The journal's open entries; ``discard``: drop one whose site is no longer in the config, or whose
+    backup is gone from the host (a site still in it, with its backup, is settled by its next run,
+    never discarded: that would forget a change half made)."""
     loaded = load_config(args)
     with Services.open(loaded, clock) as services:
         journal = services.state.journal
@@ -468,14 +469,35 @@ def cmd_journal(args: argparse.Namespace, clock: Clock) -> int:
         entry = journal.open(args.site)
         if entry is None:
             raise UsageError(f"no journal entry for {args.site}")
-        if any(s.name == args.site for s in loaded.sites):
-            raise UsageError(f"{args.site} is in the config: its next run settles it from the journal")
+        configured = next((s for s in loaded.sites if s.name == args.site), None)
+        gone = configured is not None and _undo_is_gone(services, configured, entry.backup_id)
+        if configured is not None and not gone:
+            raise UsageError(f"{args.site} is in the config and its backup {entry.backup_id} is on the host: its "
+                             "next run settles it from the journal")
         journal.end(args.site)
         services.audit.append("journal_discarded", site=args.site, detail={
             "reason": args.reason.strip(), "kind": entry.kind, "run": entry.run_id, "backup_id": entry.backup_id,
-            "step": entry.step, "phase": entry.phase})
+            "step": entry.step, "phase": entry.phase, "backup_gone": gone})
+    if gone:
+        emit(f"{args.site}: journal entry of run {entry.run_id} discarded: its backup {entry.backup_id} is gone from "
+             "the host, so nothing can undo that run; the site is left as it is (no .maintenance) and its next run "
+             "reads it afresh\n")
+        return OK
     emit(f"{args.site}: journal entry of run {entry.run_id} discarded (backup {entry.backup_id} was its undo)\n")
     return OK
+
+
+def _undo_is_gone(services: Services, site: config.SiteConfig, backup_id: str | None) -> bool:
+    """A configured site's journal may be discarded only when the backup it names is gone from the
+    host (asked under the site's lock): a run could never settle it. Its maintenance marker goes too."""
+    from agent.sessions import site_session
+    from playbooks import backup as backups
+
+    with site_session(services, site) as session:
+        if backups.find(session.handle, backup_id or "") is not None:
+            return False
+        session.handle.clear_maintenance()
+        return True
 
 
 def cmd_status(args: argparse.Namespace, clock: Clock) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import posixpath
 import re
 import tomllib
 from datetime import date, time
@@ -505,6 +506,24 @@ class SiteConfig(_Strict):
                              "use https (plain http only to a loopback host)")
         return rest
 
+    @model_validator(mode="after")
+    def _backups_apart(self) -> SiteConfig:
+        """A backup folder where the archive would leave the site's media (or the site) out is refused."""
+        if self.backup_dir is None:
+            return self
+        root, folder = posixpath.normpath(self.path), posixpath.normpath(self.backup_dir)
+        uploads = posixpath.join(root, "wp-content", "uploads")
+        if folder in (root, posixpath.join(root, "wp-content")) or _within(folder, uploads) or _within(root, folder):
+            raise ValueError(f"backup_dir {self.backup_dir!r}: inside the site's media (wp-content/uploads), or "
+                             "wp-content or the root itself — a backup would leave the site's media out; choose a "
+                             "folder beside the site")
+        return self
+
+    @property
+    def host_key(self) -> str:
+        """The machine a site's files are on: its SSH endpoint, or this one."""
+        return f"{self.ssh.host.lower()}:{self.ssh.port}" if self.ssh else "local"
+
     @property
     def is_local(self) -> bool:
         """A site with no [sites.ssh] lives on the agent's own host."""
@@ -568,9 +587,29 @@ def parse(raw: dict[str, Any], *, base: Path, source: Path | None = None) -> Fle
         config = FleetConfig.model_validate(document)
     except ValidationError as exc:
         found += [_problem(e) for e in exc.errors()]
+    if not found:
+        found += _shared_roots(config)
     if found:
         raise ConfigError(found)
     return _absolute(config, base, source)
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _shared_roots(config: FleetConfig) -> list[str]:
+    """Two site blocks on one WordPress root (another name, the same host and path) would update it
+    at once, each under its own lock: refused — one block per root."""
+    seen: dict[tuple[str, str], str] = {}
+    found = []
+    for index, site in enumerate(config.sites):
+        key = (site.host_key, posixpath.normpath(site.path))
+        if key in seen:
+            found.append(f"sites[{index}].path: {site.path} on {site.host_key} is also site {seen[key]!r}'s root: "
+                         "one site block per WordPress root")
+        seen.setdefault(key, site.name)
+    return found
 
 
 def _duplicate_names(document: dict[str, Any]) -> list[str]:

@@ -114,7 +114,7 @@ class Daemon:
         now = self.clock.now()
         last = self.services.state.jobs.all()
         intervals = self.config.agent.intervals
-        return {job: (intervals[job] - (now - last[job]["last_run"]).total_seconds()) if job in last else 0.0
+        return {job: _wait(intervals[job], (now - last[job]["last_run"]).total_seconds()) if job in last else 0.0
                 for job in jobs}
 
     def due(self, jobs: tuple[str, ...] = JOB_ORDER) -> list[str]:
@@ -422,6 +422,13 @@ class Daemon:
                     "reason": "stopped by the operator", "maintenance_removed": left, "lock_released": released})
             except InventoryError as exc:
                 log.error("%s: could not clear maintenance mode: %s", name, exc)
+
+
+def _wait(interval: float, since: float) -> float:
+    """Seconds until a job is due, ``since`` its last run began. A last run in the future — the clock
+    stepped back (NTP, a restored VM) — is due now: no job, the 24/7 watch least of all, waits for
+    the old future."""
+    return 0.0 if since < 0 else interval - since
 
 
 def run(config: FleetConfig, clock: Clock, once: bool) -> int:

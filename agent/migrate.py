@@ -72,6 +72,13 @@ def migrate(services: Services, source: SiteConfig, request: Request) -> Migrati
     """Run (or, with ``dry_run``, plan) one migration; never raises for what a host does."""
     old, new = Address.of(str(source.url)), Address.of(safety.site_url(request.to_url))
     done = Migration(source.name, request.to_site.name if request.to_site else None, old.url, new.url)
+    today = services.today()
+    ended = [s for s in (source, request.to_site) if s is not None and not s.contract.active_on(today)]
+    if ended:  # one contract for every change: update, restore, fetch and migrate alike
+        done.error = "; ".join(f"{s.name}: {s.contract.inactive(today)}; a migration is a change to the site, "
+                               "not offered" for s in ended)
+        log.error("%s", done.error)
+        return done
     if request.dry_run:
         _plan(services, source, request, done, old, new)
         return done

@@ -63,16 +63,42 @@ class FileSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if maybe_sent and self._holds(delivery_id(payload)):
                 return
+            cut = self._cut_short()
             with open(self.path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+                # a line a full disk cut short is ended first: this record stands on a line of its own
+                out.write(("\n" if cut else "") + json.dumps(payload, ensure_ascii=False) + "\n")
         except OSError as exc:  # a full disk, a read-only mount: the delivery waits, as for any sink
             raise SinkError(f"ticket file {self.path} not written: {exc.strerror or exc}", maybe_sent=True) from exc
 
+    def _cut_short(self) -> bool:
+        """The file ends in a line a failed write left half written."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return False
+        with open(self.path, "rb") as data:
+            data.seek(-1, os.SEEK_END)
+            if data.read(1) == b"\n":
+                return False
+        log.warning("ticket file %s ends in a line cut short (a write that failed, a full disk?): it is ended and "
+                    "passed over", self.path)
+        return True
+
     def _holds(self, delivery: str) -> bool:
+        """Whether a record of ``delivery`` is in the file; a line that is not whole JSON is passed over."""
         if not self.path.exists():
             return False
-        with open(self.path, encoding="utf-8") as lines:
-            return any(delivery == delivery_id(json.loads(line)) for line in lines if line.strip())
+        with open(self.path, encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    log.warning("ticket file %s line %d is not a whole record (a write cut short): passed over",
+                                self.path, number)
+                    continue
+                if isinstance(record, dict) and delivery == delivery_id(record):
+                    return True
+        return False
 
 
 @dataclass

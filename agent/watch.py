@@ -90,6 +90,7 @@ class Watcher:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="watch-loop", daemon=True)
         self.thread.start()
+        self.current: _Tick | None = None
         agent = services.config.agent
         self.session = self._call(self._open(agent.watch_connections, agent.resolvers))
 
@@ -98,7 +99,13 @@ class Watcher:
 
     def tick(self, sites: list[SiteConfig]) -> Tick:
         """One tick: every site's home page read and judged, failures (and recoveries) confirmed."""
-        return self._call(_Tick(self.services, sites, self.session).run())
+        self.current = _Tick(self.services, sites, self.session)
+        return self._call(self.current.run())
+
+    @property
+    def reading(self) -> bool:
+        """A tick's first pass over the fleet is under way."""
+        return self.current is not None and not self.current.passed.is_set()
 
     def close(self) -> None:
         if self.loop.is_running():
@@ -119,6 +126,7 @@ class _Tick:
         self.remembered = services.state.watch.all()  # sites with anything to remember: one query
         self.final: dict[str, Probe] = {}
         self.confirmations: list[asyncio.Task[None]] = []
+        self.passed = threading.Event()  # the first pass over the fleet is over (confirmations may run on)
 
     async def run(self) -> Tick:
         started_at = self.services.clock.now()
@@ -130,6 +138,7 @@ class _Tick:
         queue = iter(sorted(self.sites, key=lambda site: site.name not in self.remembered))
         await asyncio.gather(*(self._worker(queue) for _ in range(connections)))
         seconds = time.monotonic() - started
+        self.passed.set()
         await asyncio.to_thread(self.services.state.watch.ticked, LastTick(
             started_at.isoformat(timespec="seconds"), round(seconds, 3), len(self.sites)))
         await asyncio.gather(*self.confirmations)

@@ -9,11 +9,19 @@ thread's CPU per site, the sites found down, and the peak RSS. With ``--round N`
 while an update round of N stand-in sites behind a loopback sshd (one pending minor each, the
 whole safe path: lock, inventory, backup, update, health) goes on in the same process.
 
+With ``--named`` every site's URL carries a host name resolved through a real resolver on loopback
+(dnsmasq, ``[agent] resolvers``): ``--dead-dns`` of them (default 1 %) under a domain whose
+nameservers never answer. With ``--outage S`` the ticks run ``S`` seconds apart, start to start, as
+the daemon's watch does (``watch_interval``), two sites — the first and the last read — go down (a
+502) just after their read in the first tick, and the time from each outage to its emergency ticket
+(at a webhook on loopback) is printed: the worst case from outage to page.
+
 With ``--clients N`` the daemon's dashboard is served as the daemon serves it (a child process on
 the same state) while N people (a process of their own) load its pages without pause: the fleet page, a site, the tickets, the audit
 log and the watch page in turn; their page count and answer times are printed after the ticks.
 
     python bench/watch.py --sites 10000
+    python bench/watch.py --sites 10000 --named --outage 60
     python bench/watch.py --sites 10000 --round 1000
     python bench/watch.py --sites 10000 --clients 50
 """
@@ -39,18 +47,18 @@ from agent.clock import SystemClock  # noqa: E402
 from agent.demo.web import StandInWeb  # noqa: E402
 from agent.services import Services  # noqa: E402
 from agent.updates import UpdateOptions, update_fleet  # noqa: E402
-from agent.watch import watch_fleet  # noqa: E402
+from agent.watch import Watcher, watch_fleet  # noqa: E402
 from tests import sshd as sshd_mod  # noqa: E402
 from tests.hostile import HostileWeb  # noqa: E402
 
 HOSTILE_KINDS = ("silent", "trickle", "stall")
 
 
-def serve(delay: tuple[float, float], port: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+def serve(delay: tuple[float, float], port: multiprocessing.SimpleQueue, flip_dir: str = "") -> None:  # type: ignore[type-arg]
     """The web server's own process: its CPU is not the agent's."""
     import asyncio
 
-    web = HostileWeb(delay=delay)
+    web = HostileWeb(delay=delay, flip_dir=flip_dir)
     ready = threading.Event()
     threading.Thread(target=lambda: (ready.wait(), port.put(web.port)), daemon=True).start()
     asyncio.run(web.serve(ready))
@@ -88,14 +96,35 @@ def names(count: int, hostile_share: float) -> list[str]:
             for i in range(count)]
 
 
+def host_of(name: str, index: int, args: argparse.Namespace) -> str:
+    """The host name a site's URL carries: 127.0.0.1, or a name the loopback resolver answers (or never does)."""
+    if not args.named:
+        return "127.0.0.1"
+    every = round(1 / args.dead_dns) if args.dead_dns else 0
+    if every and index % every == every // 2:
+        return f"{name}.dead.test"
+    return f"{name}.good.test"
+
+
 def watched_config(folder: Path, port: int, sites: list[str], args: argparse.Namespace, extra: str = "") -> Path:
-    blocks = "".join(f'[[sites]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}/{name}/"\npath = "/srv/{name}"\n'
-                     for name in sites)
+    blocks = "".join(f'[[sites]]\nname = "{name}"\nurl = "http://{host_of(name, i, args)}:{port}/{name}/"\n'
+                     f'path = "/srv/{name}"\n' for i, name in enumerate(sites))
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nwatch_connections = {args.connections}\n'
                     f"watch_timeout = {args.timeout}\nwatch_confirm_after = 20\n{extra}\n"
                     + demo.CONTRACT + "\n" + blocks)
     return path
+
+
+def flip_soon(flips: str, outages: dict[str, float], watcher: Watcher, sites: list[Any]) -> None:
+    """Each flip- site goes down (a 502) just after the first tick read it."""
+    time.sleep(2.0)  # the first site read is answered within 1.2 s
+    Path(flips, "flip-first").touch()
+    outages["flip-first"] = time.monotonic()
+    while watcher.reading:  # the first pass is under way: the last site is read at its end
+        time.sleep(0.05)
+    Path(flips, "flip-last").touch()
+    outages["flip-last"] = time.monotonic()
 
 
 def main() -> int:
@@ -107,21 +136,45 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=3)
     parser.add_argument("--round", type=int, default=0, help="stand-in sites updated while the ticks run")
     parser.add_argument("--clients", type=int, default=0, help="people loading dashboard pages while the ticks run")
+    parser.add_argument("--named", action="store_true", help="host names through a resolver on loopback (dnsmasq)")
+    parser.add_argument("--dead-dns", type=float, default=0.01, help="with --named: share of names that never resolve")
+    parser.add_argument("--outage", type=float, default=0.0, help="seconds between tick starts; two sites go down")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     context = multiprocessing.get_context("spawn")
     port_queue = context.SimpleQueue()
-    server = context.Process(target=serve, args=((0.2, 1.2), port_queue), daemon=True)
+    flips = tempfile.mkdtemp(prefix="wpfleet-flips-")
+    server = context.Process(target=serve, args=((0.2, 1.2), port_queue, flips), daemon=True)
     server.start()
     port = port_queue.get()
     watched = names(args.sites, args.hostile)
+    if args.outage:  # the first site read and the last
+        watched = ["flip-first", *watched[1:-1], "flip-last"]
+    dns_stop = None
+    extra = ""
+    if args.named:
+        from tests import resolver
+
+        dns, dns_stop = resolver.start()
+        extra = f'resolvers = ["{dns.address}"]\n'
+    receiver = None
+    if args.outage:
+        from tests.test_watch_hostile import Receiver
+
+        receiver = Receiver()
+        extra += f"watch_interval = {args.outage:g}\n"
     with tempfile.TemporaryDirectory(prefix="wpfleet-watch-") as tmp:
         folder = Path(tmp)
         folder.chmod(0o755)
         round_thread, stop, sshd, web = None, threading.Event(), None, None
         results: list[object] = []
-        config = config_mod.load(watched_config(folder, port, watched, args))
+        path = watched_config(folder, port, watched, args, extra)
+        if receiver is not None:
+            path.write_text(path.read_text().replace(demo.CONTRACT, f'[tickets]\nsink = "webhook"\n'
+                                                                    f'url = "{receiver.url}"\n\n' + demo.CONTRACT, 1))
+        config = config_mod.load(path)
         services = Services.open(config, SystemClock(), actor="bench")
+        watcher = Watcher(services)  # as the daemon: one loop and one session for every tick
         if args.round:
             from bench.update import build
 
@@ -155,10 +208,13 @@ def main() -> int:
             reading.start()
             time.sleep(5)
         try:
+            outages: dict[str, float] = {}
             for n in range(args.ticks):
                 before = resource.getrusage(resource.RUSAGE_SELF)
                 started = time.monotonic()
-                tick = watch_fleet(services, config.sites)
+                if args.outage and n == 0:
+                    threading.Thread(target=flip_soon, args=(flips, outages, watcher, config.sites), daemon=True).start()
+                tick = watcher.tick(config.sites)
                 total = time.monotonic() - started
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 process_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -166,6 +222,14 @@ def main() -> int:
                 print(f"tick {n + 1}: first pass {tick.seconds:.1f} s, with confirmations {total:.1f} s; "
                       f"watch CPU {tick.cpu:.1f} s ({1000 * tick.cpu / args.sites:.2f} ms a site), process CPU "
                       f"{process_cpu:.1f} s; down {down}; peak RSS {after.ru_maxrss / 1024:.0f} MB", flush=True)
+                if args.outage and n + 1 < args.ticks:
+                    time.sleep(max(0.0, started + args.outage - time.monotonic()))  # start to start, as the daemon
+            if receiver is not None:
+                services.tickets.emergencies_sent(30)
+                opened = receiver.opened()
+                for name, down_at in sorted(outages.items()):
+                    took = opened.get(name)
+                    print(f"outage → ticket, {name}: " + (f"{took - down_at:.1f} s" if took else "no ticket"))
         finally:
             if reading is not None and board is not None:
                 stop_reading.set()
@@ -184,8 +248,13 @@ def main() -> int:
                 assert web is not None and sshd is not None
                 web.stop()
                 sshd.stop()
+            watcher.close()
             services.close()
             server.terminate()
+            if dns_stop is not None:
+                dns_stop()
+            if receiver is not None:
+                receiver.server.shutdown()
     hostile = sum(1 for name in watched if not name.startswith("ok-"))
     print(f"sites {args.sites} ({hostile} hostile), watch_connections {args.connections}, "
           f"watch_timeout {args.timeout:g} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

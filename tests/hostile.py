@@ -8,7 +8,8 @@ Sites live at ``http://127.0.0.1:PORT/<name>/``; what a site does is the first w
 - ``trickle-…``: a status line and headers promising a large page, then one byte every half second;
 - ``stall-…``: a status line, then nothing;
 - ``bad-…``: a 502 from the "proxy" in front;
-- ``flap-…``: 200 or 503 as the server's ``flapping`` set says (the test toggles it).
+- ``flap-…``: 200 or 503 as the server's ``flapping`` set says (the test toggles it);
+- ``flip-…``: 200, or 502 once a file of its name exists in ``flip_dir`` (another process flips it).
 
 It runs on its own event loop, in a thread (tests) or a process of its own (``bench/``), and counts
 what it was asked. Connections close after each answer, as a visitor's first visit.
@@ -17,6 +18,7 @@ what it was asked. Connections close after each answer, as a visitor's first vis
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
 from collections import Counter
@@ -32,6 +34,7 @@ class HostileWeb:
     delay: tuple[float, float] = (0.0, 0.05)
     flapping: set[str] = field(default_factory=set)  # flap-… sites answering 503 now
     asked: Counter[str] = field(default_factory=Counter)
+    flip_dir: str = ""
     port: int = 0
     _answering: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -49,6 +52,9 @@ class HostileWeb:
             for task in list(self._answering):
                 task.cancel()
             await asyncio.gather(*self._answering, return_exceptions=True)
+
+    def _flipped(self, name: str) -> bool:
+        return bool(self.flip_dir) and os.path.exists(os.path.join(self.flip_dir, name))
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -72,7 +78,7 @@ class HostileWeb:
                     await asyncio.sleep(0.5)
                     writer.write(b"x")
                     await writer.drain()
-            elif kind == "bad":
+            elif kind == "bad" or (kind == "flip" and self._flipped(name)):
                 _write(writer, 502, "<html><body><h1>502 Bad Gateway</h1></body></html>")
             elif kind == "flap" and name in self.flapping:
                 _write(writer, 503, "<html><body><h1>Service Unavailable</h1></body></html>")

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -45,8 +45,8 @@ def _free_udp_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def resolver() -> Iterator[Resolver]:
+def start() -> tuple[Resolver, Callable[[], None]]:
+    """dnsmasq on a free loopback port with the four zones; returns it and its stop."""
     binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     require(shutil.which(binary) is not None, "dnsmasq is not installed (Debian's dnsmasq-base)")
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes queries, never answers
@@ -58,7 +58,7 @@ def resolver() -> Iterator[Resolver]:
     process = subprocess.Popen([
         binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", f"--port={port}",
         "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--user=root", "--cache-size=0",
-        "--address=/good.test/127.0.0.1", "--address=/nx.test/",
+        "--dns-forward-max=10000", "--address=/good.test/127.0.0.1", "--address=/nx.test/",
         f"--server=/dead.test/127.0.0.1#{silent.getsockname()[1]}",
         f"--server=/refused.test/127.0.0.1#{refusing.getsockname()[1]}",
     ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -72,8 +72,18 @@ def resolver() -> Iterator[Resolver]:
         time.sleep(0.05)
     if process.poll() is not None:
         raise RuntimeError(f"dnsmasq did not start: {process.stderr.read().decode() if process.stderr else ''}")
-    yield Resolver(f"127.0.0.1:{port}", process)
-    process.terminate()
-    process.wait(10)
-    silent.close()
-    refusing.close()
+
+    def stop() -> None:
+        process.terminate()
+        process.wait(10)
+        silent.close()
+        refusing.close()
+
+    return Resolver(f"127.0.0.1:{port}", process), stop
+
+
+@pytest.fixture(scope="session")
+def resolver() -> Iterator[Resolver]:
+    made, stop = start()
+    yield made
+    stop()

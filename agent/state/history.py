@@ -84,7 +84,9 @@ class Jobs:
         of several agents asking at once, exactly one gets True."""
         with self.db.transaction() as db:
             row = db.execute("SELECT last_run FROM jobs WHERE job = ?", (job,)).fetchone()
-            if row is not None and (now - datetime.fromisoformat(row[0])).total_seconds() < interval - slack:
+            since = (now - datetime.fromisoformat(row[0])).total_seconds() if row is not None else None
+            # a last run in the future (the clock stepped back: NTP, a restored VM) is due now, never waited for
+            if since is not None and 0 <= since < interval - slack:
                 return False
             db.execute(upsert("jobs", ("job", "last_run", "status", "duration"), ("job",)),
                        (job, now.isoformat(timespec="seconds"), "queued", 0.0))
