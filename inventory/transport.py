@@ -357,7 +357,7 @@ class SSHTransport(Transport):
 
     def _exec(self, command: str, timeout: float, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run one shell command line on a fresh channel of the open login."""
-        with self._channel(command if stdin else _NO_INPUT + command) as channel:
+        with self._channel(_reads_to_eof(command) if stdin else _NO_INPUT + command) as channel:
             if stdin:
                 channel.sendall(stdin)
                 _end_input(channel)
@@ -374,7 +374,7 @@ class SSHTransport(Transport):
 
     @contextmanager
     def _upload(self, path: str, timeout: float) -> Iterator[ByteSink]:
-        command = safety.join(["sh", "-c", 'cat > "$1"', "sh", path])
+        command = _reads_to_eof(safety.join(["sh", "-c", 'cat > "$1"', "sh", path]))
         with self._channel(command, f" while writing {path}", timeout) as channel:
             yield _ChannelSink(channel)
             _end_input(channel)
@@ -417,9 +417,19 @@ def _no_delay(connection: Connection) -> None:
 _NO_INPUT = "exec </dev/null; "
 
 
+#
+# A command that is given input could still end before reading it (a write into a missing folder, a
+# full disk) and race the agent's EOF the same way. So such a command reads its input to the end
+# before it exits, whatever it did: the host closes the channel only after the agent's EOF. EOF and
+# close are one ordered step on the agent's side, for every command.
+def _reads_to_eof(command: str) -> str:
+    return f"{command}\n_wpfleet_rc=$?; cat >/dev/null; exit $_wpfleet_rc"
+
+
 def _end_input(channel: paramiko.Channel) -> None:
-    """EOF after the input, unless the command is over already (its channel closed, or closing)."""
-    if not (channel.closed or channel.exit_status_ready() or channel.eof_received):
+    """EOF after the input: the command reads to it before it exits (``_reads_to_eof``), so its
+    channel is still open here unless the connection itself was lost."""
+    if not channel.closed:
         channel.shutdown_write()
 
 

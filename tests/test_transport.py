@@ -313,7 +313,7 @@ STRESS_SECONDS = float(os.environ.get("WPFLEET_STRESS_SECONDS", "15"))
 @pytest.mark.integration
 def test_many_sites_on_one_login_under_load_never_break_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Five sites on one shared login run quick commands (the kind whose channel the host closes at
-    once) for a long while, with the CPU busy elsewhere: sshd's own log shows no dropped login and no
+    once), some of them given input they fail before reading, for a long while, with the CPU busy elsewhere: sshd's own log shows no dropped login and no
     message about a channel it had already freed — the EOF/CLOSE race of two threads is gone.
 
     The race is made likely, as a loaded machine makes it: an EOF a site's thread sends waits 0.3 s
@@ -337,12 +337,17 @@ def test_many_sites_on_one_login_under_load_never_break_it(tmp_path: Path, monke
         sites = [shared_ssh(server, logins) for _ in range(5)]
         deadline = time.monotonic() + STRESS_SECONDS
         commands = [["true"], ["test", "-e", "/"], ["echo", "x"], ["sh", "-c", "exit 3"]]
+        missing = str(tmp_path / "no-such-folder" / "file")
 
         def hammer(site: SSHTransport) -> int:
             done = 0
             while time.monotonic() < deadline:
-                result = site.run(commands[done % len(commands)])
-                assert result.exit_code == (3 if done % len(commands) == 3 else 0)
+                if done % 5 == 4:  # input for a command that fails before reading it (a write into a missing folder)
+                    failed = site.run(["sh", "-c", 'cat > "$1"', "sh", missing], stdin=b"x" * 65536)
+                    assert failed.exit_code == 2 and "Directory nonexistent" in failed.stderr
+                else:
+                    result = site.run(commands[done % 5])
+                    assert result.exit_code == (3 if done % 5 == 3 else 0)
                 done += 1
             return done
 
