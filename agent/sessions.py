@@ -27,8 +27,9 @@ class Session:
     lock: SiteLock | None
 
     def lock_lost(self) -> bool:
-        """Another run took the site's lock from us: start nothing new."""
-        return self.lock is not None and self.lock.lost.is_set()
+        """Another run may have taken the site's lock from us (or the heartbeat has not been written
+        for a while, even one that hangs): start nothing new."""
+        return self.lock is not None and self.lock.unsure()
 
 
 class Held(NamedTuple):

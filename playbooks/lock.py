@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
 UNSURE_AFTER = STALE_AFTER / 2  # no heartbeat written for this long: the lock may be taken soon
+BEAT_DEADLINE = 10.0  # one heartbeat's remote call: a beat that hangs is a beat that failed
 LOCK_NAME = ".wpfleet.lock"
 TAKEN, HELD = "taken", "held"
 _HELD_HERE: set[str] = set()  # tokens of the locks this process holds, or is asking for, now
@@ -108,6 +109,12 @@ class SiteLock:
     run_id: str
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     lost: threading.Event = field(default_factory=threading.Event)  # set: another run took the lock from us
+    last_beat: float = field(default_factory=time.monotonic)  # when a heartbeat was last written (or the lock taken)
+
+    def unsure(self) -> bool:
+        """The lock may not be ours: taken from us, or no heartbeat written for ``UNSURE_AFTER`` —
+        known from the clock, even while a heartbeat call hangs."""
+        return self.lost.is_set() or time.monotonic() - self.last_beat >= UNSURE_AFTER
 
     @property
     def path(self) -> str:
@@ -147,10 +154,13 @@ class SiteLock:
             raise LockedError(f"{self.site.name}: another run took the stale lock first")
 
     def beat(self) -> bool:
-        """Refresh the heartbeat; False (and ``lost`` set) when the lock is no longer ours."""
-        result = self.site.transport.run(["sh", "-c", _BEAT, "sh", self.path, self.token])
+        """Refresh the heartbeat, within ``BEAT_DEADLINE``; False (and ``lost`` set) when the lock is
+        no longer ours."""
+        result = self.site.transport.run(["sh", "-c", _BEAT, "sh", self.path, self.token], timeout=BEAT_DEADLINE)
         if result.exit_code == 1:
             self.lost.set()
+        if result.ok:
+            self.last_beat = time.monotonic()
         return result.ok
 
     def release(self) -> bool:
@@ -171,6 +181,7 @@ def site_lock(site: SiteHandle, run_id: str, on_beat: Callable[[], None] = lambd
     """Hold the site's lock for the block, its heartbeat refreshed from a thread; does not wait."""
     lock = SiteLock(site, run_id)
     lock.acquire()
+    lock.last_beat = time.monotonic()
     done = threading.Event()
 
     def heartbeat() -> None:

@@ -203,3 +203,23 @@ def test_a_killed_process_not_yet_reaped_counts_as_ended() -> None:
         assert started(child.pid) is None  # a zombie now, not yet reaped
     finally:
         child.wait()
+
+
+def test_a_heartbeat_that_hangs_counts_its_lock_as_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's beat hangs (a stuck filesystem: reading the token never returns): the beat's call
+    ends at its own deadline, and the run knows from the clock that its lock is unsure."""
+    monkeypatch.setattr(lock_mod, "UNSURE_AFTER", 1.0)
+    monkeypatch.setattr(lock_mod, "BEAT_DEADLINE", 0.3)
+    with site_lock(handle(tmp_path), "long-run", every=0.1) as held:
+        token = lock_dir(tmp_path) / "token"
+        saved = token.read_text()
+        token.unlink()
+        os.mkfifo(token)  # every read of it blocks, as on a hung mount
+        started = time.monotonic()
+        while not held.lost.is_set() and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        assert held.lost.is_set() and held.unsure()
+        assert time.monotonic() - started < 1.0 + 2 * 0.3 + 1.0  # within UNSURE_AFTER and a beat's deadline
+        token.unlink()
+        token.write_text(saved)
+    assert not lock_dir(tmp_path).exists()
