@@ -140,6 +140,7 @@ def create(site: SiteHandle, now: datetime, components: dict[str, str] | None = 
         database, files = _dump_database(site, folder)
         files[ARCHIVE] = _archive_files(site, folder)
         _dump_not_empty(files, database["file"])
+        _read_back(site, folder)
         backup = Backup(backup_id, site.name, now.isoformat(timespec="seconds"), files,
                         initial=not existing, core=core, components=dict(components), database=database)
         site.write_file(f"{folder}/{MANIFEST}", json.dumps(backup.manifest(), indent=1).encode())
@@ -254,6 +255,12 @@ def _file_sums(site: SiteHandle, folder: str, *names: str) -> dict[str, dict[str
     sums = site.sh(["sha256sum", *paths], "checksumming").stdout.split()
     sizes = site.sh(["stat", "-c", "%s", *paths], "measuring").stdout.split()
     return {name: {"sha256": sums[index * 2], "size": int(sizes[index])} for index, name in enumerate(names)}
+
+
+def _read_back(site: SiteHandle, folder: str) -> None:
+    """The archive as written decompresses whole (``gzip -t``): its checksum only says what was
+    written, not that it can be put back. A corrupt one is a failed backup, before any change relies on it."""
+    site.sh(["gzip", "-t", f"{folder}/{ARCHIVE}"], "reading the archive back")
 
 
 def _dump_not_empty(files: dict[str, dict[str, Any]], db_file: str) -> None:

@@ -145,3 +145,24 @@ def test_a_journal_whose_backup_is_there_is_settled_not_discarded(fleet: Fleet,
     assert code == 2 and "its next run settles it" in capsys.readouterr().err
     with State(fleet.folder / "state") as state:
         assert state.journal.open("acme") is not None
+
+
+def test_a_backup_whose_archive_does_not_read_back_is_a_failed_backup(fleet: Fleet, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's tar writes a broken archive (hashed as written: its checksum matches); the backup
+    is read back before the update relies on it, fails, and the release is never touched."""
+    root = fleet.add(DemoSite("acme", "6.5.3", {"contact-form-7": ("5.9.3", True)}))
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    real_tar = next(p for p in ("/usr/bin/tar", "/bin/tar") if Path(p).exists())
+    (fake / "tar").write_text(f'#!/bin/sh\n{real_tar} "$@" | head -c 64\n')  # cut short, exit 0
+    (fake / "tar").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    result = fleet.update_result(NOW)
+    assert result["status"] == "failed" and "reading the archive back failed" in result["error"], result
+    from tests.conftest import plugin_version
+    assert plugin_version(root, "contact-form-7") == "5.9.3"  # nothing changed without a backup
+    backups = fleet.folder / "backups/acme"
+    assert not backups.exists() or not [p for p in backups.iterdir() if p.name[0].isdigit()]  # nothing half left
+    with State(fleet.folder / "state") as state:
+        assert not state.history.failed_releases("acme")  # the release is not blamed
