@@ -14,6 +14,7 @@ from agent.config import SiteConfig
 from agent.fleet import transport_for
 from agent.services import Services
 from agent.state.db import StateUnavailable
+from playbooks import backup as backups
 from playbooks.lock import SiteLock, site_lock
 from playbooks.site import SiteHandle
 
@@ -75,6 +76,10 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
         with site_lock(handle, run_id, on_beat=beat) as held:
             leases.hold(site.name, run_id, services.clock.now())
             ACTIVE[site.name] = Held(run_id, held.token)
+            for partial in backups.settle_partial(handle):  # a backup cut off by a killed run
+                log.warning("%s: removed backup %s, left without a manifest by an interrupted run", site.name, partial)
+                services.audit.append("backup_partial_removed", site=site.name, detail={"backup_id": partial,
+                                                                                       "run": run_id})
             try:
                 yield Session(handle, run_id, held)
             finally:

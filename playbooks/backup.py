@@ -116,6 +116,26 @@ def list_backups(site: SiteHandle) -> list[Backup]:
     return found
 
 
+# the backup folders with no manifest: a backup cut off midway (the agent killed while it ran)
+_PARTIAL = r'''
+for d in "$1"/*/; do
+  d=${d%/}; [ -d "$d" ] || continue
+  [ -e "$d/manifest.json" ] || echo "${d##*/}"
+done
+'''
+
+
+def settle_partial(site: SiteHandle) -> list[str]:
+    """Remove the backups a killed run left without a manifest (never listed, never pruned, never
+    handed over: the client's data kept past the contract). Only under the site's lock: no backup
+    of another run can be under way then. The ids removed."""
+    found = site.transport.run(["sh", "-c", _PARTIAL, "sh", site.backup_dir])
+    partial = [n for n in found.stdout.split() if BACKUP_ID.fullmatch(n)] if found.ok else []
+    for backup_id in partial:
+        site.sh(["rm", "-rf", "--", site.backup_path(backup_id)], f"removing the partial backup {backup_id}")
+    return partial
+
+
 def find(site: SiteHandle, backup_id: str) -> Backup | None:
     """The site's backup with this id, or None."""
     return next((b for b in list_backups(site) if b.id == backup_id), None)

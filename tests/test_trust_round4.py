@@ -166,3 +166,17 @@ def test_a_backup_whose_archive_does_not_read_back_is_a_failed_backup(fleet: Fle
     assert not backups.exists() or not [p for p in backups.iterdir() if p.name[0].isdigit()]  # nothing half left
     with State(fleet.folder / "state") as state:
         assert not state.history.failed_releases("acme")  # the release is not blamed
+
+
+def test_a_backup_cut_off_by_a_killed_agent_is_removed_under_the_lock_and_said(fleet: Fleet) -> None:
+    fleet.add(DemoSite("acme", "6.5.3", {}))
+    left = fleet.folder / "backups/acme/20261127T230000Z"  # db.sql and the archive whole, the manifest never written
+    left.mkdir(parents=True)
+    (left / "db.sql").write_text("-- a whole dump of the client's data\n")
+    (left / "files.tar.gz").write_bytes(b"\x1f\x8b" + b"\0" * 64)
+    assert main(["--config", str(fleet.config), "backup", "--site", "acme"], clock=FixedClock(NOW)) == 0
+    assert not left.exists()  # gone from the host
+    kept = [p.name for p in (fleet.folder / "backups/acme").iterdir() if p.name[0].isdigit()]
+    assert kept == ["20261128T060000Z"] and (fleet.folder / "backups/acme" / kept[0] / "manifest.json").exists()
+    record = [r for r in fleet.audit_records() if r["action"] == "backup_partial_removed"]
+    assert [r["detail"]["backup_id"] for r in record] == ["20261127T230000Z"]
