@@ -407,8 +407,9 @@ class Daemon:
         signal.signal(signal.SIGINT, handler)
 
     def _force_stop(self) -> None:
-        """Stop now: abort every transport (remote commands die with their connection, no worker
-        reconnects), then remove ``.maintenance`` and our own lock from each site we were working on."""
+        """Stop now: abort every transport (no worker reconnects), end the commands still running on
+        each host we were working on (in sessions of their own, they outlive their connection), then
+        remove ``.maintenance`` and our own lock there."""
         log.warning("stopping at once")
         working = self._working | dict(ACTIVE)  # before the abort: unwinding workers drop their entries
         abort_all()
@@ -416,10 +417,12 @@ class Daemon:
             site = self.config.site(name)
             try:
                 with site_session(self.services, site, lock=False, even_when_stopping=True) as session:
+                    ended = session.handle.end_running()  # WP-CLI still at work on the host ends first
                     left = session.handle.clear_maintenance()
                     released = SiteLock(session.handle, held.run_id, token=held.token).release()
                 self.services.audit.append("forced_stop", site=name, detail={
-                    "reason": "stopped by the operator", "maintenance_removed": left, "lock_released": released})
+                    "reason": "stopped by the operator", "maintenance_removed": left, "lock_released": released,
+                    "commands_ended": len(ended)})
             except InventoryError as exc:
                 log.error("%s: could not clear maintenance mode: %s", name, exc)
 

@@ -76,6 +76,12 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
         with site_lock(handle, run_id, on_beat=beat) as held:
             leases.hold(site.name, run_id, services.clock.now())
             ACTIVE[site.name] = Held(run_id, held.token)
+            ended = handle.end_running()  # what an earlier run left running ends before anything is judged
+            if ended:
+                log.warning("%s: ended %d command(s) an earlier run left running on the host", site.name, len(ended))
+                services.audit.append("remote_commands_ended", site=site.name, detail={"process_groups": ended,
+                                                                                      "run": run_id})
+            handle.track_commands()
             for partial in backups.settle_partial(handle):  # a backup cut off by a killed run
                 log.warning("%s: removed backup %s, left without a manifest by an interrupted run", site.name, partial)
                 services.audit.append("backup_partial_removed", site=site.name, detail={"backup_id": partial,

@@ -67,6 +67,41 @@ class CommandResult:
         return self.exit_code == 0
 
 
+# $1 the folder; the rest the command. Its own session (setsid --wait: the caller still waits for it);
+# "<pgid>.pid" holds the leader's start time, so a pid reused since is never taken for it.
+_TRACKED = r'''
+d=$1; shift
+mkdir -p "$d" 2>/dev/null
+exec setsid -w sh -c 'cut -d" " -f22 /proc/$$/stat > "$0/$$.pid" 2>/dev/null; "$@"; rc=$?; rm -f "$0/$$.pid"; exit $rc' "$d" "$@"
+'''
+# $1 the folder, $2 seconds of grace: every group still running gets SIGTERM, then SIGKILL after the
+# grace; prints the groups it had to end. A group whose members are all zombies has ended.
+END_RUNNING = r'''
+d=$1; grace=$2
+[ -d "$d" ] || exit 0
+live() { ps -o stat= -g "$1" 2>/dev/null | grep -qv '^Z'; }
+ended=""
+for f in "$d"/*.pid; do
+  [ -e "$f" ] || continue
+  g=${f##*/}; g=${g%.pid}
+  case $g in *[!0-9]*|"") rm -f "$f"; continue;; esac
+  if [ -e "/proc/$g/stat" ] && [ "$(cut -d" " -f22 "/proc/$g/stat")" != "$(cat "$f")" ]; then rm -f "$f"; continue; fi
+  if live "$g"; then kill -s TERM -- "-$g" 2>/dev/null; ended="$ended $g"; fi
+done
+i=0
+while [ -n "$ended" ] && [ $i -lt $((grace * 10)) ]; do
+  alive=""
+  for g in $ended; do live "$g" && alive="$alive $g"; done
+  [ -z "$alive" ] && break
+  sleep 0.1; i=$((i + 1))
+done
+for g in $ended; do live "$g" && kill -s KILL -- "-$g" 2>/dev/null; done
+for g in $ended; do rm -f "$d/$g.pid"; done
+for f in "$d"/*.pid; do [ -e "$f" ] || continue; g=${f##*/}; live "${g%.pid}" || rm -f "$f"; done
+echo $ended
+'''
+
+
 @dataclass(eq=False)
 class Transport(ABC):
     """Runs argument lists on a site's host; counts what it did for the benchmarks."""
@@ -75,15 +110,22 @@ class Transport(ABC):
     commands_run: int = field(default=0, init=False)
     logins: int = field(default=0, init=False)
     aborted: bool = field(default=False, init=False)
+    # a folder on the host: every command ``run`` starts goes into a session of its own, its process
+    # group named there while it runs, so the agent can end it even after it let go (``end_running``)
+    track: str | None = field(default=None, init=False)
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None,
-        stdin: bytes | None = None,
+        stdin: bytes | None = None, tracked: bool = True,
     ) -> CommandResult:
-        """Run one command built from already validated arguments; never raises on exit codes."""
+        """Run one command built from already validated arguments; never raises on exit codes.
+        ``tracked``: with ``track`` set, the command can be ended by a later ``end_running``."""
         self._refuse_if_aborted()
         self.commands_run += 1
-        return self._execute(self._with_env(argv, env), timeout or self.command_timeout, stdin)
+        full = self._with_env(argv, env)
+        if tracked and self.track is not None:
+            full = ["sh", "-c", _TRACKED, "sh", safety.remote_path(self.track), *full]
+        return self._execute(full, timeout or self.command_timeout, stdin)
 
     def run_many(
         self, commands: Sequence[Sequence[str]], *, env: Mapping[str, str] | None = None, timeout: float | None = None

@@ -135,7 +135,8 @@ class SiteLock:
 
     def _acquire(self) -> None:
         self.site.sh(["mkdir", "-p", self.site.backup_dir], "creating the backup folder")
-        result = self.site.transport.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.token, self.owner()])
+        result = self.site.transport.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.token, self.owner()],
+                                         tracked=False)
         first, _, rest = result.stdout.partition("\n")
         if result.ok and first == TAKEN:
             return
@@ -149,14 +150,15 @@ class SiteLock:
             raise LockedError(f"{self.site.name} is locked by another run ({_describe(holder)}, "
                               f"heartbeat {age}s ago)")
         taken = self.site.transport.run(["sh", "-c", _TAKEOVER, "sh", self.path, seen, self.token, self.owner(),
-                                         str(int(STALE_AFTER)), "1" if dead else "0"])
+                                         str(int(STALE_AFTER)), "1" if dead else "0"], tracked=False)
         if not taken.ok:
             raise LockedError(f"{self.site.name}: another run took the stale lock first")
 
     def beat(self) -> bool:
         """Refresh the heartbeat, within ``BEAT_DEADLINE``; False (and ``lost`` set) when the lock is
         no longer ours."""
-        result = self.site.transport.run(["sh", "-c", _BEAT, "sh", self.path, self.token], timeout=BEAT_DEADLINE)
+        result = self.site.transport.run(["sh", "-c", _BEAT, "sh", self.path, self.token], timeout=BEAT_DEADLINE,
+                                         tracked=False)
         if result.exit_code == 1:
             self.lost.set()
         if result.ok:
@@ -169,7 +171,7 @@ class SiteLock:
         _HELD_HERE.discard(self.token)
         for _ in range(2):  # a dropped connection is opened again once
             try:
-                return self.site.transport.run(["sh", "-c", _RELEASE, "sh", self.path, self.token]).ok
+                return self.site.transport.run(["sh", "-c", _RELEASE, "sh", self.path, self.token], tracked=False).ok
             except InventoryError:
                 continue
         return False

@@ -11,9 +11,12 @@ import requests
 
 from inventory import safety
 from inventory.rest import make_session
-from inventory.transport import CommandResult, Transport
+from inventory.transport import END_RUNNING, CommandResult, Transport
 from inventory.wpcli import WPCLI, json_of
 from playbooks.errors import PlaybookError
+
+RUNNING = ".wpfleet.running"  # beside the lock: the process groups of the commands a run has under way
+END_GRACE = 20.0  # what a command left running gets between SIGTERM and SIGKILL
 
 
 @dataclass
@@ -72,6 +75,21 @@ class SiteHandle:
 
     def write_file(self, path: str, data: bytes) -> None:
         self.sh(["sh", "-c", 'cat > "$1"', "sh", path], f"writing {path}", stdin=data)
+
+    def track_commands(self) -> None:
+        """From now on every command this handle runs can be ended by a later ``end_running``."""
+        self.transport.track = self.backup_path(RUNNING)
+
+    def end_running(self, grace: float = END_GRACE) -> list[str]:
+        """End the commands an earlier run of this site left running on the host (the agent stopped at
+        once, or was killed, while WP-CLI worked on): SIGTERM to each one's process group, SIGKILL
+        after ``grace`` seconds; waits until they are gone. The process groups it ended."""
+        result = self.transport.run(["sh", "-c", END_RUNNING, "sh", self.backup_path(RUNNING), str(int(grace))],
+                                    tracked=False, timeout=grace + 30)
+        if not result.ok:
+            raise PlaybookError(f"cannot end the commands left running on {self.name}: "
+                                f"{(result.stderr or result.stdout).strip() or result.exit_code}")
+        return result.stdout.split()
 
     def clear_maintenance(self) -> bool:
         """Remove ``.maintenance`` if present; True when one was left behind."""

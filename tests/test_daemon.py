@@ -229,11 +229,11 @@ def test_second_signal_stops_at_once_without_leaving_maintenance(fleet: Fleet, s
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    # checked while the orphaned remote update is still asleep, so only the agent can have removed it
+    # the remote update (12 s) was ended by the agent, not left to finish: only the agent removed the marker
     assert "plugin update contact-form-7" in fleet.calls.read_text() and not (root / ".maintenance").exists()
     forced = [r for r in fleet.audit_records() if r["action"] == "forced_stop"]
     assert forced[0]["detail"] == {"reason": "stopped by the operator", "maintenance_removed": True,
-                                   "lock_released": True}
+                                   "lock_released": True, "commands_ended": 1}
     assert not (fleet.folder / "backups/acme/.wpfleet.lock").exists()
     assert "stopping at once" in (fleet.folder / "daemon.log").read_text()
     # the truth: the operator stopped it; no "connection lost" ticket, the journal left to the next run
@@ -437,3 +437,50 @@ def test_a_jobs_next_run_counts_from_its_start(fleet: Fleet) -> None:
         assert daemon.until_due(("update",))["update"] == 6 * 3600 - 40 * 60
     finally:
         daemon.close()
+
+
+@pytest.mark.integration
+def test_a_forced_stop_ends_the_update_still_running_on_the_host(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    """The second SIGTERM lets go of a site whose broken release is still being installed (12 s): the
+    agent ends that WP-CLI process on the host, so the release never lands after it let go."""
+    root = daemon_fleet(fleet, sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": ["slow", "fatal"], "slow_seconds": 12}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for_slow_step(fleet, root)
+        signal_twice(daemon)
+        assert daemon.wait(60) == 130
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    time.sleep(14)  # past the time the orphaned update would have installed the broken release
+    plugin = (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
+    assert "Version: 5.9.3" in plugin and "wpsim:fatal" not in plugin
+    assert fleet.web.answer("/acme/")[0] == 200 and not (root / ".maintenance").exists()
+    assert not list((fleet.folder / "backups/acme/.wpfleet.running").glob("*.pid"))
+
+
+@pytest.mark.integration
+def test_the_next_run_ends_what_a_killed_agent_left_running_before_it_judges(
+        fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
+    root = daemon_fleet(fleet, sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": ["slow", "fatal"], "slow_seconds": 15}})
+    daemon = start_daemon(fleet)
+    try:
+        wait_for_slow_step(fleet, root)
+        slow_began = time.monotonic()
+        daemon.kill()  # SIGKILL: nothing of the agent's runs after it; WP-CLI sleeps on, on the host
+        daemon.wait(10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {}})  # meanwhile the release was mended
+    again = start_daemon(fleet, "--once")
+    assert again.wait(120) == 0
+    ended = [r for r in fleet.audit_records() if r["action"] == "remote_commands_ended"]
+    assert len(ended) == 1 and len(ended[0]["detail"]["process_groups"]) == 1
+    time.sleep(max(0.0, slow_began + 17 - time.monotonic()))  # past the killed run's 15 s: had its WP-CLI
+    # lived on, the broken release would have landed by now
+    plugin = (root / "wp-content/plugins/contact-form-7/contact-form-7.php").read_text()
+    assert "Version: 5.9.8" in plugin and "wpsim:fatal" not in plugin  # the next run's own, healthy update
+    assert fleet.web.answer("/acme/")[0] == 200 and not (root / ".maintenance").exists()
