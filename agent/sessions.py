@@ -15,7 +15,8 @@ from agent.fleet import transport_for
 from agent.services import Services
 from agent.state.db import StateUnavailable
 from playbooks import backup as backups
-from playbooks.lock import SiteLock, site_lock
+from playbooks.errors import LockedError
+from playbooks.lock import STALE_AFTER, SiteLock, site_lock
 from playbooks.site import SiteHandle
 
 log = logging.getLogger(__name__)
@@ -63,31 +64,42 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
             return
         leases = services.state.leases
         unrecorded = threading.Event()
+        root = f"root:{site.host_key}:{handle.root}"  # one run per WordPress root, as the host resolves it
+        other = leases.claim(root, run_id, services.clock.now(), STALE_AFTER)
+        if other is not None:
+            raise LockedError(f"{site.name}: its WordPress root {handle.root} is being worked on by run "
+                              f"{other.run_id} (another site block on the same root)")
 
         def beat() -> None:
             if unrecorded.is_set():  # each try waits for the database: the host's lock must not wait with it
                 return
             try:
+                leases.beat(root, run_id, services.clock.now())
                 leases.beat(site.name, run_id, services.clock.now())
             except StateUnavailable as exc:  # the host's lock is what holds the site: it keeps beating
                 unrecorded.set()
                 log.warning("%s: the lease's heartbeat is no longer recorded: %s", site.name, exc)
 
-        with site_lock(handle, run_id, on_beat=beat) as held:
-            leases.hold(site.name, run_id, services.clock.now())
-            ACTIVE[site.name] = Held(run_id, held.token)
-            ended = handle.end_running()  # what an earlier run left running ends before anything is judged
-            if ended:
-                log.warning("%s: ended %d command(s) an earlier run left running on the host", site.name, len(ended))
-                services.audit.append("remote_commands_ended", site=site.name, detail={"process_groups": ended,
-                                                                                      "run": run_id})
-            handle.track_commands()
-            for partial in backups.settle_partial(handle):  # a backup cut off by a killed run
-                log.warning("%s: removed backup %s, left without a manifest by an interrupted run", site.name, partial)
-                services.audit.append("backup_partial_removed", site=site.name, detail={"backup_id": partial,
-                                                                                       "run": run_id})
-            try:
-                yield Session(handle, run_id, held)
-            finally:
-                ACTIVE.pop(site.name, None)
-                leases.release(site.name, run_id)
+        try:
+            with site_lock(handle, run_id, on_beat=beat) as held:
+                leases.hold(site.name, run_id, services.clock.now())
+                ACTIVE[site.name] = Held(run_id, held.token)
+                ended = handle.end_running()  # what an earlier run left running ends before anything is judged
+                if ended:
+                    log.warning("%s: ended %d command(s) an earlier run left running on the host", site.name,
+                                len(ended))
+                    services.audit.append("remote_commands_ended", site=site.name,
+                                          detail={"process_groups": ended, "run": run_id})
+                handle.track_commands()
+                for partial in backups.settle_partial(handle):  # a backup cut off by a killed run
+                    log.warning("%s: removed backup %s, left without a manifest by an interrupted run", site.name,
+                                partial)
+                    services.audit.append("backup_partial_removed", site=site.name,
+                                          detail={"backup_id": partial, "run": run_id})
+                try:
+                    yield Session(handle, run_id, held)
+                finally:
+                    ACTIVE.pop(site.name, None)
+                    leases.release(site.name, run_id)
+        finally:
+            leases.release(root, run_id)

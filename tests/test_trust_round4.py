@@ -180,3 +180,29 @@ def test_a_backup_cut_off_by_a_killed_agent_is_removed_under_the_lock_and_said(f
     assert kept == ["20261128T060000Z"] and (fleet.folder / "backups/acme" / kept[0] / "manifest.json").exists()
     record = [r for r in fleet.audit_records() if r["action"] == "backup_partial_removed"]
     assert [r["detail"]["backup_id"] for r in record] == ["20261127T230000Z"]
+
+
+def test_two_blocks_on_one_root_through_a_symlink_never_run_at_once(fleet: Fleet) -> None:
+    """Another path to the same WordPress root (a symlink) passes the config's check; the run's own
+    claim on the root as the host resolves it keeps the two blocks from working on it together."""
+    from agent.services import Services
+    from agent.sessions import site_session
+    from playbooks.errors import LockedError
+
+    root = fleet.add(DemoSite("acme", "6.5.3", {}))
+    link = fleet.folder / "acme-link"
+    link.symlink_to(root)
+    fleet.blocks.append(f'[[sites]]\nname = "acme-www"\nurl = "{fleet.web.url("acme")}"\npath = "{link}"\n'
+                        f'wp_cli = "{fleet.wp}"\nbackup_dir = "{fleet.folder / "backups" / "acme-www"}"\n')
+    fleet.write()
+    config = load(fleet.config)
+    with Services.open(config, FixedClock(NOW)) as services:
+        with site_session(services, config.site("acme")):
+            with pytest.raises(LockedError, match="its WordPress root .* is being worked on by run"):
+                with site_session(services, config.site("acme-www")):
+                    pass
+            assert not (fleet.folder / "backups/acme-www/.wpfleet.lock").exists()  # it never took its own lock
+        with site_session(services, config.site("acme-www")):  # once the first run let go
+            assert (fleet.folder / "backups/acme-www/.wpfleet.lock").exists()
+        rows = services.state.db.rows("SELECT site FROM leases")
+        assert rows == []  # every claim released

@@ -47,6 +47,22 @@ class Leases:
         self.db.execute(upsert("leases", ("site", "run_id", "host", "pid", "taken_at", "heartbeat_at"), ("site",)),
                         (site, run_id, socket.gethostname(), os.getpid(), stamp, stamp))
 
+    def claim(self, key: str, run_id: str, at: datetime, stale_after: float) -> Lease | None:
+        """Take ``key`` for ``run_id`` unless a live run holds it; None when taken, else that run's lease.
+        One transaction: of two runs asking at once, one gets it."""
+        with self.db.transaction() as db:
+            row = db.execute("SELECT site, run_id, host, pid, taken_at, heartbeat_at FROM leases WHERE site = ?",
+                             (key,)).fetchone()
+            if row is not None and row[1] != run_id:
+                other = Lease(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]),
+                              datetime.fromisoformat(row[5]))
+                if (at - other.heartbeat_at).total_seconds() <= stale_after and not _gone_here(other):
+                    return other
+            stamp = at.isoformat(timespec="seconds")
+            db.execute(upsert("leases", ("site", "run_id", "host", "pid", "taken_at", "heartbeat_at"), ("site",)),
+                       (key, run_id, socket.gethostname(), os.getpid(), stamp, stamp))
+        return None
+
     def beat(self, site: str, run_id: str, at: datetime) -> None:
         self.db.execute("UPDATE leases SET heartbeat_at = ? WHERE site = ? AND run_id = ?",
                         (at.isoformat(timespec="seconds"), site, run_id))
