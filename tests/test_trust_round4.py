@@ -198,9 +198,9 @@ def test_two_blocks_on_one_root_through_a_symlink_never_run_at_once(fleet: Fleet
     config = load(fleet.config)
     with Services.open(config, FixedClock(NOW)) as services:
         with site_session(services, config.site("acme")):
-            with pytest.raises(LockedError, match="its WordPress root .* is being worked on by run"):
-                with site_session(services, config.site("acme-www")):
-                    pass
+            with pytest.raises(LockedError, match="its WordPress root .* is being worked on by run"), \
+                    site_session(services, config.site("acme-www")):
+                pass
             assert not (fleet.folder / "backups/acme-www/.wpfleet.lock").exists()  # it never took its own lock
         with site_session(services, config.site("acme-www")):  # once the first run let go
             assert (fleet.folder / "backups/acme-www/.wpfleet.lock").exists()
