@@ -101,5 +101,6 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
                 finally:
                     ACTIVE.pop(site.name, None)
                     leases.release(site.name, run_id)
+                    handle.untrack_commands()
         finally:
             leases.release(root, run_id)

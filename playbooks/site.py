@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import time
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import requests
 
 from inventory import safety
+from inventory.errors import InventoryError
 from inventory.rest import make_session
 from inventory.transport import END_RUNNING, CommandResult, Transport
 from inventory.wpcli import WPCLI, json_of
@@ -79,6 +81,13 @@ class SiteHandle:
     def track_commands(self) -> None:
         """From now on every command this handle runs can be ended by a later ``end_running``."""
         self.transport.track = self.backup_path(RUNNING)
+
+    def untrack_commands(self) -> None:
+        """The run is over: its folder of running commands goes when empty (best effort)."""
+        self.transport.track = None
+        with contextlib.suppress(InventoryError):
+            self.transport.run(["rmdir", "--ignore-fail-on-non-empty", "--", self.backup_path(RUNNING)],
+                               tracked=False)
 
     def end_running(self, grace: float = END_GRACE) -> list[str]:
         """End the commands an earlier run of this site left running on the host (the agent stopped at
