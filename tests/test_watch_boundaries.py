@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from other test modules are parameters here
 """The watch's second round (issue 27): nothing but page reads on its loop. Names resolved through a
 real resolver on loopback (dnsmasq) — some dead, some refused, some not existing — a ticket sink
 slower than the watch, a trickling vulnerability feed and wordpress.org, a release whose pages hang,
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,28 +22,14 @@ from agent.demo import DemoSite
 from agent.services import Services
 from inventory.wporg import OutOfReach, WordPressOrg
 from tests.conftest import Fleet, plugin_version
-from tests.hostile import HostileWeb, Running
+from tests.hostile import HostileWeb
 from tests.loopback import QuietHandler, serve
 from tests.resolver import Resolver, resolver  # noqa: F401 - the fixture
-from tests.test_watch_hostile import Receiver
+from tests.test_watch_hostile import Receiver, receiver, web  # noqa: F401 - the fixtures
 
 NIGHT = datetime(2026, 11, 26, 23, 30, tzinfo=UTC)  # Friday 03:00 in Tehran: only emergencies are due now
 TIMEOUT = 3.0
 CONFIRM = 1.0
-
-
-@pytest.fixture
-def web() -> Iterator[HostileWeb]:
-    running = Running(HostileWeb(delay=(0.0, 0.05)))
-    yield running.web
-    running.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver()
-    yield made
-    made.server.shutdown()
 
 
 def named_fleet(folder: Path, web: HostileWeb, sites: dict[str, str], receiver_url: str, dns: str) -> Path:
@@ -58,7 +44,7 @@ def named_fleet(folder: Path, web: HostileWeb, sites: dict[str, str], receiver_u
 
 
 def test_names_that_never_resolve_blind_no_one(tmp_path: Path, web: HostileWeb, receiver: Receiver,
-                                               resolver: Resolver) -> None:  # noqa: F811
+                                               resolver: Resolver) -> None:
     healthy = {f"ok-{n}": f"ok{n}.good.test" for n in range(150)}
     dead = {f"ok-dead-{n}": f"shop{n}.dead.test" for n in range(24)}  # the nameservers of an expired domain
     gone = {f"ok-gone-{n}": f"shop{n}.nx.test" for n in range(6)}
