@@ -1,4 +1,4 @@
-"""Trust, fourth round (issue 28), the parts that need no remote process: a clock that steps back,
+"""Trust, fourth round (issue 28): a clock that steps back,
 configs that cannot hurt (one block per WordPress root, backups that keep the media), a ticket file
 a full disk cut short, and one contract for every change (migrate included). Each checks the state,
 the files or the exit code, not the agent's word."""
@@ -21,6 +21,7 @@ from agent.daemon import Daemon
 from agent.demo import DemoSite
 from agent.state import State
 from agent.tickets import FileSink, delivery_id
+from tests import sshd as sshd_mod
 from tests.conftest import Fleet
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -108,9 +109,9 @@ def test_migrate_is_refused_when_support_has_ended(fleet: Fleet, capsys: pytest.
         assert state.journal.open("acme") is None
 
 
-def test_a_journal_whose_backup_is_gone_can_be_discarded_with_its_trail(fleet: Fleet,
+def test_a_journal_whose_backup_is_gone_can_be_discarded_with_its_trail(fleet: Fleet, sshd: sshd_mod.SSHServer,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    root = fleet.add(DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True)}))
+    root = fleet.add(DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True)}), ssh=sshd)
     with State(fleet.folder / "state") as state:  # a run cut off mid-update; its backup later removed by hand
         state.journal.begin("acme", "update", "run-cut", NOW, "20261101T000000Z-gone")
     main_file = demo.write_plugin(root, "akismet", "5.3.0", "wpsim_boom(); // wpsim:fatal\n")  # broken between steps
@@ -168,8 +169,9 @@ def test_a_backup_whose_archive_does_not_read_back_is_a_failed_backup(fleet: Fle
         assert not state.history.failed_releases("acme")  # the release is not blamed
 
 
-def test_a_backup_cut_off_by_a_killed_agent_is_removed_under_the_lock_and_said(fleet: Fleet) -> None:
-    fleet.add(DemoSite("acme", "6.5.3", {}))
+def test_a_backup_cut_off_by_a_killed_agent_is_removed_under_the_lock_and_said(fleet: Fleet,
+                                                                              sshd: sshd_mod.SSHServer) -> None:
+    fleet.add(DemoSite("acme", "6.5.3", {}), ssh=sshd)
     left = fleet.folder / "backups/acme/20261127T230000Z"  # db.sql and the archive whole, the manifest never written
     left.mkdir(parents=True)
     (left / "db.sql").write_text("-- a whole dump of the client's data\n")
@@ -182,18 +184,20 @@ def test_a_backup_cut_off_by_a_killed_agent_is_removed_under_the_lock_and_said(f
     assert [r["detail"]["backup_id"] for r in record] == ["20261127T230000Z"]
 
 
-def test_two_blocks_on_one_root_through_a_symlink_never_run_at_once(fleet: Fleet) -> None:
+def test_two_blocks_on_one_root_through_a_symlink_never_run_at_once(fleet: Fleet, sshd: sshd_mod.SSHServer) -> None:
     """Another path to the same WordPress root (a symlink) passes the config's check; the run's own
     claim on the root as the host resolves it keeps the two blocks from working on it together."""
     from agent.services import Services
     from agent.sessions import site_session
     from playbooks.errors import LockedError
 
-    root = fleet.add(DemoSite("acme", "6.5.3", {}))
+    root = fleet.add(DemoSite("acme", "6.5.3", {}), ssh=sshd)
     link = fleet.folder / "acme-link"
     link.symlink_to(root)
     fleet.blocks.append(f'[[sites]]\nname = "acme-www"\nurl = "{fleet.web.url("acme")}"\npath = "{link}"\n'
-                        f'wp_cli = "{fleet.wp}"\nbackup_dir = "{fleet.folder / "backups" / "acme-www"}"\n')
+                        f'wp_cli = "{fleet.wp}"\nbackup_dir = "{fleet.folder / "backups" / "acme-www"}"\n'
+                        f'[sites.ssh]\nhost = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+                        f'key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n')
     fleet.write()
     config = load(fleet.config)
     with Services.open(config, FixedClock(NOW)) as services:
