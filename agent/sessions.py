@@ -64,8 +64,11 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
             return
         leases = services.state.leases
         unrecorded = threading.Event()
-        root = f"root:{site.host_key}:{handle.root}"  # one run per WordPress root, as the host resolves it
-        other = leases.claim(root, run_id, services.clock.now(), STALE_AFTER)
+        # one site block per WordPress root, as the host resolves it (the same block's runs are kept
+        # apart by the host's own lock, which also knows when its holder died)
+        root = f"root:{site.host_key}:{handle.root}"
+        holder = f"{site.name}/{run_id}"
+        other = leases.claim(root, holder, services.clock.now(), STALE_AFTER, same=f"{site.name}/")
         if other is not None:
             raise LockedError(f"{site.name}: its WordPress root {handle.root} is being worked on by run "
                               f"{other.run_id} (another site block on the same root)")
@@ -74,7 +77,7 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
             if unrecorded.is_set():  # each try waits for the database: the host's lock must not wait with it
                 return
             try:
-                leases.beat(root, run_id, services.clock.now())
+                leases.beat(root, holder, services.clock.now())
                 leases.beat(site.name, run_id, services.clock.now())
             except StateUnavailable as exc:  # the host's lock is what holds the site: it keeps beating
                 unrecorded.set()
@@ -103,4 +106,4 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
                     leases.release(site.name, run_id)
                     handle.untrack_commands()
         finally:
-            leases.release(root, run_id)
+            leases.release(root, holder)

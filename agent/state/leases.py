@@ -47,13 +47,14 @@ class Leases:
         self.db.execute(upsert("leases", ("site", "run_id", "host", "pid", "taken_at", "heartbeat_at"), ("site",)),
                         (site, run_id, socket.gethostname(), os.getpid(), stamp, stamp))
 
-    def claim(self, key: str, run_id: str, at: datetime, stale_after: float) -> Lease | None:
-        """Take ``key`` for ``run_id`` unless a live run holds it; None when taken, else that run's lease.
-        One transaction: of two runs asking at once, one gets it."""
+    def claim(self, key: str, run_id: str, at: datetime, stale_after: float, same: str = "") -> Lease | None:
+        """Take ``key`` for ``run_id`` unless a live run holds it (one whose id starts with ``same`` does
+        not count: it is kept apart otherwise); None when taken, else that run's lease. One
+        transaction: of two runs asking at once, one gets it."""
         with self.db.transaction() as db:
             row = db.execute("SELECT site, run_id, host, pid, taken_at, heartbeat_at FROM leases WHERE site = ?",
                              (key,)).fetchone()
-            if row is not None and row[1] != run_id:
+            if row is not None and row[1] != run_id and not (same and str(row[1]).startswith(same)):
                 other = Lease(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]),
                               datetime.fromisoformat(row[5]))
                 if (at - other.heartbeat_at).total_seconds() <= stale_after and not _gone_here(other):
