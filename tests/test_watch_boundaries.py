@@ -185,6 +185,7 @@ def test_a_trickling_wordpress_org_is_out_of_reach_at_its_deadline() -> None:
 def test_a_release_that_makes_pages_hang_is_rolled_back(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("playbooks.health.TIMEOUT", 2.0)
     monkeypatch.setattr("playbooks.health.UNSEEN_WAIT", 0.2)
+    monkeypatch.setattr("playbooks.health.UNSEEN_TRIES", 2)
     root = fleet.add(DemoSite("acme", "6.5.3", {"contact-form-7": ("5.9.3", True)}))
     fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "hang-pages"}})
     result = fleet.update_result(NIGHT)
