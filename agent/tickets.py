@@ -33,6 +33,7 @@ from agent.errors import SinkError
 from agent.secrets import Redactor
 from agent.state import State
 from agent.state.tickets import PUBLIC_FIELDS, Ticket
+from inventory.rest import within
 
 __all__ = ["PUBLIC_FIELDS", "Sink", "SinkError", "Ticket", "TicketDesk", "sink_for"]
 
@@ -117,8 +118,9 @@ class WebhookSink:
         if self.secret:
             digest = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
             headers[SIGNATURE_HEADER] = f"sha256={digest}"
-        try:
-            response = (self.session or requests).post(self.url, data=body, headers=headers, timeout=self.timeout)
+        try:  # each read within ``timeout``, the whole answer within twice that: a trickling receiver holds no one
+            response = within(self.session or requests, "POST", self.url, 2 * self.timeout, data=body,
+                              headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             if _never_sent(exc):
                 raise SinkError(f"webhook unreachable: {type(exc).__name__}") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +37,44 @@ def cut_off(response: requests.Response) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+class DeadlinePassed(requests.Timeout):
+    """The whole answer did not come within the call's deadline (each read may have come in time)."""
+
+
+def within(session: requests.Session | Any, method: str, url: str, deadline: float, *,
+           max_bytes: int = 8 * 1024 * 1024, **kwargs: Any) -> requests.Response:
+    """One request whose whole answer (headers and body, at most ``max_bytes``) comes within
+    ``deadline`` seconds; ``timeout`` in ``kwargs`` still bounds each read. Past the deadline its
+    connection is cut under the reader and ``DeadlinePassed`` raised: a trickling server holds no one."""
+    holder: dict[str, Any] = {}
+    done = threading.Event()
+
+    def fetch() -> None:
+        try:
+            response = session.request(method, url, stream=True, **kwargs)
+            holder["response"] = response
+            body = response.raw.read(max_bytes + 1, decode_content=True) or b""
+            if len(body) > max_bytes:
+                raise requests.exceptions.ContentDecodingError(f"an answer over {max_bytes} bytes from {url}")
+            response._content = body  # the body as read: .json() and .text work on it
+            response._content_consumed = True  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            holder["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=fetch, name="http-within", daemon=True).start()
+    if not done.wait(deadline):
+        if "response" in holder:
+            cut_off(holder["response"])
+        raise DeadlinePassed(f"no whole answer within {deadline:g} s from {url}")
+    if "error" in holder:
+        raise holder["error"]
+    response: requests.Response = holder["response"]
+    response.close()
+    return response
 
 
 def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:

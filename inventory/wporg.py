@@ -33,7 +33,7 @@ import requests
 
 from inventory import safety, versions
 from inventory.errors import HostileValueError, InventoryError
-from inventory.rest import cut_off, make_session
+from inventory.rest import DeadlinePassed, make_session, within
 
 DEFAULT_API = "https://api.wordpress.org"
 TIMEOUT = 5.0  # connect, and each read: an API that is there answers in well under a second
@@ -206,37 +206,17 @@ class WordPressOrg:
 
     def _get(self, url: str, params: dict[str, str]) -> Any:
         """The answer's JSON; None for "not found". Raises ``_Unanswered`` for anything that is not
-        wordpress.org answering in whole within ``deadline`` (``timeout`` bounds each read; a
-        trickling answer is cut at the deadline, its connection closed under the reader)."""
+        wordpress.org answering in whole within ``deadline`` (``timeout`` bounds each read)."""
         self.requests_made += 1
-        holder: dict[str, Any] = {}
-        done = threading.Event()
-
-        def fetch() -> None:
-            try:
-                response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
-                holder["response"] = response
-                holder["body"] = response.raw.read(MAX_BODY + 1, decode_content=True)
-            except Exception as exc:  # noqa: BLE001 - handed to the caller below
-                holder["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=fetch, name="wporg", daemon=True).start()
-        if not done.wait(self.deadline):
-            response = holder.get("response")
-            if response is not None:
-                cut_off(response)  # the reader wakes with an error and the thread ends
-            raise _Unanswered(f"no whole answer within {self.deadline:g} s from {self.base_url}")
-        error = holder.get("error")
-        if error is not None:
-            raise _Unanswered(f"{type(error).__name__} from {self.base_url}") from error
-        response, body = holder["response"], holder["body"]
-        response.close()
-        if len(body) > MAX_BODY:
-            raise _Unanswered(f"an answer over {MAX_BODY} bytes from {self.base_url}")
         try:
-            document: Any = json.loads(body)
+            response = within(self.session, "GET", url, self.deadline, max_bytes=MAX_BODY, params=params,
+                              timeout=self.timeout)
+        except DeadlinePassed as exc:
+            raise _Unanswered(f"no whole answer within {self.deadline:g} s from {self.base_url}") from exc
+        except requests.RequestException as exc:
+            raise _Unanswered(f"{type(exc).__name__} from {self.base_url}") from exc
+        try:
+            document: Any = json.loads(response.content)
         except ValueError as exc:
             if response.status_code == 404:
                 return None

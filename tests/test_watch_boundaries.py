@@ -231,3 +231,23 @@ def test_redirects_are_followed_and_a_loop_is_down(tmp_path: Path, fleet: Fleet)
     assert by_site["away"].state == "up" and by_site["fine"].state == "up"
     assert by_site["broken-https"].state == "down"
 
+
+
+def test_a_trickling_webhook_is_a_sink_error_at_its_deadline() -> None:
+    from agent.errors import SinkError
+    from agent.tickets import WebhookSink
+
+    class TrickleAnswer(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            Trickle.do_GET(self)  # type: ignore[arg-type]
+
+    server = serve(TrickleAnswer)
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/tickets", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(SinkError, match="did not answer") as caught:
+            sink.send({"id": "WPF-1", "event_seq": 1, "event": "opened"})
+        assert caught.value.maybe_sent and time.monotonic() - started < 3.0  # each byte came within 1 s
+    finally:
+        server.shutdown()
