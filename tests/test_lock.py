@@ -220,6 +220,9 @@ def test_a_heartbeat_that_hangs_counts_its_lock_as_lost(tmp_path: Path, monkeypa
             time.sleep(0.05)
         assert held.lost.is_set() and held.unsure()
         assert time.monotonic() - started < 1.0 + 2 * 0.3 + 1.0  # within UNSURE_AFTER and a beat's deadline
-        token.unlink()
-        token.write_text(saved)
+        stuck = token.with_name("token.stuck")
+        token.rename(stuck)
+        token.write_text(saved)  # the mount "recovers": later beats read the token again
+        os.close(os.open(stuck, os.O_WRONLY | os.O_NONBLOCK))  # and the reads it held get their end of file
+        stuck.unlink()
     assert not lock_dir(tmp_path).exists()
