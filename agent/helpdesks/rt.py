@@ -60,7 +60,11 @@ class RequestTracker:
         try:
             document = response.json()
         except ValueError:
-            document = None
+            # a proxy's or a login page (200 with HTML), an empty answer: not RT's API speaking, so
+            # nothing is known of what it did — the helpdesk counts as down for the outbox and the fallback
+            kind = response.headers.get("Content-Type", "no Content-Type").split(";")[0]
+            raise HelpdeskDown(f"{self.base} answered HTTP {response.status_code} ({kind}) to {method} {path}, "
+                               "not RT's JSON: a proxy or a login page in the way?") from None
         if response.status_code == 401:
             raise HelpdeskRefused("RT refused the token (401 Unauthorized): check tickets.token_env")
         if response.status_code >= 400:
