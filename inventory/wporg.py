@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import re
 import threading
@@ -35,6 +36,7 @@ from inventory import safety, versions
 from inventory.errors import HostileValueError, InventoryError
 from inventory.rest import DeadlinePassed, make_session, within
 
+log = logging.getLogger(__name__)
 DEFAULT_API = "https://api.wordpress.org"
 TIMEOUT = 5.0  # connect, and each read: an API that is there answers in well under a second
 DEADLINE = 15.0  # a whole answer: a trickling API is out of reach too
@@ -95,6 +97,7 @@ class WordPressOrg:
     deadline: float = DEADLINE
     store: ReleaseStore | None = None
     requests_made: int = 0
+    store_failed: bool = False  # the store failed once: said in the log (once)
     round_started: float = -math.inf  # a list fetched before this serves no more
     unreachable: tuple[float, str] | None = None  # until when (clock) wordpress.org counts as out of reach, and why
     _cache: dict[tuple[str, str], tuple[float, Listing | None]] = field(default_factory=dict)
@@ -140,8 +143,7 @@ class WordPressOrg:
                 raise OutOfReach(f"wordpress.org out of reach: {exc}") from exc
             fetched_at = self.clock()
             self._cache[key] = (fetched_at, found)
-            if self.store is not None:
-                self.store.save(kind, slug, fetched_at, None if found is None else found.to_json())
+            self._shared(self._store_save, kind, slug, fetched_at, found)
             with self._guard:
                 self.unreachable = None
             return found
@@ -164,8 +166,8 @@ class WordPressOrg:
     def _kept(self, key: tuple[str, str], expect: str | None) -> tuple[float, Listing | None] | None:
         """A list this round already fetched (here, or by another agent through the store)."""
         kept = self._cache.get(key)
-        if (kept is None or not self._fresh(kept[0])) and self.store is not None:
-            stored = self.store.load(*key)
+        if kept is None or not self._fresh(kept[0]):
+            stored = self._shared(self._store_load, *key)
             if stored is not None and self._fresh(stored[0]):
                 kept = (stored[0], None if stored[1] is None else Listing.from_json(stored[1]))
                 self._cache[key] = kept
@@ -174,6 +176,26 @@ class WordPressOrg:
         if expect is not None and kept[1] is not None and expect not in kept[1].versions:
             return None
         return kept
+
+    def _store_load(self, kind: str, slug: str) -> tuple[float, dict[str, Any] | None] | None:
+        return self.store.load(kind, slug) if self.store is not None else None
+
+    def _store_save(self, kind: str, slug: str, fetched_at: float, found: Listing | None) -> None:
+        if self.store is not None:
+            self.store.save(kind, slug, fetched_at, None if found is None else found.to_json())
+
+    def _shared(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call`` on the shared store; a store that fails (the state database paused or gone) costs
+        the sharing only: this process asks wordpress.org itself, and says so once."""
+        try:
+            return call(*args)
+        except Exception as exc:  # noqa: BLE001 - any store failure: the lists are an economy, not a need
+            with self._guard:
+                first, self.store_failed = not self.store_failed, True
+            if first:
+                log.warning("wordpress.org's lists are not shared through the state now (%s): asked here",
+                            exc.__class__.__name__)
+            return None
 
     def _fresh(self, fetched_at: float) -> bool:
         return fetched_at >= self.round_started and self.clock() - fetched_at < self.ttl
@@ -217,12 +239,12 @@ class WordPressOrg:
             raise _Unanswered(f"{type(exc).__name__} from {self.base_url}") from exc
         try:
             document: Any = json.loads(response.content)
-        except ValueError as exc:
-            if response.status_code == 404:
-                return None
+        except ValueError as exc:  # a proxy's or a captive portal's page, 404 too: nothing wordpress.org said
             raise _Unanswered(f"HTTP {response.status_code}, not JSON, from {self.base_url}") from exc
-        if response.status_code == 404:
-            closed = isinstance(document, dict) and (document.get("error") == "closed" or document.get("closed"))
+        if response.status_code == 404:  # wordpress.org's own "not found" (or "closed") names its error
+            if not isinstance(document, dict) or "error" not in document:
+                raise _Unanswered(f"HTTP 404 without wordpress.org's error from {self.base_url}")
+            closed = document.get("error") == "closed" or document.get("closed")
             return document if closed else None  # "Plugin not found." / "Theme not found": not hosted there
         if response.status_code != 200:
             raise _Unanswered(f"HTTP {response.status_code} from {self.base_url}")

@@ -238,3 +238,52 @@ def test_an_inventory_round_with_wordpress_org_silent_costs_at_most_twice_a_norm
     assert throttled <= normal + 1 + waves * (1.0 + 1.5), (normal, throttled)  # one bounded wait per site
     print(f"inventory of 12 sites: {normal:.2f} s; wordpress.org out of the agent's reach {host_side:.2f} s, "
           f"of everyone's {offline:.2f} s; the hosts' lookups hanging (1 s deadline) {throttled:.2f} s")
+
+
+class CaptivePortal(QuietHandler):
+    """A proxy or captive portal between the agent and wordpress.org: its own HTML page, any status."""
+
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = b"<html><body>Please sign in to the network</body></html>"
+        self.send_response(CaptivePortal.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_a_page_that_is_not_wordpress_orgs_answer_is_out_of_reach_never_not_hosted(status: int) -> None:
+    """A 404 is "not hosted" only in wordpress.org's own words (JSON with its ``error``): a portal's
+    HTML 404 would otherwise call every plugin of the fleet not hosted, and hide their releases."""
+    CaptivePortal.status = status
+    server = serve(CaptivePortal)
+    try:
+        client = WordPressOrg(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(OutOfReach, match=f"HTTP {status}, not JSON"):
+            client.versions("plugin", "akismet")
+    finally:
+        server.shutdown()
+
+
+class FailingStore:
+    """The shared state paused (PostgreSQL behind a stalled relay): every call fails."""
+
+    def load(self, kind: str, slug: str) -> None:
+        raise OSError("the state database does not answer")
+
+    def save(self, kind: str, slug: str, fetched_at: float, document: object) -> None:
+        raise OSError("the state database does not answer")
+
+
+def test_a_shared_store_that_fails_costs_the_sharing_only(api: tuple[StandInWeb, Path],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    web, _ = api
+    client = WordPressOrg(web.wporg_api, store=FailingStore())
+    assert client.versions("plugin", "acme-tools") == ["1.0.0", "1.1.0", "2.0.0"]
+    assert client.versions("plugin", "acme-tools") == ["1.0.0", "1.1.0", "2.0.0"]  # kept in memory
+    assert web.wporg_requests == 1
+    said = [r.message for r in caplog.records if "not shared through the state" in r.message]
+    assert len(said) == 1  # said once
