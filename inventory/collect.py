@@ -15,7 +15,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -41,7 +41,6 @@ from inventory.rest import RestClient
 from inventory.transport import CommandResult
 from inventory.wpcli import WPCLI, WPCLI_ENV, error_message, json_of, text_of
 from inventory.wporg import (
-    ABANDONED_AFTER_DAYS,
     Listing,
     OutOfReach,
     WordPressOrg,
@@ -265,10 +264,9 @@ class Lookup:
             if row is None or ext.wporg != "not_known" or ext.status in ("must-use", "dropin"):
                 continue
             dated = row.wporg_last_updated or None
-            if row.wporg_status == "active":
-                old = dated is not None and (today - date.fromisoformat(dated)).days > ABANDONED_AFTER_DAYS
-                ext.wporg = "abandoned" if old else "ok"
-                ext.wporg_note = f"no change since {dated} (the site's WP-CLI)" if old else None
+            if row.wporg_status == "active":  # judged as the agent's own listing would be, by its date alone
+                ext.wporg = standing(Listing(versions=[], last_updated=dated), today, None)
+                ext.wporg_note = f"no change since {dated} (the site's WP-CLI)" if ext.wporg == "abandoned" else None
             elif row.wporg_status == "closed" and dated is not None:
                 ext.wporg, ext.wporg_note = "closed", f"closed; last change {dated} (the site's WP-CLI)"
             elif not row.wporg_status and dated is None and self.reached:

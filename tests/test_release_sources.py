@@ -187,16 +187,20 @@ def test_a_closed_plugin_is_a_security_finding_and_an_abandoned_one_a_checkup_fi
 def test_the_hosts_closed_counts_only_with_tracs_date(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     """WP-CLI 2.12 calls a plugin "closed" whenever its API lookup failed and Trac did not say 404 —
     a host that reaches nothing calls every plugin closed. Only "closed" with Trac's date is believed."""
-    fleet.add(DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True), "old-gallery": ("1.0.0", True)}))
+    fleet.add(DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True), "old-gallery": ("1.0.0", True),
+                                         "old-slider": ("1.0.0", False)}))
     closed_and_old(fleet)
     cut_off(fleet)
     code, [site] = cli_json(fleet, "inventory")
     plugins = {p["name"]: p for p in site["plugins"]}
     assert plugins["old-gallery"]["wporg"] == "closed" and "2025-11-02" in plugins["old-gallery"]["wporg_note"]
     assert plugins["akismet"]["wporg"] == "ok"
+    assert (plugins["old-slider"]["wporg"], plugins["old-slider"]["wporg_note"]) == (
+        "abandoned", "no change since 2022-03-04 (the site's WP-CLI)")  # its Trac log's last change
     monkeypatch.setenv("WPSIM_WPORG_DOWN", "1")  # now the host reaches nothing either
     code, [site] = cli_json(fleet, "inventory", at=AT + timedelta(minutes=10))
-    assert {p["name"]: p["wporg"] for p in site["plugins"]} == {"akismet": "not_known", "old-gallery": "not_known"}
+    assert {p["name"]: p["wporg"] for p in site["plugins"]} == {
+        "akismet": "not_known", "old-gallery": "not_known", "old-slider": "not_known"}
 
 
 def test_abandoned_means_two_years_without_a_release_or_untested_with_the_last_three_majors() -> None:
