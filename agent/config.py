@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent import helpdesks
 from agent.errors import ConfigError
 from inventory import safety
 from inventory.errors import HostileValueError
@@ -402,8 +403,11 @@ class RestConfig(_Strict):
         return os.environ.get(self.password_env)
 
 
+PLAIN_SINKS = ("file", "webhook", "email")
+
+
 class TicketsConfig(_Strict):
-    sink: Literal["webhook", "email", "file", "rt"] = "file"
+    sink: str = "file"  # "webhook", "email", "file", or a helpdesk's name (agent/helpdesks/: "rt")
     url: AnyHttpUrl | None = None  # the webhook's address, or the helpdesk's base URL (RT: REST 2 under /REST/2.0/)
     queue: str | None = Field(None, pattern=r"^[A-Za-z0-9 _.-]{1,100}$")  # the helpdesk's queue
     token_env: EnvName | None = None  # the helpdesk's auth token
@@ -424,18 +428,33 @@ class TicketsConfig(_Strict):
     mail_from: str | None = None
     mail_to: list[str] = Field(default_factory=list)
 
+    @field_validator("sink")
+    @classmethod
+    def _known_sink(cls, value: str) -> str:
+        known = [*PLAIN_SINKS, *helpdesks.kinds()]
+        if value not in known:
+            raise ValueError(f"{value!r} is not a sink: one of {', '.join(known)}")
+        return value
+
+    @property
+    def helpdesk(self) -> helpdesks.Kind | None:
+        """The helpdesk tickets go to, or None for a plain sink."""
+        return helpdesks.kinds().get(self.sink)
+
     @model_validator(mode="after")
     def _sink_needs(self) -> TicketsConfig:
         if self.sink == "webhook" and self.url is None:
             raise ValueError("sink 'webhook' needs url")
         if self.sink == "email" and not (self.smtp_host and self.mail_from and self.mail_to):
             raise ValueError("sink 'email' needs smtp_host, mail_from and mail_to")
-        if self.sink == "rt":
-            if self.url is None or not self.queue or not self.token_env:
-                raise ValueError("sink 'rt' needs url, queue and token_env")
-            if not _private_channel(str(self.url)):
+        kind = self.helpdesk
+        if kind is not None:
+            missing = [key for key in kind.needs if not getattr(self, key)]
+            if missing:
+                raise ValueError(f"sink {self.sink!r} ({kind.title}) needs {', '.join(missing)}")
+            if self.url is not None and not _private_channel(str(self.url)):
                 raise ValueError(f"url {self.url} would send the helpdesk token in clear: use https")
-        if self.fallback is not None and (self.fallback.sink == "rt" or self.fallback.fallback is not None):
+        if self.fallback is not None and (self.fallback.helpdesk is not None or self.fallback.fallback is not None):
             raise ValueError("fallback: a second sink of its own (webhook, email or file), without a fallback")
         if self.sink == "email" and self.smtp_password_env and not self.smtp_starttls \
                 and not _private_channel(f"http://{self.smtp_host}/"):

@@ -35,6 +35,7 @@ from agent.clock import Clock
 from agent.config import FleetConfig
 from agent.errors import AlreadyRunning, Shutdown
 from agent.fleet import abort_all, for_each_site, inventory_and_audit
+from agent.helpdesks import readback
 from agent.metrics import Metrics
 from agent.reports import JOB_ORDER
 from agent.services import Services
@@ -187,7 +188,7 @@ class Daemon:
     def _helpdesk_sync(self) -> bool:
         self.services.tickets.deliver_pending()
         try:
-            helpdesks.sync(self.services)
+            readback.sync(self.services)
         except (helpdesks.HelpdeskDown, helpdesks.HelpdeskRefused) as exc:
             log.warning("helpdesk not read back: %s", exc)
             return True

@@ -21,11 +21,13 @@ class UsageError(AgentError):
 
 class SinkError(AgentError):
     """The ticket sink did not take a delivery; it stays queued. ``maybe_sent``: the delivery went
-    out and no answer came back (a timeout after sending): the retry says it may be a repeat."""
+    out and no answer came back (a timeout after sending): the retry says it may be a repeat.
+    ``park``: the sink refused this one event's ticket only: it waits apart and the others go on."""
 
-    def __init__(self, message: str, *, maybe_sent: bool = False):
+    def __init__(self, message: str, *, maybe_sent: bool = False, park: bool = False):
         super().__init__(message)
         self.maybe_sent = maybe_sent
+        self.park = park
 
 
 class AlreadyRunning(AgentError):

@@ -148,6 +148,8 @@ def status_text(report: dict[str, Any]) -> str:
               for a in report.get("agents", [])]
     lines.append(f"open tickets: {report['open_tickets']}; deliveries waiting: {report['deliveries_waiting']}"
                  + (f" (last error: {report['delivery_error']})" if report.get("delivery_error") else ""))
+    lines += [f"parked: ticket {p['ticket']}'s {p['event']} (the helpdesk refused this ticket; the others go on): "
+              f"{p['why']}" for p in report.get("deliveries_parked", [])]
     feed = report.get("vulnerability_feed")
     if feed:
         lines.append(_feed_line(feed))

@@ -43,5 +43,6 @@ def status_report(services: Services) -> dict[str, Any]:
         "open_tickets": services.tickets.open_count(),
         "deliveries_waiting": services.tickets.pending(),
         "delivery_error": services.state.tickets.last_error(),
+        "deliveries_parked": [{"ticket": t, "event": e, "why": why} for t, e, why in services.state.tickets.parked()],
         "vulnerability_feed": as_public(state.vulns.feed(), now) if services.config.vulnerabilities else None,
     }

@@ -59,7 +59,7 @@ class Services:
         audit = AuditLog(config.agent.state_dir, clock, who, redactor, state.db)
         helpdesk = helpdesk_for(config.tickets)
         fallback = config.tickets.fallback
-        desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir, helpdesk, state.tickets), clock,
+        desk = TicketDesk(state, sink_for(config.tickets, config.agent.state_dir, helpdesk, state.tickets, clock), clock,
                           redactor, sink_for(fallback, config.agent.state_dir) if fallback is not None else None)
         return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config, clock, state), helpdesk)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import requests
-import urllib3
 
 from agent.calendar import SupportCalendar
 from agent.clock import Clock
@@ -32,8 +31,8 @@ from agent.config import SiteConfig, TicketsConfig
 from agent.errors import SinkError
 from agent.secrets import Redactor
 from agent.state import State
-from agent.state.tickets import PUBLIC_FIELDS, Ticket
-from inventory.rest import within
+from agent.state.tickets import PARK_RETRY, PUBLIC_FIELDS, Ticket
+from inventory.rest import never_sent, within
 
 __all__ = ["PUBLIC_FIELDS", "Sink", "SinkError", "Ticket", "TicketDesk", "sink_for"]
 
@@ -122,20 +121,12 @@ class WebhookSink:
             response = within(self.session or requests, "POST", self.url, 2 * self.timeout, data=body,
                               headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            if _never_sent(exc):
+            if never_sent(exc):
                 raise SinkError(f"webhook unreachable: {type(exc).__name__}") from exc
             # the request went out (or may have): its answer did not come back
             raise SinkError(f"webhook did not answer: {type(exc).__name__}", maybe_sent=True) from exc
         if not 200 <= response.status_code < 300:
             raise SinkError(f"webhook answered HTTP {response.status_code}")
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """No connection was made (refused, or not within the connect timeout): nothing reached the receiver."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 @dataclass
@@ -173,12 +164,14 @@ class EmailSink:
             raise SinkError(f"email not accepted: {exc}") from exc
 
 
-def sink_for(config: TicketsConfig, state_dir: Path, helpdesk: Any = None, ledger: Any = None) -> Sink:
+def sink_for(config: TicketsConfig, state_dir: Path, helpdesk: Any = None, ledger: Any = None,
+             clock: Clock | None = None) -> Sink:
     """The configured sink: a helpdesk (``helpdesk``, writing its ids into ``ledger``), a webhook, email or a file."""
     if helpdesk is not None:
-        from agent.helpdesks import HelpdeskSink
+        from agent.helpdesks.outbox import HelpdeskSink
 
-        return HelpdeskSink(helpdesk, ledger)
+        assert clock is not None
+        return HelpdeskSink(helpdesk, ledger, clock)
     if config.sink == "webhook":
         secret = os.environ.get(config.secret_env) if config.secret_env else None
         return WebhookSink(str(config.url), secret, config.timeout)
@@ -297,6 +290,11 @@ class TicketDesk:
             try:
                 self.sink.send(delivery.payload, maybe_sent=delivery.uncertain)
             except SinkError as exc:
+                if exc.park:  # the sink refused this one ticket: it waits apart, the rest go on
+                    self.ledger.park(delivery.seq, str(exc), self._stamp())
+                    log.error("ticket %s's %s parked: %s (tried again in %s; `wpfleet status` lists it)",
+                              delivery.payload["id"], delivery.payload["event"], exc, PARK_RETRY)
+                    continue
                 self.ledger.refused(delivery.seq, str(exc), maybe_sent=exc.maybe_sent)
                 waiting = self.ledger.pending()
                 log.warning("ticket sink down (%s); %d deliveries wait", exc, waiting)
@@ -304,7 +302,7 @@ class TicketDesk:
                 return sent, waiting
             self.ledger.delivered(delivery.seq, self._stamp())
             sent += 1
-        return sent, 0
+        return sent, 0  # (parked events, if any, wait apart: ``TicketLedger.parked``)
 
     def _fall_back(self, why: str) -> None:
         """Emergencies the sink has not taken for ``FALLBACK_AFTER``: to the fallback sink, once each

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -41,6 +42,14 @@ def cut_off(response: requests.Response) -> None:
 
 class DeadlinePassed(requests.Timeout):
     """The whole answer did not come within the call's deadline (each read may have come in time)."""
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """No connection was made (refused, or not within the connect timeout): nothing reached the server."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def within(session: requests.Session | Any, method: str, url: str, deadline: float, *,

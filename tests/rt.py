@@ -13,11 +13,14 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.loopback import QuietHandler, serve
 
 SCRIPTS = Path(__file__).resolve().parent / "data" / "rt"
 RT_SERVER = Path("/usr/share/request-tracker5/libexec/rt-server")
@@ -92,6 +95,27 @@ class RT:
                               text=True, timeout=60)
         return made.stdout.strip()
 
+    def agent(self, name: str, rights: str, *, queue: str | None = None, staff: bool = True) -> str:
+        """A user with only ``rights`` (comma-separated RT rights) on ``queue`` (else everywhere), made
+        once; a fresh auth token of theirs. ``staff``: privileged (the agency's), else a client."""
+        env = {**os.environ, "RT_SITE_CONFIG": str(self.folder / "RT_SiteConfig.pm"),
+               "RT_SITE_CONFIG_DIR": str(self.folder / "RT_SiteConfig.d")}
+        made = subprocess.run(["perl", str(SCRIPTS / "rt-user.pl"), name, "1" if staff else "0", rights, queue or ""],
+                              env=env, check=True, capture_output=True, text=True, timeout=60)
+        return made.stdout.strip().splitlines()[-1]
+
+    def as_user(self, token: str, method: str, path: str, **body: Any) -> Any:
+        answer = requests.request(method, f"{self.rest}{path}", headers={"Authorization": f"token {token}"},
+                                  json=body or None, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def put(self, ticket_id: str | int, **fields: Any) -> Any:
+        """A person (root) changes a ticket: its queue, its requestors, its status."""
+        answer = requests.put(f"{self.rest}/ticket/{ticket_id}", auth=ROOT_AUTH, timeout=30, json=fields)
+        answer.raise_for_status()
+        return answer.json()
+
     def client_ticket(self, subject: str, requestor: str, site: str | None = None) -> str:
         """A client's own ticket, made by the client (as the mail gateway makes it, under their name)."""
         body: dict[str, Any] = {"Queue": self.queue, "Subject": subject, "Content": "Help please",
@@ -111,3 +135,61 @@ def start(folder: Path, port: int) -> RT:
                          text=True, timeout=180).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return RT(folder, env["RT_URL"], env["RT_TOKEN"], env.get("RT_QUEUE", "Support"))
+
+
+class Relay:
+    """A loopback HTTP relay in front of RT that can hold the creates it is sent: a create held is a
+    request that went out and got no answer (the agent's timeout), landing in RT only when ``release``
+    says — after any number of the agent's searches — or never (``drop``). Everything else passes."""
+
+    def __init__(self, server: RT):
+        self.target = server.url
+        self.hold = False
+        self.creates = 0  # the creates that reached the relay
+        self.held: list[tuple[str, dict[str, str], bytes]] = []
+        self._lock = threading.Lock()
+        self.gone = threading.Event()  # the held connections end (released, dropped, closed)
+        relay = self
+
+        class Handler(QuietHandler):
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length",
+                                                                                      "connection")}
+                if self.command == "POST" and self.path.rstrip("/") == "/REST/2.0/ticket":
+                    with relay._lock:
+                        relay.creates += 1
+                        if relay.hold:
+                            relay.held.append((self.path, headers, body))
+                    if relay.hold:  # no answer: the client's timeout tells it nothing of what became of it
+                        relay.gone.wait(300)
+                        return
+                answer = requests.request(self.command, relay.target + self.path, headers=headers, data=body,
+                                          timeout=60)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = _relay  # noqa: N815
+
+        self.http = serve(Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+
+    def release(self) -> None:
+        """The held creates reach RT now (a paused RT going on with what it was sent)."""
+        with self._lock:
+            held, self.held = self.held, []
+        self.gone.set()
+        for path, headers, body in held:
+            requests.post(self.target + path, headers=headers, data=body, timeout=60).raise_for_status()
+
+    def drop(self) -> None:
+        with self._lock:
+            self.held = []
+        self.gone.set()
+
+    def close(self) -> None:
+        self.gone.set()
+        self.http.shutdown()

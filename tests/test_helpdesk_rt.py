@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from agent import demo, helpdesks
+from agent import demo
 from agent.cli import main
 from agent.clock import FixedClock
 from agent.config import load
 from agent.demo import DemoSite
+from agent.helpdesks import readback
 from agent.services import Services
 from tests import rt as rt_mod
 from tests.conftest import Fleet, require
@@ -124,7 +125,7 @@ def test_a_failed_release_is_one_rt_ticket_followed_up_resolved_and_reopened(
         assert ("Correspond", "wpfleet") in types
 
         rt.resolve(made["id"])  # a person resolves it while the agent still sees the failure
-        assert helpdesks.sync(services) >= 1
+        assert readback.sync(services) >= 1
         assert ours(rt, ticket_id)[0]["Status"] == "open"  # reopened, with a comment saying why
         assert types.count(("Comment", "wpfleet")) + 1 == [
             (h["Type"], h["Creator"]["id"]) for h in rt.history(made["id"])].count(("Comment", "wpfleet"))
@@ -273,7 +274,7 @@ def test_the_agencys_response_times_are_read_from_rt(fleet: Fleet, clocked_rt: t
         server.reply(ours(server, ticket.id)[0]["id"], "We are on it.")
     later = tehran("2026-12-05T12:00:00")
     with Services.open(config, FixedClock(later)) as services:
-        assert helpdesks.sync(services) == len(cases)
+        assert readback.sync(services) == len(cases)
     assert main(["--config", str(fleet.config), "tickets", "--json"], clock=FixedClock(later)) == 0
     shown = {t["id"]: t for t in json.loads(capsys.readouterr().out)}
     for ticket, (_, reply, verdict) in zip(opened, cases, strict=True):
@@ -284,7 +285,7 @@ def test_the_agencys_response_times_are_read_from_rt(fleet: Fleet, clocked_rt: t
         pending = services.ticket(site, kind="update_failed", severity="normal", title="unanswered", body="b",
                                   dedup_key="shop:pending")
         services.tickets.deliver_pending()
-        helpdesks.sync(services)
+        readback.sync(services)
         assert next(t for t in services.tickets.all() if t.id == pending.id).response(
             tehran("2026-11-28T11:00:00"), True) == "pending"
 
@@ -307,7 +308,7 @@ def test_a_clients_ticket_is_mapped_by_its_requestors_domain_and_counted_in_the_
     at_rt(clock, tehran("2026-11-28T16:10:00"))
     server.reply(client, "Fixed the SMTP settings.")
     with Services.open(config, FixedClock(tehran("2026-11-28T16:20:00"))) as services:
-        assert helpdesks.sync(services) == 3
+        assert readback.sync(services) == 3
         mapped = {c.helpdesk_id: c for c in services.state.tickets.clients()}
     assert mapped[client].site == "shop" and mapped[stranger].site is None and mapped[late].site == "shop"
     assert mapped[client].response_due == "2026-11-28T11:00:00+03:30"  # the contract's: 60 support minutes

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS wporg_releases (
     PRIMARY KEY (kind, slug)
 );
 """),
+    (6, "the helpdesk's round two: parked events, creates whose answer never came, the read-back's mark",
+     tickets.HELPDESK_READ + _columns(tickets.HELPDESK_COLUMNS)),
 ]
 LATEST = MIGRATIONS[-1][0]
 

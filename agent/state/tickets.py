@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.state.db import Connection, Store, upsert
@@ -47,6 +47,19 @@ CREATE TABLE IF NOT EXISTS ticket_outbox (
 COLUMNS = {"ticket_outbox": {"claimed_at": "TEXT", "priority": "INTEGER NOT NULL DEFAULT 0", "queued_at": "TEXT",
                              "fallback_at": "TEXT"},
            "tickets": {"helpdesk_id": "TEXT", "first_response_at": "TEXT"}}
+# the helpdesk round two (PostgreSQL: migration 6): an event parked while the helpdesk refuses its ticket; a
+# create whose answer never came (when it went out, since when searches find nothing); the read-back's mark
+HELPDESK_COLUMNS = {"ticket_outbox": {"parked_at": "TEXT"},
+                    "tickets": {"helpdesk_sent_at": "TEXT", "helpdesk_absent_since": "TEXT"}}
+HELPDESK_READ = """
+CREATE TABLE IF NOT EXISTS helpdesk_reads (
+    name TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ticket_outbox_waiting ON ticket_outbox (ticket_id, seq) WHERE delivered_at IS NULL;
+"""
+# a parked event is tried again after this long (a person may have moved its ticket back)
+PARK_RETRY = timedelta(hours=1)
 CLIENT_TICKETS = """
 CREATE TABLE IF NOT EXISTS client_tickets (
     helpdesk_id TEXT PRIMARY KEY,
@@ -119,7 +132,8 @@ class Delivery:
 class TicketLedger:
     def __init__(self, db: Store):
         self.db = db
-        db.schema(SCHEMA + CLIENT_TICKETS, COLUMNS)
+        db.schema(SCHEMA + CLIENT_TICKETS + HELPDESK_READ, COLUMNS)
+        db.schema("", HELPDESK_COLUMNS)
 
     def open(self, draft: Ticket, reopen_since: str | None = None) -> tuple[Ticket, bool]:
         """Insert ``draft``, or bring the open ticket with its key up to date; (ticket, newly opened).
@@ -194,11 +208,16 @@ class TicketLedger:
 
     def claim_next(self, at: str, emergencies_only: bool = False) -> Delivery | None:
         """The oldest undelivered event of an emergency, else the oldest (``emergencies_only``: none),
-        marked as being sent."""
+        marked as being sent. Only a ticket's oldest undelivered event is a candidate (each ticket's events
+        stay in order); a parked one waits ``PARK_RETRY`` — and its ticket's later events with it."""
         only = " AND priority = 1" if emergencies_only else ""
+        retry = (datetime.fromisoformat(at) - PARK_RETRY).isoformat(timespec="seconds")
         with self.db.transaction() as db:
-            row = db.execute("SELECT seq, payload, claimed_at, fallback_at FROM ticket_outbox WHERE delivered_at IS NULL"
-                             f"{only} ORDER BY priority DESC, seq LIMIT 1").fetchone()
+            row = db.execute(
+                "SELECT seq, payload, claimed_at, fallback_at FROM ticket_outbox o WHERE delivered_at IS NULL"
+                f"{only} AND (parked_at IS NULL OR parked_at <= ?) AND NOT EXISTS (SELECT 1 FROM ticket_outbox e"
+                " WHERE e.ticket_id = o.ticket_id AND e.delivered_at IS NULL AND e.seq < o.seq)"
+                " ORDER BY priority DESC, seq LIMIT 1", (retry,)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE ticket_outbox SET claimed_at = ?, attempts = attempts + 1 WHERE seq = ?", (at, row[0]))
@@ -215,10 +234,21 @@ class TicketLedger:
         self.db.execute("UPDATE ticket_outbox SET fallback_at = ? WHERE seq = ?", (at, seq))
 
     def last_error(self) -> str | None:
-        """Why the oldest waiting delivery did not go out, if an attempt failed."""
+        """Why the oldest waiting delivery did not go out, if an attempt failed (a parked one aside)."""
         rows = self.db.rows("SELECT last_error FROM ticket_outbox WHERE delivered_at IS NULL AND last_error IS NOT NULL"
-                            " ORDER BY priority DESC, seq LIMIT 1")
+                            " AND parked_at IS NULL ORDER BY priority DESC, seq LIMIT 1")
         return str(rows[0][0]) if rows else None
+
+    def park(self, seq: int, error: str, at: str) -> None:
+        """The helpdesk refused this event's ticket: it (and its ticket's later events) waits apart."""
+        self.db.execute("UPDATE ticket_outbox SET parked_at = ?, claimed_at = NULL, last_error = ? WHERE seq = ?",
+                        (at, error, seq))
+
+    def parked(self) -> list[tuple[str, str, str]]:
+        """(ticket id, event, why) of each parked event, oldest first."""
+        return [(str(r[0]), str(r[1]), str(r[2] or "")) for r in self.db.rows(
+            "SELECT ticket_id, event, last_error FROM ticket_outbox WHERE delivered_at IS NULL"
+            " AND parked_at IS NOT NULL ORDER BY seq")]
 
     # the helpdesk's side -------------------------------------------------------------------------
 
@@ -227,7 +257,40 @@ class TicketLedger:
         return str(rows[0][0]) if rows and rows[0][0] else None
 
     def set_helpdesk_id(self, ticket_id: str, helpdesk_id: str) -> None:
-        self.db.execute("UPDATE tickets SET helpdesk_id = ? WHERE id = ?", (helpdesk_id, ticket_id))
+        self.db.execute("UPDATE tickets SET helpdesk_id = ?, helpdesk_sent_at = NULL, helpdesk_absent_since = NULL"
+                        " WHERE id = ?", (helpdesk_id, ticket_id))
+
+    def by_helpdesk_id(self, helpdesk_id: str) -> Ticket | None:
+        rows = self.db.rows(f"SELECT {_FIELDS} FROM tickets WHERE helpdesk_id = ?", (helpdesk_id,))
+        return Ticket(*rows[0]) if rows else None
+
+    def create_attempt(self, ticket_id: str) -> tuple[datetime, datetime | None] | None:
+        """A create of this ticket whose answer never came: (when it went out, since when searches find
+        nothing — None until one did); None when there is none."""
+        rows = self.db.rows("SELECT helpdesk_sent_at, helpdesk_absent_since FROM tickets WHERE id = ?", (ticket_id,))
+        if not rows or not rows[0][0]:
+            return None
+        return datetime.fromisoformat(rows[0][0]), datetime.fromisoformat(rows[0][1]) if rows[0][1] else None
+
+    def create_sent(self, ticket_id: str, at: datetime) -> None:
+        self.db.execute("UPDATE tickets SET helpdesk_sent_at = ?, helpdesk_absent_since = NULL WHERE id = ?",
+                        (at.isoformat(), ticket_id))
+
+    def create_absent(self, ticket_id: str, since: datetime | None) -> None:
+        self.db.execute("UPDATE tickets SET helpdesk_absent_since = ? WHERE id = ? AND helpdesk_sent_at IS NOT NULL",
+                        (since.isoformat() if since else None, ticket_id))
+
+    def create_settled(self, ticket_id: str) -> None:
+        self.db.execute("UPDATE tickets SET helpdesk_sent_at = NULL, helpdesk_absent_since = NULL WHERE id = ?",
+                        (ticket_id,))
+
+    def read_started(self, name: str) -> datetime | None:
+        """When the last whole read-back of the helpdesk ``name`` began."""
+        rows = self.db.rows("SELECT started_at FROM helpdesk_reads WHERE name = ?", (name,))
+        return datetime.fromisoformat(rows[0][0]) if rows else None
+
+    def read_done(self, name: str, started_at: datetime) -> None:
+        self.db.execute(upsert("helpdesk_reads", ("name", "started_at"), ("name",)), (name, started_at.isoformat()))
 
     def answered(self, ticket_id: str, at: str) -> None:
         self.db.execute("UPDATE tickets SET first_response_at = ? WHERE id = ? AND first_response_at IS NULL",
