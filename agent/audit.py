@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from agent.clock import Clock
 from agent.secrets import Redactor
+from agent.state.audit import AuditRows
 from agent.state.db import Store
 
 GENESIS = "0" * 64
@@ -92,11 +93,11 @@ class AuditLog:
         """Add one record; never changes an earlier one."""
         clean_detail = self.redactor.scrub(detail or {})
         if self.db is not None:
-            with self.db.transaction() as db:  # one writer at a time, across every agent
-                row = db.execute("SELECT line FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                record = self._record(json.loads(row[0]) if row else None, action, site, clean_detail, result, actor)
-                db.execute("INSERT INTO audit (seq, line) VALUES (?, ?)", (record["seq"], line_of(record).decode()))
-            return record
+            def make(last: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+                made = self._record(last, action, site, clean_detail, result, actor)
+                return made, line_of(made).decode()
+
+            return AuditRows(self.db).append(make)  # one writer at a time, across every agent
         with self._lock, open(self.path, "a+b") as log:
             fcntl.flock(log, fcntl.LOCK_EX)
             record = self._record(_last_record(log), action, site, clean_detail, result, actor)
@@ -107,7 +108,7 @@ class AuditLog:
 
     def records(self) -> Iterator[dict[str, Any]]:
         if self.db is not None:
-            for (line,) in self.db.rows("SELECT line FROM audit ORDER BY seq"):
+            for line in AuditRows(self.db).lines():
                 yield json.loads(line)
             return
         if not self.path.exists():
@@ -129,7 +130,7 @@ class AuditLog:
     def verify(self) -> VerifyResult:
         """Walk the chain; the first record that does not fit is reported."""
         if self.db is not None:
-            lines = [line.encode("utf-8") for (line,) in self.db.rows("SELECT line FROM audit ORDER BY seq")]
+            lines = [line.encode("utf-8") for line in AuditRows(self.db).lines()]
         elif not self.path.exists():
             return VerifyResult(True, 0)
         else:

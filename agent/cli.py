@@ -26,10 +26,11 @@ from agent import migrate as migration
 from agent.audit import AuditLog, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import FleetConfig
-from agent.errors import ConfigError, UsageError
+from agent.errors import AlreadyRunning, ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
 from agent.state import State
+from agent.state.audit import AuditRows
 from agent.state.db import StateUnavailable
 from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory import safety
@@ -117,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--site", metavar="NAME", help="the entry to discard")
     journal.add_argument("--reason", metavar="TEXT", help="why (required with discard; kept in the audit log)")
     journal.add_argument("--json", action="store_true")
-    state = commands.add_parser("state", help="the agent's state: copy an SQLite state into PostgreSQL")
+    state = commands.add_parser("state", help="the agent's state: copy it between SQLite and PostgreSQL")
     state_verbs = state.add_subparsers(dest="verb", parser_class=_Parser, required=True)
-    copy = state_verbs.add_parser("copy", help="copy the SQLite state and audit file into PostgreSQL, verified")
-    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://[user@]host[:port]/database")
+    copy = state_verbs.add_parser("copy", help="copy the state and its audit log to the other kind of store, verified")
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://[user@]host[:port]/database, or sqlite:///path/wpfleet.db")
     board = commands.add_parser("dashboard", help="serve the read-only dashboard without the daemon")
     board.add_argument("--listen", metavar="ADDR", help=f"host:port (default: [agent] dashboard, else {DASHBOARD_DEFAULT})")
     status = commands.add_parser("status", help="last round per site, failures, open tickets, next jobs")
@@ -512,36 +513,94 @@ def cmd_status(args: argparse.Namespace, clock: Clock) -> int:
 
 
 def cmd_state(args: argparse.Namespace, clock: Clock) -> int:
-    """``state copy --to URL``: this config's SQLite state and audit file into PostgreSQL, verified."""
-    from agent.state.copy import CopyRefused, audit_lines, copy_state
-    from agent.state.db import Database
-    from agent.state.postgres import PostgresDatabase, redacted
+    """``state copy --to URL``: this config's state into the other kind, verified record by record —
+    SQLite into PostgreSQL (``postgresql://…``), or PostgreSQL back into an SQLite file
+    (``sqlite:///path/wpfleet.db``). Refused while a daemon works on the source."""
+    from agent.state.copy import CopyRefused
 
     loaded = load_config(args)
     try:
-        config.AgentConfig(state_url=args.to)
-    except ValueError as exc:
-        raise UsageError(f"--to: {str(exc).splitlines()[-1].strip()}") from None
-    state_file = loaded.agent.state_dir / "wpfleet.db"
-    if not state_file.exists():
-        raise UsageError(f"no SQLite state at {state_file} to copy")
-    source_log = AuditLog(loaded.agent.state_dir, clock, "state-copy")
-    verdict = source_log.verify()
-    if not verdict.ok:
-        emit(f"the audit file is broken at seq {verdict.bad_seq} ({verdict.reason}): nothing copied\n")
-        return FAILED
-    source, target = Database(state_file), PostgresDatabase(args.to)
-    try:
-        copied = copy_state(source, audit_lines(source_log.path), target)
-        chain = AuditLog(loaded.agent.state_dir, clock, "state-copy", db=target).verify()
+        if args.to.startswith("sqlite:"):
+            return _copy_to_sqlite(loaded, args.to, clock)
+        return _copy_to_postgres(loaded, args.to, clock)
     except CopyRefused as exc:
         emit(f"{exc}\n")
         return FAILED
+
+
+def _copy_to_postgres(loaded: config.FleetConfig, to: str, clock: Clock) -> int:
+    from agent.state.copy import CopyRefused, audit_lines, compare_audit, copy_state
+    from agent.state.db import Database
+    from agent.state.postgres import PostgresDatabase, redacted
+
+    try:
+        config.AgentConfig(state_url=to)
+    except ValueError as exc:
+        raise UsageError(f"--to: {str(exc).splitlines()[-1].strip()}") from None
+    if loaded.agent.state_url:
+        raise UsageError("--to postgresql://…: the config's state is already PostgreSQL (to go back to one machine: "
+                         "--to sqlite:///path/wpfleet.db)")
+    state_file = loaded.agent.state_dir / "wpfleet.db"
+    if not state_file.exists():
+        raise UsageError(f"no SQLite state at {state_file} to copy")
+    try:  # the run lock: a daemon on this state holds it for its whole life
+        held = daemon.single_instance(loaded.agent.state_dir)
+    except AlreadyRunning as exc:
+        raise CopyRefused(f"a daemon works on this state ({exc}): stop it first, nothing was copied") from None
+    try:
+        source_log = AuditLog(loaded.agent.state_dir, clock, "state-copy")
+        verdict = source_log.verify()
+        if not verdict.ok:
+            emit(f"the audit file is broken at seq {verdict.bad_seq} ({verdict.reason}): nothing copied\n")
+            return FAILED
+        source, target = Database(state_file), PostgresDatabase(to)
+        try:
+            lines = audit_lines(source_log.path)
+            copied = copy_state(source, lines, target)
+            copied.mismatches += compare_audit(lines, [x.encode() for x in AuditRows(target).lines()])
+            chain = AuditLog(loaded.agent.state_dir, clock, "state-copy", db=target).verify()
+        finally:
+            source.close()
+            target.close()
+    finally:
+        held.close()
+    return _copied(redacted(to), copied, chain)
+
+
+def _copy_to_sqlite(loaded: config.FleetConfig, to: str, clock: Clock) -> int:
+    from agent.state.agents import Agents
+    from agent.state.copy import CopyRefused, audit_lines, compare_audit, copy_state
+    from agent.state.postgres import PostgresDatabase
+
+    path = Path(to.removeprefix("sqlite://"))
+    if not to.startswith("sqlite:///") or path.name != "wpfleet.db":
+        raise UsageError("--to: sqlite:///path/to/wpfleet.db (an absolute path; its folder becomes the state_dir)")
+    if not loaded.agent.state_url:
+        raise UsageError("--to sqlite:…: the config's state is already SQLite (to share it: --to postgresql://…)")
+    if path.exists() or (path.parent / "audit.jsonl").exists():
+        raise CopyRefused(f"{path.parent} already holds a state: nothing was copied")
+    source = PostgresDatabase(str(loaded.agent.state_url))
+    try:
+        live = [a for a in Agents(source).all() if a["alive"]]
+        if live:
+            raise CopyRefused("agents still work on this state (" + ", ".join(
+                f"{a['id']} on {a['host']}, pid {a['pid']}" for a in live) + "): stop them first, nothing was copied")
+        lines = [x.encode() for x in AuditRows(source).lines()]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with State(path.parent) as made:  # every repository's schema, empty
+            copied = copy_state(source, lines, made.db)
+        (path.parent / "audit.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+        written = AuditLog(path.parent, clock, "state-copy")
+        copied.mismatches += compare_audit(lines, audit_lines(written.path))
+        chain = written.verify()
     finally:
         source.close()
-        target.close()
+    return _copied(str(path), copied, chain)
+
+
+def _copied(where: str, copied: Any, chain: Any) -> int:
     rows = sum(copied.tables.values())
-    emit(f"copied to {redacted(args.to)}: {rows} rows in {len(copied.tables)} tables, {copied.audit_records} audit "
+    emit(f"copied to {where}: {rows} rows in {len(copied.tables)} tables, {copied.audit_records} audit "
          f"records\n" + "".join(f"  {t}: {n}\n" for t, n in copied.tables.items() if n))
     for problem in copied.mismatches:
         emit(f"MISMATCH {problem}\n")

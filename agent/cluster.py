@@ -8,10 +8,10 @@ lock (a site is never queued twice). A job whose worker stopped beating (an agen
 gone) is retried by whichever agent sees it first; the run that takes it settles the site from the
 journal and the host lock's stale heartbeat, as after any crash.
 
-The watch is led by the agent holding a PostgreSQL advisory lock on a connection of its own; the
-lock goes with the leader's session when it dies, and any other agent takes it at its next look
-(one interval). An agent that cannot reach the database drops the lead and fetches no job: it never
-works on a site it cannot prove it holds.
+The watch is led by the agent holding its lease (``agent/state/lead.py``): timed by the database's
+clock, renewed every two seconds with a deadline, taken by another agent when it runs out or at
+once when the leader's session is gone. An agent that cannot reach the database drops the lead and
+fetches no job: it never works on a site it cannot prove it holds.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
 
 from agent.state.db import StateUnavailable
+from agent.state.lead import WatchLease
 from agent.state.postgres import CONNECT_TIMEOUT, KEEPALIVE, UNANSWERED
 from agent.updates import UpdateOptions, update_site
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from agent.daemon import Daemon
 
 log = logging.getLogger(__name__)
-WATCH_LEADER = 0x77706677  # "wpfw": the advisory lock the watch's leader holds
 HEARTBEAT = 2.0  # seconds between an agent's beats (in ``agents`` and procrastinate's workers)
 STALLED_AFTER = 10.0  # a worker silent this long is gone: its jobs are retried elsewhere
 SCHEDULE_EVERY = 1.0
@@ -82,50 +82,6 @@ async def take_over(app: procrastinate.App, job: procrastinate.jobs.Job) -> None
     log.warning("job %s (%s) was with an agent that stopped beating: retried here", job.id, job.task_kwargs)
 
 
-class WatchLead:
-    """The watch's leadership: a session-level advisory lock on a connection of its own. An agent
-    that does not lead keeps its connection and asks again at each look."""
-
-    LOOK = 1.0  # seconds between a standby agent's looks at whether the lead is free
-
-    def __init__(self, url: str):
-        self.url = url
-        self._connection: psycopg.Connection[Any] | None = None
-        self._leading = False
-
-    def held(self) -> bool:
-        """Whether this agent leads now: it keeps the lead while its session answers, takes it when free."""
-        try:
-            if self._connection is None or self._connection.closed:
-                self._leading = False
-                self._connection = psycopg.connect(self.url, autocommit=True, **KEEPALIVE)
-                # the server notices a silent leader's session within seconds, and frees the lock
-                self._connection.execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; "
-                                         "SET tcp_keepalives_count = 2")
-                self._connection.execute("SET statement_timeout = '5s'")
-            if self._leading:
-                self._connection.execute("SELECT 1")
-                return True
-            won = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (WATCH_LEADER,)).fetchone()
-            if won and won[0]:
-                self._leading = True
-                log.warning("this agent now leads the watch")
-            return self._leading
-        except psycopg.Error as exc:
-            if self._leading:
-                log.error("the state database does not answer (%s): this agent no longer leads the watch", exc)
-            self.release()
-            return False
-
-    def leads(self) -> bool:
-        return self._leading and self._connection is not None and not self._connection.closed
-
-    def release(self) -> None:
-        if self._connection is not None and not self._connection.closed:
-            self._connection.close()
-        self._connection, self._leading = None, False
-
-
 class Cluster:
     """This agent's part in the shared fleet: its registration, worker and scheduler."""
 
@@ -133,7 +89,7 @@ class Cluster:
         self.daemon = daemon
         self.url = str(daemon.config.agent.state_url)
         self.id = daemon.agent_id
-        self.lead = WatchLead(self.url)
+        self.lead = WatchLease(self.url, self.id, healthy=daemon.watch_healthy)
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=self.url, min_size=1, max_size=4, timeout=CONNECT_TIMEOUT, kwargs=dict(KEEPALIVE)))
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -213,7 +169,7 @@ class Cluster:
     def _claim_due(self) -> None:
         """Each round job that is due, claimed here (one agent wins it) and queued for any worker."""
         daemon = self.daemon
-        now = daemon.clock.now()
+        now = daemon.now()  # the database's clock: every agent claims by the same time
         intervals = daemon.config.agent.intervals
         for job in ROUNDS:
             if daemon.stop.is_set():
@@ -275,7 +231,9 @@ class Cluster:
         daemon.record(result)
         daemon.services.tickets.deliver_pending()
         if result.busy and not daemon.stop.is_set() and tries < BUSY_TRIES:
-            # retention, a restore or another run holds it: the same job again shortly, on any agent
+            # retention, a restore or another run holds it: the same job again shortly, on any agent. Not
+            # procrastinate's retry: it puts the job back under its own queueing lock, which the next
+            # round's job for the site may hold already (a UniqueViolation, and the retry is lost)
             log.info("%s: busy (%s); tried again in %d s", site, result.error, BUSY_WAIT)
             self.defer(self.site_task, f"site:{site}", f"retry:{site}", later=BUSY_WAIT, site=site, expect=expect,
                        tries=tries + 1)

@@ -96,6 +96,7 @@ class Daemon:
         self.cluster: Any = None
         self.agent_id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
         self.lost = False  # the state database did not answer this agent's last beat (a shared state)
+        self._tick_began: float | None = None  # monotonic start of the watch tick under way
         if self.services.state.shared:  # several agents on one state: the rounds go through the job queue
             from agent.cluster import Cluster
 
@@ -110,9 +111,19 @@ class Daemon:
 
     # one round -------------------------------------------------------------------------------------
 
+    def now(self) -> datetime:
+        """The time jobs are due and claimed by: on a shared state the database's own clock, so that
+        agents whose clocks differ agree (one ten minutes ahead never makes the others wait for its
+        future); else this agent's clock."""
+        if self.cluster is not None:
+            shared = self.services.state.db.now()
+            if shared is not None:
+                return shared
+        return self.clock.now()
+
     def until_due(self, jobs: tuple[str, ...] = JOB_ORDER) -> dict[str, float]:
         """Seconds until each job is due, from its last run as persisted (0 or less: due now)."""
-        now = self.clock.now()
+        now = self.now()
         last = self.services.state.jobs.all()
         intervals = self.config.agent.intervals
         return {job: _wait(intervals[job], (now - last[job]["last_run"]).total_seconds()) if job in last else 0.0
@@ -135,7 +146,7 @@ class Daemon:
 
     def run_job(self, job: str, began: datetime | None = None) -> bool:
         """Run one job; its next run counts from this one's start (a long round does not push it back)."""
-        began = began or self.clock.now()
+        began = began or self.now()
         started = time.monotonic()
         status = "ok"
         try:
@@ -305,7 +316,7 @@ class Daemon:
         self._signals()
         try:
             if self.cluster is not None:  # on a shared state: the jobs this agent claims, run here
-                now, intervals = self.clock.now(), self.config.agent.intervals
+                now, intervals = self.now(), self.config.agent.intervals
                 return 1 if any(self.run_job(job, began=now) for job in JOB_ORDER
                                 if self.services.state.jobs.claim(job, now, intervals[job], SLACK)) else 0
             unsettled = self.reconcile_interrupted()
@@ -386,12 +397,25 @@ class Daemon:
                 self.stop.wait(min(self.config.agent.watch_interval, self.cluster.lead.LOOK))  # another agent leads the watch
                 continue
             try:
+                self._tick_began = time.monotonic()
                 self.run_due(("watch",))
                 wait = self.nap(("watch",))
             except StateUnavailable as exc:
                 log.error("watch: %s", exc)
                 wait = 5.0
-            self.stop.wait(wait)
+            finally:
+                self._tick_began = None
+            # a leader naps in short looks: it stops as soon as it no longer leads
+            while wait > 0 and not self.stop.is_set() and (self.cluster is None or self.cluster.lead.leads()):
+                step = min(wait, self.cluster.lead.LOOK) if self.cluster is not None else wait
+                self.stop.wait(step)
+                wait -= step
+
+    def watch_healthy(self) -> bool:
+        """The watch makes progress: not inside a tick for longer than a tick can take."""
+        began = self._tick_began
+        longest = self.config.agent.watch_timeout * 3 + self.config.agent.watch_confirm_after + 60
+        return began is None or time.monotonic() - began < longest
 
     def _signals(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:

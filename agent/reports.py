@@ -39,7 +39,9 @@ def status_report(services: Services) -> dict[str, Any]:
                    "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
         "watch": {"last_tick_at": tick.at if tick else None, "tick_seconds": tick.seconds if tick else None,
                   "sites_checked": tick.sites if tick else None, "down": list(down)},
-        "agents": state.agents.all(),
+        # the watch is one leader's: its share is the whole fleet
+        "agents": [a | {"watches": len(services.config.sites) if a["leads_watch"] else 0}
+                   for a in state.agents.all(now)],
         "open_tickets": services.tickets.open_count(),
         "deliveries_waiting": services.tickets.pending(),
         "delivery_error": services.state.tickets.last_error(),

@@ -13,7 +13,9 @@ one ticket). The first pass over the fleet is the tick's duration; confirmations
 
 A failing site is "busy", not down, only while a live run holds its lock (a fresh heartbeat) and
 for at most ``MAINTENANCE_GRACE``: the agent's own maintenance window longer than that counts as
-down. Whether an emergency ticket is open is asked of the ticket ledger each time, so a ticket
+down. A site whose run stopped with its agent (killed, frozen: its heartbeat went silent) is
+"being settled" for ``SETTLING_BOUND`` after that agent's last beat — the time another agent takes to
+take the job over and settle the site (its maintenance mode is the run's, not an outage) — and down after. Whether an emergency ticket is open is asked of the ticket ledger each time, so a ticket
 closed elsewhere is opened again if the site is still down. Recovery closes it, with an audit
 record. An emergency ticket is sent at once, ahead of any other ticket waiting in the outbox.
 
@@ -45,6 +47,7 @@ Result = TypeVar("Result")
 FAILURES_TO_ALERT = CONFIRMED_DOWN
 UPS_TO_RECOVER = 2  # a down site must answer twice in a row (the second ~20 s after the first)
 MAINTENANCE_GRACE = 15 * 60.0
+SETTLING_BOUND = 5 * 60.0  # a stopped run's site is "being settled" this long after its agent's last beat
 FLAP_WINDOW = timedelta(hours=1)
 SENDING_GRACE = 30.0
 
@@ -218,6 +221,13 @@ def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, W
                         stamp)
         book.put(after)
         probe.state, probe.reason = "busy", f"being updated by run {lease.run_id}"
+        return False, after
+    stopped = services.state.leases.settling(site.name, now, STALE_AFTER, SETTLING_BOUND)
+    if stopped is not None:  # its run's agent stopped mid-change: another agent takes the job over and settles it
+        after = Watched(site.name, seen.failures, down_since, f"being settled: run {stopped.run_id} stopped "
+                        f"({probe.reason})", stamp)
+        book.put(after)
+        probe.state, probe.reason = "busy", f"being settled after run {stopped.run_id} stopped"
         return False, after
     failures = seen.failures + 1
     after = Watched(site.name, failures, down_since, probe.reason, stamp)

@@ -106,6 +106,7 @@ class Cut:
         self.port = self.listener.getsockname()[1]
         self.open: list[socket.socket] = []
         self.cut = threading.Event()
+        self.paused = threading.Event()  # connections stay open and nothing passes: a silent network
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -129,6 +130,8 @@ class Cut:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
+                while self.paused.is_set() and not self.cut.is_set():
+                    time.sleep(0.05)
                 sink.sendall(chunk)
         except OSError:
             pass
@@ -136,6 +139,13 @@ class Cut:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+    def pause(self) -> None:
+        """Nothing passes either way, and every connection stays open (a paused VM, a proxy's hiccup)."""
+        self.paused.set()
+
+    def resume(self) -> None:
+        self.paused.clear()
 
     def sever(self, server: Postgres) -> None:
         """Cut: the relay stops, and the server drops the sessions that came through it (what its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,7 +20,10 @@ import requests
 
 from agent.cli import main
 from agent.clock import FixedClock
+from agent.config import load
+from agent.daemon import single_instance
 from agent.demo import DemoSite
+from agent.services import Services
 from tests import postgres as pg
 from tests import sshd as sshd_mod
 from tests.conftest import Fleet, plugin_version, require
@@ -85,7 +89,18 @@ def test_the_state_and_the_audit_chain_live_in_postgresql(fleet: Fleet, postgres
     code, said = cli(fleet, capsys, "audit", "verify")
     assert code == 1 and said == f"audit log broken at seq {changed}: content does not match its hash\n"
     migrations = sql(postgres, state_url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
-    assert migrations == "1,2,3,4,5,6"
+    assert migrations == "1,2,3,4,5,6,7"
+    from agent.state.migrations import MIGRATIONS, procrastinate_migrations
+
+    sums = sql(postgres, state_url, "SELECT string_agg(checksum, ',' ORDER BY version) FROM schema_migrations")
+    assert sums.split(",") == [m.checksum for m in MIGRATIONS]  # each file as applied
+    assert sql(postgres, state_url, "SELECT level FROM schema_levels WHERE name = 'procrastinate'") == \
+        procrastinate_migrations()[-1][0]
+    # a migration file edited after a database applied it is named: its change would never reach it
+    sql(postgres, state_url, "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2")
+    capsys.readouterr()
+    main(["--config", str(fleet.config), "status", "--json"], clock=FixedClock(AT))
+    assert "schema migration 2 (audit) changed since this database applied it" in capsys.readouterr().err
 
 
 def test_concurrent_writers_keep_one_chain(fleet: Fleet, postgres: pg.Postgres, state_url: str) -> None:
@@ -104,7 +119,7 @@ def test_concurrent_writers_keep_one_chain(fleet: Fleet, postgres: pg.Postgres, 
     assert actors == "4"
 
 
-def test_state_copy_gives_the_same_tickets_audit_and_status(fleet: Fleet, state_url: str,
+def test_state_copy_gives_the_same_tickets_audit_and_status(fleet: Fleet, state_url: str, postgres: pg.Postgres,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     fleet.add(SITES[0])
     fleet.add(DemoSite("gone", "6.5.3", {}))
@@ -118,9 +133,44 @@ def test_state_copy_gives_the_same_tickets_audit_and_status(fleet: Fleet, state_
     share(fleet, state_url)
     after = {what: cli(fleet, capsys, what, "--json")[1] for what in ("tickets", "audit", "status")}
     assert after == before
-    code, said = cli(fleet, capsys, "state", "copy", "--to", state_url)  # never over a state
-    assert code == 1 and "already holds a state" in said
+    assert cli(fleet, capsys, "state", "copy", "--to", state_url)[0] == 2  # the state is there already
+    alone = fleet.folder / "alone.toml"  # the SQLite state's config again: never copied over a state
+    alone.write_text(fleet.config.read_text().replace(f'state_url = "{state_url}"\n', ""))
+    capsys.readouterr()
+    assert main(["--config", str(alone), "state", "copy", "--to", state_url]) == 1
+    assert "already holds a state" in capsys.readouterr().out
     assert cli(fleet, capsys, "audit", "--json")[1] == before["audit"]
+
+    # and back to one machine: PostgreSQL into an SQLite file, refused while an agent still beats there
+    back = fleet.folder / "back"
+    with Services.open(load(fleet.config), FixedClock(AT)) as services:
+        services.state.agents.register("agent-x", "somewhere", 4242, AT)
+    code, said = cli(fleet, capsys, "state", "copy", "--to", f"sqlite://{back}/wpfleet.db")
+    assert code == 1 and "agents still work on this state (agent-x on somewhere, pid 4242)" in said
+    assert not back.exists()
+    sql(postgres, state_url, "UPDATE agents SET heartbeat_at = '2020-01-01T00:00:00+00:00'")  # it stopped beating
+    code, said = cli(fleet, capsys, "state", "copy", "--to", f"sqlite://{back}/wpfleet.db")
+    assert code == 0, said
+    assert "verified record by record: identical; audit chain there: verifies" in said
+    fleet.config.write_text(fleet.config.read_text().replace(f'state_url = "{state_url}"\n', "").replace(
+        f'state_dir = "{fleet.folder / "state"}"', f'state_dir = "{back}"'))
+    again = {what: cli(fleet, capsys, what, "--json")[1] for what in ("tickets", "audit", "status")}
+    assert again == before
+    assert cli(fleet, capsys, "audit", "verify")[1] == f"audit log verifies: {len(before['audit'])} records\n"
+
+
+def test_state_copy_is_refused_while_a_daemon_runs_on_the_source(fleet: Fleet, state_url: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    fleet.add(SITES[0])
+    assert main(["--config", str(fleet.config), "run", "--once"], clock=FixedClock(AT)) == 0
+    held = single_instance(fleet.folder / "state")  # what a running daemon holds for its whole life
+    try:
+        code, said = cli(fleet, capsys, "state", "copy", "--to", state_url)
+        assert code == 1 and "a daemon works on this state" in said
+    finally:
+        held.close()
+    code, said = cli(fleet, capsys, "state", "copy", "--to", state_url)
+    assert code == 0, said
 
 
 def test_a_password_in_state_url_is_refused(fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
@@ -230,6 +280,8 @@ def test_kill_9_of_the_agent_holding_a_site_the_other_finishes_it(
         records = [json.loads(line) for line in sql(postgres, state_url,
                                                     "SELECT line FROM audit ORDER BY seq").splitlines()]
         assert any(r["action"] == "reconcile" and r["site"] == "site0" for r in records)
+        # its maintenance mode was the stopped run's, being settled: no one was paged for an outage
+        assert not [t for t in fleet.sent_tickets() if t["kind"] == "site_down"]
     finally:
         stop_agents(*agents.values())
     assert main(["--config", str(fleet.config), "audit", "verify"]) == 0
@@ -281,7 +333,7 @@ def test_the_watch_leader_killed_a_down_site_still_gets_its_emergency(
     agents = {"one": start_agent(fleet, "one"), "two": start_agent(fleet, "two")}
     try:
         def leader() -> int | None:
-            return next((a["pid"] for a in statuses(fleet).get("agents", []) if "leads the watch" in a["doing"]), None)
+            return next((a["pid"] for a in statuses(fleet).get("agents", []) if a["leads_watch"]), None)
         # the first start's round done: a run holding the site when it goes down would make it "busy"
         wait_for(lambda: {s["site"]: s["status"] for s in statuses(fleet)["sites"]}.get("site0") == "updated",
                  timeout=60, what="the first round")
@@ -336,7 +388,7 @@ def test_an_agent_cut_off_from_the_database_mid_update_starts_no_work(
         assert sql(postgres, state_url, "SELECT count(*) FROM journal") == "0"
         assert requests.get(fleet.web.url("site0"), timeout=10).status_code == 200
         two = agents[1].pid
-        wait_for(lambda: any(a["pid"] == two and "leads the watch" in a["doing"] for a in statuses(fleet)["agents"]),
+        wait_for(lambda: any(a["pid"] == two and a["leads_watch"] for a in statuses(fleet)["agents"]),
                  timeout=60, what="agent two leading the watch")
         wait_for(lambda: "starts no work" in (fleet.folder / "one.log").read_text()[severed_at:], timeout=60,
                  what="agent one to find the database gone")  # its beat gives up after the pool's 10 s
@@ -347,5 +399,107 @@ def test_an_agent_cut_off_from_the_database_mid_update_starts_no_work(
         stopping = time.monotonic()
         one.send_signal(signal.SIGTERM)
         assert one.wait(60) == 0 and time.monotonic() - stopping < 30  # and stops without it
+    finally:
+        stop_agents(*agents)
+
+
+@pytest.mark.integration
+def test_a_silent_connection_or_a_frozen_leader_loses_the_watch_within_its_lease(
+        fleet: Fleet, postgres: pg.Postgres, state_url: str) -> None:
+    """Agent one leads the watch through a relay that is then paused (connections open, nothing passes):
+    agent two takes the lead once the lease, timed by the database, runs out, and agent one says it no
+    longer leads; resumed, it does not lead again. Then agent two is frozen (SIGSTOP): agent one takes
+    the lead back within the lease, and two, thawed, stands down. A site down meanwhile still gets its
+    emergency from whoever leads."""
+    from agent.state.lead import LEASE
+
+    fleet.add(SITES[0])
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\n"
+                            "inventory_interval = 3600\nretention_interval = 3600\ncheckup_interval = 3600\n")
+    relay = pg.Cut(postgres.port)
+    through = fleet.folder / "one.toml"
+    through.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))
+    one = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(through), "run"], cwd=ROOT,
+                           stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+    agents = [one]
+
+    def leader() -> int | None:
+        return next((a["pid"] for a in statuses(fleet)["agents"] if a["leads_watch"]), None)
+
+    try:
+        wait_for(lambda: leader() == one.pid, timeout=60, what="agent one leading the watch")
+        # the first start's round done: a run cut off with its agent would make the site "being settled"
+        wait_for(lambda: {s["site"]: s["status"] for s in statuses(fleet)["sites"]}.get("site0") == "updated",
+                 timeout=90, what="the first round")
+        agents.append(two := start_agent(fleet, "two"))
+        wait_for(lambda: len(statuses(fleet)["agents"]) == 2, timeout=30, what="agent two registered")
+        assert leader() == one.pid
+        relay.pause()
+        paused = time.monotonic()
+        wait_for(lambda: leader() == two.pid, timeout=LEASE + 15, what="agent two taking the lead")
+        assert time.monotonic() - paused <= LEASE + 5
+        fleet.web.down.add("site0")
+        wait_for(lambda: any(t["kind"] == "site_down" and t["event"] == "opened" for t in fleet.sent_tickets()),
+                 timeout=30, what="the emergency from the new leader")
+        wait_for(lambda: "no longer leads the watch" in (fleet.folder / "one.log").read_text(), timeout=30,
+                 what="agent one to say it lost the lead")
+        relay.resume()
+        time.sleep(6)
+        assert leader() == two.pid  # the lease is agent two's now: one does not take it back
+        leading = [a for a in statuses(fleet)["agents"] if a["leads_watch"]]
+        assert [a["pid"] for a in leading] == [two.pid]
+
+        os.kill(two.pid, signal.SIGSTOP)  # frozen: its session stays, its beats and renewals stop
+        frozen = time.monotonic()
+        wait_for(lambda: leader() == one.pid, timeout=LEASE + 15, what="agent one taking the lead back")
+        assert time.monotonic() - frozen <= LEASE + 5
+        gone = {a["pid"]: a for a in statuses(fleet)["agents"]}[two.pid]
+        assert not gone["alive"] and not gone["leads_watch"] and gone["watches"] == 0
+        os.kill(two.pid, signal.SIGCONT)
+        wait_for(lambda: "no longer leads the watch" in (fleet.folder / "two.log").read_text(), timeout=30,
+                 what="agent two, thawed, to stand down")
+        time.sleep(4)
+        assert [a["pid"] for a in statuses(fleet)["agents"] if a["leads_watch"]] == [one.pid]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            for agent in agents:
+                os.kill(agent.pid, signal.SIGCONT)
+        relay.resume()
+        stop_agents(*agents)
+
+
+SKEWED = Path(__file__).resolve().parent / "skew"
+
+
+@pytest.mark.integration
+def test_agents_whose_clocks_differ_claim_by_the_databases_clock(fleet: Fleet, state_url: str) -> None:
+    """Agent one's machine runs ten minutes ahead, agent two's on time: each round is claimed once,
+    by the database's clock — the agent ahead is not "past due" for the other, nor the other "early"
+    for it — and when the one ahead is killed, the other leads the watch and ticks at once."""
+    fleet.add(SITES[0])
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\ninventory_interval = 3600\n"
+                            "retention_interval = 3600\ncheckup_interval = 3600\n")
+    ahead = start_agent(fleet, "one", {"PYTHONPATH": str(SKEWED), "WPFLEET_TEST_SKEW": "600"})
+    agents = [ahead]
+    try:
+        wait_for(lambda: "job inventory done" in (fleet.folder / "one.log").read_text(), timeout=90,
+                 what="the first inventory")
+        agents.append(on_time := start_agent(fleet, "two"))
+        wait_for(lambda: len(statuses(fleet)["agents"]) == 2, timeout=30, what="agent two registered")
+        started = {a["pid"]: datetime.fromisoformat(a["started_at"]) for a in statuses(fleet)["agents"]}
+        assert started[ahead.pid] - started[on_time.pid] > timedelta(minutes=9)  # its own clock, ten minutes on
+        time.sleep(12)  # a few claims' worth: agent two must not find the rounds due again
+        logs = (fleet.folder / "one.log").read_text() + (fleet.folder / "two.log").read_text()
+        assert logs.count("job inventory done") == 1, logs[-3000:]
+        assert logs.count("job retention done") == 1
+        leader = next(a["pid"] for a in statuses(fleet)["agents"] if a["leads_watch"])
+        assert leader == ahead.pid
+        os.kill(ahead.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        before = (fleet.folder / "two.log").read_text().count("job watch done")
+        wait_for(lambda: (fleet.folder / "two.log").read_text().count("job watch done") > before, timeout=30,
+                 what="agent two's first watch tick")
+        assert time.monotonic() - killed < 10  # its session gone: the lead at once, the tick due by one clock
+        assert next(a["pid"] for a in statuses(fleet)["agents"] if a["leads_watch"]) == on_time.pid
     finally:
         stop_agents(*agents)

@@ -339,7 +339,7 @@ class Board:
                 "down": [{"site": name, "since": since, "reason": watched[name].reason if name in watched else "",
                           "ticket": emergencies[name].id if name in emergencies else None}
                          for name, since in down.items()],
-                "agents": state.agents.all()}
+                "agents": state.agents.all(self.services.clock.now())}
 
     def status(self) -> dict[str, Any]:
         return reports.status_report(self.services)

@@ -1,9 +1,16 @@
-"""``wpfleet state copy --to postgresql://…``: an SQLite state and its audit file moved into PostgreSQL.
+"""``wpfleet state copy --to URL``: a state moved whole between SQLite and PostgreSQL, either way.
 
-Every table the SQLite file holds is copied whole into the migrated schema, in one transaction;
-the audit file's lines become the ``audit`` table's rows, byte for byte, after its chain verified.
-Then everything is read back from PostgreSQL and compared with the source, record by record; the
-copy is refused into a database that already holds a state (nothing there is overwritten).
+SQLite → PostgreSQL (an agency growing to several agents): every table the SQLite file holds is
+copied into the migrated schema, in one transaction; the audit file's lines become the ``audit``
+table's rows, byte for byte, after its chain verified. PostgreSQL → SQLite (back to one machine):
+the file is made with every repository's schema, the shared state's tables copied into it, and the
+``audit`` rows written to ``audit.jsonl`` beside it, byte for byte. Either way everything is then
+read back from the target and compared with the source, record by record, and the copy is refused
+into a target that already holds a state (nothing there is overwritten) — or while a daemon still
+works on the source (what it wrote after the copy began would be lost).
+
+What is the shared state's own is not copied: the agents' registrations, the watch's lead, the job
+queue, the migrations' bookkeeping.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.state.db import Database
-from agent.state.postgres import PostgresDatabase
+from agent.state.db import Store
 
 INTERNAL = ("sqlite_sequence", "sqlite_stat1")
+# a running state's own bookkeeping, not the fleet's record
+NOT_COPIED = ("agents", "audit", "schema_migrations", "schema_levels", "watch_lead")
 
 
 class CopyRefused(RuntimeError):
@@ -33,56 +41,64 @@ class Copied:
         return not self.mismatches
 
 
-def tables(source: Database) -> list[str]:
-    return [r[0] for r in source.rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            if r[0] not in INTERNAL]
+def tables(store: Store) -> list[str]:
+    """The fleet's tables in ``store``."""
+    if store.dialect == "sqlite":
+        names = [r[0] for r in store.rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    else:
+        names = [r[0] for r in store.rows("SELECT table_name FROM information_schema.tables WHERE table_schema ="
+                                          " current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")]
+    return [n for n in names if n not in INTERNAL and n not in NOT_COPIED and not n.startswith("procrastinate_")]
 
 
-def _columns(source: Database, table: str) -> list[str]:
-    return [r[1] for r in source.rows(f"PRAGMA table_info({table})")]
+def columns(store: Store, table: str) -> list[str]:
+    if store.dialect == "sqlite":
+        return [r[1] for r in store.rows(f"PRAGMA table_info({table})")]
+    return [r[0] for r in store.rows("SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+                                     " AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
 
 
-def _target_columns(target: PostgresDatabase, table: str) -> list[str]:
-    return [r[0] for r in target.rows("SELECT column_name FROM information_schema.columns WHERE table_name = ?"
-                                      " AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
-
-
-def copy_state(source: Database, audit_lines: list[bytes], target: PostgresDatabase) -> Copied:
+def copy_state(source: Store, audit_lines: list[bytes], target: Store) -> Copied:
+    """The fleet's tables from ``source`` into ``target``, and ``audit_lines`` into the target's audit
+    rows (PostgreSQL; an SQLite target's audit file is the caller's to write); verified after."""
     done = Copied()
     names = tables(source)
-    missing = [t for t in names if not _target_columns(target, t)]
+    missing = [t for t in names if not columns(target, t)]
     if missing:
         raise CopyRefused(f"the target has no table {', '.join(missing)} (a newer state than this agent knows)")
-    held = [t for t in [*names, "audit"] if target.rows(f"SELECT 1 FROM {t} LIMIT 1")]
+    held = [t for t in [*names, *(["audit"] if target.dialect == "postgresql" else [])]
+            if target.rows(f"SELECT 1 FROM {t} LIMIT 1")]
     if held:
         raise CopyRefused(f"the target already holds a state (rows in {', '.join(held)}): nothing was copied")
     with target.transaction() as db:
         for table in names:
-            wanted = set(_target_columns(target, table))
-            columns = [c for c in _columns(source, table) if c in wanted]
-            rows = source.rows(f"SELECT {', '.join(columns)} FROM {table}")
+            wanted = set(columns(target, table))
+            shared = [c for c in columns(source, table) if c in wanted]
+            rows = source.rows(f"SELECT {', '.join(shared)} FROM {table}")
             if rows:
-                db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                db.executemany(f"INSERT INTO {table} ({', '.join(shared)}) VALUES ({', '.join('?' for _ in shared)})",
                                rows)
             done.tables[table] = len(rows)
-            for column in columns:  # an identity column goes on after the highest value copied
-                sequence = db.execute("SELECT pg_get_serial_sequence(?, ?)", (table, column)).fetchone()[0]
-                if sequence and rows:
-                    db.execute(f"SELECT setval(?, (SELECT MAX({column}) FROM {table}))", (sequence,))
-        db.executemany("INSERT INTO audit (seq, line) VALUES (?, ?)",
-                       [(n, line.decode("utf-8")) for n, line in enumerate(audit_lines, start=1)])
-        done.audit_records = len(audit_lines)
-    done.mismatches = compare(source, audit_lines, target)
+            if target.dialect == "postgresql" and rows:
+                for column in shared:  # an identity column goes on after the highest value copied
+                    sequence = db.execute("SELECT pg_get_serial_sequence(?, ?)", (table, column)).fetchone()[0]
+                    if sequence:
+                        db.execute(f"SELECT setval(?, (SELECT MAX({column}) FROM {table}))", (sequence,))
+        if target.dialect == "postgresql":
+            db.executemany("INSERT INTO audit (seq, line) VALUES (?, ?)",
+                           [(n, line.decode("utf-8")) for n, line in enumerate(audit_lines, start=1)])
+    done.audit_records = len(audit_lines)
+    done.mismatches = compare(source, target)
     return done
 
 
-def compare(source: Database, audit_lines: list[bytes], target: PostgresDatabase) -> list[str]:
-    """Every record of the source as the target now holds it; one line per difference."""
+def compare(source: Store, target: Store) -> list[str]:
+    """Every record of the source's tables as the target now holds it; one line per difference."""
     found: list[str] = []
     for table in tables(source):
-        wanted = set(_target_columns(target, table))
-        columns = [c for c in _columns(source, table) if c in wanted]
-        query = f"SELECT {', '.join(columns)} FROM {table}"
+        wanted = set(columns(target, table))
+        shared = [c for c in columns(source, table) if c in wanted]
+        query = f"SELECT {', '.join(shared)} FROM {table}"
         mine = sorted((_plain(r) for r in source.rows(query)), key=repr)  # both sides in one order, whatever
         theirs = sorted((_plain(r) for r in target.rows(query)), key=repr)  # either database's collation
         if len(mine) != len(theirs):
@@ -90,12 +106,15 @@ def compare(source: Database, audit_lines: list[bytes], target: PostgresDatabase
             continue
         found += [f"{table}: row {n} differs: {a!r} != {b!r}" for n, (a, b) in enumerate(zip(mine, theirs, strict=True))
                   if a != b][:5]
-    copied = [line.encode("utf-8") for (line,) in target.rows("SELECT line FROM audit ORDER BY seq")]
-    if copied != audit_lines:
-        first = next((n for n, (a, b) in enumerate(zip(audit_lines, copied, strict=False), start=1) if a != b),
-                     min(len(audit_lines), len(copied)) + 1)
-        found.append(f"audit: record {first} differs ({len(audit_lines)} here, {len(copied)} there)")
     return found
+
+
+def compare_audit(mine: list[bytes], theirs: list[bytes]) -> list[str]:
+    if theirs == mine:
+        return []
+    first = next((n for n, (a, b) in enumerate(zip(mine, theirs, strict=False), start=1) if a != b),
+                 min(len(mine), len(theirs)) + 1)
+    return [f"audit: record {first} differs ({len(mine)} here, {len(theirs)} there)"]
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +49,10 @@ class Store(Protocol):
     def execute(self, sql: str, params: tuple[Any, ...] = ...) -> Any: ...
 
     def rows(self, sql: str, params: tuple[Any, ...] = ...) -> list[tuple[Any, ...]]: ...
+
+    def now(self) -> datetime | None:
+        """The database's own clock, where several agents share it (None: this agent's clock rules)."""
+        ...
 
     def transaction(self) -> AbstractContextManager[Connection]: ...
 
@@ -93,6 +98,9 @@ class Database:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
             return self._db.execute(sql, params)
+
+    def now(self) -> datetime | None:
+        return None  # one machine's file: the agent's own clock
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

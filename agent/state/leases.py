@@ -43,14 +43,15 @@ class Leases:
         db.schema(SCHEMA)
 
     def hold(self, site: str, run_id: str, at: datetime) -> None:
-        stamp = at.isoformat(timespec="seconds")
+        stamp = (self.db.now() or at).isoformat(timespec="seconds")
         self.db.execute(upsert("leases", ("site", "run_id", "host", "pid", "taken_at", "heartbeat_at"), ("site",)),
                         (site, run_id, socket.gethostname(), os.getpid(), stamp, stamp))
 
     def claim(self, key: str, run_id: str, at: datetime, stale_after: float, same: str = "") -> Lease | None:
         """Take ``key`` for ``run_id`` unless a live run holds it (one whose id starts with ``same`` does
         not count: it is kept apart otherwise); None when taken, else that run's lease. One
-        transaction: of two runs asking at once, one gets it."""
+        transaction: of two runs asking at once, one gets it. Timed by the state's clock where agents share it."""
+        at = self.db.now() or at
         with self.db.transaction() as db:
             row = db.execute("SELECT site, run_id, host, pid, taken_at, heartbeat_at FROM leases WHERE site = ?",
                              (key,)).fetchone()
@@ -66,22 +67,35 @@ class Leases:
 
     def beat(self, site: str, run_id: str, at: datetime) -> None:
         self.db.execute("UPDATE leases SET heartbeat_at = ? WHERE site = ? AND run_id = ?",
-                        (at.isoformat(timespec="seconds"), site, run_id))
+                        ((self.db.now() or at).isoformat(timespec="seconds"), site, run_id))
 
     def release(self, site: str, run_id: str) -> None:
         self.db.execute("DELETE FROM leases WHERE site = ? AND run_id = ?", (site, run_id))
 
     def live(self, site: str, now: datetime, stale_after: float) -> Lease | None:
         """The lease a live run holds on ``site``, or None."""
+        lease, now = self._lease(site), self.db.now() or now
+        if lease is None or (now - lease.heartbeat_at).total_seconds() > stale_after or _gone_here(lease):
+            return None
+        return lease
+
+    def settling(self, site: str, now: datetime, stale_after: float, bound: float) -> Lease | None:
+        """The lease of a run whose agent stopped (killed, frozen, cut off) less than ``bound`` seconds
+        ago: its site waits for another agent to take the job over and settle it; None otherwise."""
+        lease, now = self._lease(site), self.db.now() or now
+        if lease is None:
+            return None
+        silent = (now - lease.heartbeat_at).total_seconds()
+        stopped = silent > stale_after or _gone_here(lease)
+        return lease if stopped and silent <= bound else None
+
+    def _lease(self, site: str) -> Lease | None:
         found = self.db.rows("SELECT site, run_id, host, pid, taken_at, heartbeat_at FROM leases WHERE site = ?",
                              (site,))
         if not found:
             return None
         name, run_id, host, pid, taken_at, heartbeat_at = found[0]
-        lease = Lease(name, run_id, host, pid, datetime.fromisoformat(taken_at), datetime.fromisoformat(heartbeat_at))
-        if (now - lease.heartbeat_at).total_seconds() > stale_after or _gone_here(lease):
-            return None
-        return lease
+        return Lease(name, run_id, host, pid, datetime.fromisoformat(taken_at), datetime.fromisoformat(heartbeat_at))
 
 
 def _gone_here(lease: Lease) -> bool:

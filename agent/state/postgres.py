@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -104,6 +105,11 @@ class PostgresDatabase:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Result:
         with self._connection() as connection:
             return Result(connection.execute(dialect_sql(sql), params or None))
+
+    def now(self) -> datetime:
+        """The database's clock: what every agent on this state times claims, due jobs and beats by."""
+        found = self.rows("SELECT now()")
+        return found[0][0]  # type: ignore[no-any-return]
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return self.execute(sql, params).fetchall()

@@ -1,0 +1,3 @@
+-- the job queue (procrastinate's own schema)
+-- procrastinate's own schema, as the installed procrastinate ships it (applied whole); its later
+-- migrations are procrastinate's own files, applied in order (migrations.py)
