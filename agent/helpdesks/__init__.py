@@ -129,11 +129,17 @@ class Kind:
     make: Callable[[TicketsConfig], Helpdesk]
 
 
+# the family's own machinery beside its members: not helpdesks, and not loaded to find them
+MACHINERY = ("outbox", "readback")
+
+
 @cache
 def kinds() -> dict[str, Kind]:
     """Every helpdesk module beside this one, by the name the configuration uses."""
     found: dict[str, Kind] = {}
     for module in pkgutil.iter_modules(__path__):
+        if module.name in MACHINERY:
+            continue
         kind = getattr(importlib.import_module(f"{__name__}.{module.name}"), "HELPDESK", None)
         if isinstance(kind, Kind):
             found[kind.name] = kind

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.state.db import Store, upsert
-from agent.state.lead import leader
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -52,7 +51,7 @@ class Agents:
         the state's clock, else ``now``) and ``leads_watch`` for the one whose lease runs (on one
         machine's state: the one agent, while it beats)."""
         clock = self.db.now() or now
-        lead = leader(self.db)
+        lead = self.leader()
         found = []
         for r in self.db.rows("SELECT id, host, pid, started_at, heartbeat_at, doing FROM agents"
                               " WHERE stopped_at IS NULL ORDER BY heartbeat_at DESC, id"):
@@ -63,3 +62,11 @@ class Agents:
                           "doing": r[5] if alive else f"stopped beating (was: {r[5]})", "alive": alive,
                           "leads_watch": leads})
         return found
+
+    def leader(self) -> str | None:
+        """The agent whose watch lease (``lead.py``) runs now, by the database's clock; None on SQLite
+        (one agent, no lease)."""
+        if self.db.dialect != "postgresql":
+            return None
+        rows = self.db.rows("SELECT agent FROM watch_lead WHERE name = 'watch' AND expires_at > now()")
+        return str(rows[0][0]) if rows else None

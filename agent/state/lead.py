@@ -43,7 +43,6 @@ WHERE watch_lead.agent = excluded.agent OR watch_lead.expires_at < now()
    OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = watch_lead.backend)
 RETURNING agent
 """
-LEADER = "SELECT agent FROM watch_lead WHERE name = 'watch' AND expires_at > now()"
 GIVE_UP = "DELETE FROM watch_lead WHERE name = 'watch' AND agent = %(agent)s"
 
 
@@ -169,10 +168,3 @@ class WatchLease:
         # closing waits for a stuck statement to end: off this thread
         threading.Thread(target=lambda: connection.close(), name="watch-lease-close", daemon=True).start()
 
-
-def leader(db: Any) -> str | None:
-    """The agent whose lease runs now, by the database's clock (None on SQLite: one agent, no lease)."""
-    if getattr(db, "dialect", "sqlite") != "postgresql":
-        return None
-    rows = db.rows(LEADER)
-    return str(rows[0][0]) if rows else None
