@@ -66,12 +66,10 @@ class HelpdeskSink:
         known = self.ledger.helpdesk_id(ticket_id) or self._find(ticket_id)
         if event == "opened":
             if known is None:
-                known = self._open(payload)
-            self.ledger.set_helpdesk_id(ticket_id, known)
+                self._open(payload)
             return
         if known is None:
             raise HelpdeskRefused(f"{ticket_id} is not in the helpdesk yet")
-        self.ledger.set_helpdesk_id(ticket_id, known)
         note = _last_note(str(payload["body"]))
         if event == "updated":
             self.helpdesk.follow_up(known, f"Seen again (occurrence {payload.get('occurrences')}): {note}")
@@ -86,11 +84,11 @@ class HelpdeskSink:
         except HelpdeskDown:
             self.ledger.create_absent(ticket_id, None)  # absence is proved only by a helpdesk answering throughout
             raise
-        if found is not None:
-            self.ledger.create_settled(ticket_id)
+        if found is not None:  # recorded (and any create in doubt settled) the moment it is found
+            self.ledger.set_helpdesk_id(ticket_id, found)
         return found
 
-    def _open(self, payload: dict[str, Any]) -> str:
+    def _open(self, payload: dict[str, Any]) -> None:
         ticket_id = str(payload["id"])
         now = self.clock.now()
         attempt = self.ledger.create_attempt(ticket_id)
@@ -120,9 +118,8 @@ class HelpdeskSink:
         except HelpdeskRefused:
             self.ledger.create_settled(ticket_id)
             raise
-        self.ledger.set_helpdesk_id(ticket_id, made)
+        self.ledger.set_helpdesk_id(ticket_id, made)  # before the read-back: an id once known is never lost
         self._check_due(ticket_id, made, due)
-        return made
 
     def _check_due(self, ticket_id: str, made: str, due: datetime) -> None:
         try:
