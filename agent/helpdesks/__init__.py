@@ -66,7 +66,6 @@ class Remote:
     status: str  # the helpdesk's own word, for people
     closed: bool  # in one of its closed states (resolved, rejected, …)
     created: datetime
-    updated: datetime | None
     due: datetime | None
     creator: str
     site: str | None  # its Site field

@@ -38,7 +38,7 @@ PRIORITY = {"emergency": 90, "normal": 50}
 PAGE = 100
 CLOSED = ("resolved", "rejected", "deleted")  # the default lifecycle's inactive statuses
 CHECK_SUBJECT = "[wpfleet check] the agent's rights in this queue (check-config --online); nothing to do"
-FIELDS = "Subject,Status,Created,LastUpdated,Due,Creator,Requestor,CustomFields,Queue"
+FIELDS = "Subject,Status,Created,Due,Creator,Requestor,CustomFields"  # what `_remote` reads, no more
 # what a per-field message says when RT did what was asked
 _DONE = re.compile(r"changed from|changed to|\bset to\b|\badded\b|\bdeleted\b|\bremoved\b", re.IGNORECASE)
 
@@ -249,7 +249,7 @@ class RequestTracker:
         return Remote(
             ticket_id=str(ticket["id"]), subject=str(ticket.get("Subject") or ""), status=status,
             closed=status in CLOSED, created=from_rt(ticket.get("Created")) or datetime.now(UTC),
-            updated=from_rt(ticket.get("LastUpdated")), due=from_rt(ticket.get("Due")),
+            due=from_rt(ticket.get("Due")),
             creator=str((ticket.get("Creator") or {}).get("id") or ""), site=str(site) if site else None,
             requestors=[str(r.get("id")) for r in ticket.get("Requestor") or [] if isinstance(r, dict)])
 
