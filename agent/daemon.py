@@ -115,11 +115,7 @@ class Daemon:
         """The time jobs are due and claimed by: on a shared state the database's own clock, so that
         agents whose clocks differ agree (one ten minutes ahead never makes the others wait for its
         future); else this agent's clock."""
-        if self.cluster is not None:
-            shared = self.services.state.db.now()
-            if shared is not None:
-                return shared
-        return self.clock.now()
+        return self.services.state.db.now() or self.clock.now()
 
     def until_due(self, jobs: tuple[str, ...] = JOB_ORDER) -> dict[str, float]:
         """Seconds until each job is due, from its last run as persisted (0 or less: due now)."""
