@@ -215,19 +215,18 @@ def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, W
         book.put(after)
         return False, after
     down_since = seen.down_since or stamp
-    lease = services.state.leases.live(site.name, now, STALE_AFTER)
-    if lease is not None and (now - datetime.fromisoformat(down_since)).total_seconds() < MAINTENANCE_GRACE:
+    lease, live = services.state.leases.holding(site.name, now, STALE_AFTER, SETTLING_BOUND) or (None, False)
+    if lease is not None and live and (now - datetime.fromisoformat(down_since)).total_seconds() < MAINTENANCE_GRACE:
         after = Watched(site.name, seen.failures, down_since, f"in maintenance by run {lease.run_id}: {probe.reason}",
                         stamp)
         book.put(after)
         probe.state, probe.reason = "busy", f"being updated by run {lease.run_id}"
         return False, after
-    stopped = services.state.leases.settling(site.name, now, STALE_AFTER, SETTLING_BOUND)
-    if stopped is not None:  # its run's agent stopped mid-change: another agent takes the job over and settles it
-        after = Watched(site.name, seen.failures, down_since, f"being settled: run {stopped.run_id} stopped "
+    if lease is not None and not live:  # its run's agent stopped mid-change: another agent settles the site
+        after = Watched(site.name, seen.failures, down_since, f"being settled: run {lease.run_id} stopped "
                         f"({probe.reason})", stamp)
         book.put(after)
-        probe.state, probe.reason = "busy", f"being settled after run {stopped.run_id} stopped"
+        probe.state, probe.reason = "busy", f"being settled after run {lease.run_id} stopped"
         return False, after
     failures = seen.failures + 1
     after = Watched(site.name, failures, down_since, probe.reason, stamp)

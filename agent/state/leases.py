@@ -72,22 +72,18 @@ class Leases:
     def release(self, site: str, run_id: str) -> None:
         self.db.execute("DELETE FROM leases WHERE site = ? AND run_id = ?", (site, run_id))
 
-    def live(self, site: str, now: datetime, stale_after: float) -> Lease | None:
-        """The lease a live run holds on ``site``, or None."""
-        lease, now = self._lease(site), self.db.now() or now
-        if lease is None or (now - lease.heartbeat_at).total_seconds() > stale_after or _gone_here(lease):
-            return None
-        return lease
-
-    def settling(self, site: str, now: datetime, stale_after: float, bound: float) -> Lease | None:
-        """The lease of a run whose agent stopped (killed, frozen, cut off) less than ``bound`` seconds
-        ago: its site waits for another agent to take the job over and settle it; None otherwise."""
+    def holding(self, site: str, now: datetime, stale_after: float, bound: float) -> tuple[Lease, bool] | None:
+        """The run that holds ``site``, read once: (its lease, True) while it is live (a fresh heartbeat,
+        its process alive when taken here); (its lease, False) while it is being settled — its agent
+        stopped (killed, frozen, cut off) less than ``bound`` seconds ago, and another agent takes the job
+        over; None when no run holds it, or its run stopped longer ago than that."""
         lease, now = self._lease(site), self.db.now() or now
         if lease is None:
             return None
         silent = (now - lease.heartbeat_at).total_seconds()
-        stopped = silent > stale_after or _gone_here(lease)
-        return lease if stopped and silent <= bound else None
+        if silent <= stale_after and not _gone_here(lease):
+            return lease, True
+        return (lease, False) if silent <= bound else None
 
     def _lease(self, site: str) -> Lease | None:
         found = self.db.rows("SELECT site, run_id, host, pid, taken_at, heartbeat_at FROM leases WHERE site = ?",
