@@ -16,14 +16,14 @@ import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from agent import __version__, checkups, config, daemon, demo, fleet, helpdesks, logs, render, reports, security
 from agent import backups as agent_backups
 from agent import migrate as migration
-from agent.audit import AuditLog, to_csv
+from agent.audit import AuditLog, VerifyResult, to_csv
 from agent.clock import Clock, SystemClock
 from agent.config import FleetConfig
 from agent.errors import AlreadyRunning, ConfigError, UsageError
@@ -36,6 +36,9 @@ from agent.updates import UpdateOptions, plan_for, update_fleet
 from inventory import safety
 from inventory.errors import HostileValueError
 from inventory.models import SiteInventory
+
+if TYPE_CHECKING:
+    from agent.state.copy import Copied
 
 log = logging.getLogger("wpfleet")
 OK, FAILED, USAGE = 0, 1, 2
@@ -598,7 +601,7 @@ def _copy_to_sqlite(loaded: config.FleetConfig, to: str, clock: Clock) -> int:
     return _copied(str(path), copied, chain)
 
 
-def _copied(where: str, copied: Any, chain: Any) -> int:
+def _copied(where: str, copied: Copied, chain: VerifyResult) -> int:
     rows = sum(copied.tables.values())
     emit(f"copied to {where}: {rows} rows in {len(copied.tables)} tables, {copied.audit_records} audit "
          f"records\n" + "".join(f"  {t}: {n}\n" for t, n in copied.tables.items() if n))

@@ -95,7 +95,7 @@ def test_the_state_and_the_audit_chain_live_in_postgresql(fleet: Fleet, postgres
     sums = sql(postgres, state_url, "SELECT string_agg(checksum, ',' ORDER BY version) FROM schema_migrations")
     assert sums.split(",") == [m.checksum for m in MIGRATIONS]  # each file as applied
     assert sql(postgres, state_url, "SELECT level FROM schema_levels WHERE name = 'procrastinate'") == \
-        procrastinate_migrations()[-1][0]
+        procrastinate_migrations()[-1].name
     # a migration file edited after a database applied it is named: its change would never reach it
     sql(postgres, state_url, "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 2")
     capsys.readouterr()

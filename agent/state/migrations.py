@@ -60,12 +60,11 @@ MIGRATIONS = migrations()
 LATEST = MIGRATIONS[-1].version
 
 
-def procrastinate_migrations() -> list[tuple[str, str]]:
-    """(name, SQL) of every migration file the installed procrastinate ships, oldest first."""
+def procrastinate_migrations() -> list[Path]:
+    """Every migration file the installed procrastinate ships, oldest first (read only when applied)."""
     import procrastinate
 
-    folder = Path(procrastinate.__file__).parent / "sql" / "migrations"
-    return [(path.name, path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.sql"))]
+    return sorted((Path(procrastinate.__file__).parent / "sql" / "migrations").glob("*.sql"))
 
 
 def apply(db: PostgresDatabase) -> list[int]:
@@ -89,7 +88,7 @@ def apply(db: PostgresDatabase) -> list[int]:
 
                 connection.execute(SchemaManager.get_schema())
                 shipped = procrastinate_migrations()
-                _level(connection, shipped[-1][0] if shipped else "")
+                _level(connection, shipped[-1].name if shipped else "")
             else:
                 db.run_script(connection, "\n".join(migration.script.splitlines()[1:]))
             connection.execute("INSERT INTO schema_migrations (version, description, checksum) VALUES (%s, %s, %s)",
@@ -121,10 +120,10 @@ def _upgrade_procrastinate(connection: Any) -> None:
             return
         # applied before levels were kept: by the procrastinate of that day, which is this one
         shipped = procrastinate_migrations()
-        _level(connection, shipped[-1][0] if shipped else "")
+        _level(connection, shipped[-1].name if shipped else "")
         return
-    for name, script in procrastinate_migrations():
-        if name > row[0]:
-            log.warning("applying procrastinate's migration %s", name)
-            connection.execute(script)
-            _level(connection, name)
+    for path in procrastinate_migrations():
+        if path.name > row[0]:
+            log.warning("applying procrastinate's migration %s", path.name)
+            connection.execute(path.read_text(encoding="utf-8"))
+            _level(connection, path.name)
