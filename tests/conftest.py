@@ -36,6 +36,19 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that ran agents as processes carries their logs (``<name>.log`` in its folder):
+    what the agents said is the only account of a failure on a CI machine."""
+    report = yield
+    fleet = getattr(item, "funcargs", {}).get("fleet")
+    if report.failed and isinstance(fleet, Fleet):
+        for log in sorted(fleet.folder.glob("*.log")):
+            if log.name != "wp-calls.log":
+                report.sections.append((f"agent log {log.name}", log.read_text(errors="replace")[-12000:]))
+    return report
+
+
 @pytest.fixture(autouse=True)
 def quick_second_looks(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the agent waits before looking again (a page it could not see, a site whose connection was

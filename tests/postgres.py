@@ -42,6 +42,7 @@ class Postgres:
     folder: Path
     port: int
     bin: Path
+    options: str  # the server's command-line options, for a restart
 
     def url(self, database: str = USER) -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
@@ -58,6 +59,18 @@ class Postgres:
         name = f"t_{uuid.uuid4().hex[:12]}"
         self.sql(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stopped (``fast``: every session ended, as a failover or an upgrade does), down
+        ``down_for`` seconds, started again with the same options. The server's output goes to its
+        log, never to a pipe of ours: a server that outlives the call would hold the pipe open."""
+        data, log = str(self.folder / "data"), str(self.folder / "server.log")
+        quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run(_as_server_user([str(self.bin / "pg_ctl"), "stop", "-D", data, "-m", "fast", "-w", "-t", "60"]),
+                       check=True, timeout=90, **quiet)
+        time.sleep(down_for)
+        subprocess.run(_as_server_user([str(self.bin / "pg_ctl"), "start", "-D", data, "-o", self.options,
+                                        "-l", log, "-w", "-t", "60"]), check=True, timeout=90, **quiet)
 
     def stop(self) -> None:
         subprocess.run(_as_server_user([str(self.bin / "pg_ctl"), "stop", "-D", str(self.folder / "data"), "-m",
@@ -80,7 +93,7 @@ def start() -> Postgres:
     subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "start", "-D", str(folder / "data"), "-o", options,
                                     "-l", str(folder / "server.log"), "-w", "-t", "60"]),
                    check=True, capture_output=True, timeout=90)
-    server = Postgres(folder, port, bin_dir)
+    server = Postgres(folder, port, bin_dir, options)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -123,6 +136,10 @@ class Cut:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
             with self._lock:
+                if self.cut.is_set():  # accepted as the cut began: it must not outlive it
+                    for end in (client, upstream):
+                        end.close()
+                    return
                 self.open += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
@@ -150,9 +167,13 @@ class Cut:
     def sever(self, server: Postgres) -> None:
         """Cut: the relay stops, and the server drops the sessions that came through it (what its
         TCP keepalives do within seconds of a real partition)."""
-        self.cut.set()
-        self.listener.close()
         with self._lock:
+            self.cut.set()
+            # shutdown first: a close alone leaves the accept under way listening, and the next
+            # connection passes the cut whole: an agent's job pool would keep beating through it
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
             ports = []
             for end in self.open:  # first every upstream's port, while each is still open
                 with contextlib.suppress(OSError):
