@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from datetime import datetime
 from typing import Any, TextIO
 
 from agent.secrets import Redactor
@@ -55,10 +57,23 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False)
 
 
+def _text() -> logging.Formatter:
+    """One line per record; stamped with the time unless journald stamps it (it sets ``JOURNAL_STREAM``
+    for a service whose stderr it reads): a log file or a terminal must tell when each thing happened."""
+    if os.environ.get("JOURNAL_STREAM"):
+        return logging.Formatter("wpfleet %(levelname)s %(message)s")
+    return _Stamped("%(asctime)s wpfleet %(levelname)s %(message)s")
+
+
+class _Stamped(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
 def setup(verbose: bool = False, fmt: str = "text") -> None:
     handler = _StderrHandler()
     handler.addFilter(_Masking())
-    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter("wpfleet %(levelname)s %(message)s"))
+    handler.setFormatter(JSONFormatter() if fmt == "json" else _text())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
