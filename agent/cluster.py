@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,10 +28,12 @@ import procrastinate
 import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
 
+from agent.sessions import live_holder
 from agent.state.db import StateUnavailable
 from agent.state.lead import WatchLease
 from agent.state.postgres import CONNECT_TIMEOUT, KEEPALIVE, UNANSWERED
 from agent.updates import UpdateOptions, update_site
+from inventory.errors import InventoryError
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
@@ -42,6 +45,7 @@ SCHEDULE_EVERY = 1.0
 ROUNDS = ("inventory", "update", "retention", "checkup")
 BUSY_WAIT = 5  # seconds before a site found busy is tried again
 CUT_OFF_STOP = 5.0
+RUNNING_RECHECK = 5.0  # seconds between two looks at the host lock of a stalled job's site
 BUSY_TRIES = 40  # ten minutes of tries; then the next round
 
 
@@ -93,6 +97,7 @@ class Cluster:
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=self.url, min_size=1, max_size=4, timeout=CONNECT_TIMEOUT, kwargs=dict(KEEPALIVE)))
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._looked: dict[int, float] = {}  # stalled site jobs whose run still held the lock: when to look again
         self._ready = threading.Event()
         self.job_task = self.app.task(name="wpfleet.job", queue="wpfleet")(self._job)
         self.site_task = self.app.task(name="wpfleet.site", queue="wpfleet")(self._site)
@@ -161,10 +166,43 @@ class Cluster:
                 continue
             try:
                 await asyncio.to_thread(self._claim_due)
-                for job in await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
-                    await take_over(self.app, job)
+                await self._take_over_stalled()
             except (StateUnavailable, psycopg.Error, procrastinate.exceptions.ConnectorException) as exc:
                 log.error("scheduling: %s", exc)
+
+    async def _take_over_stalled(self) -> None:
+        """Jobs whose agent stopped beating, taken over — but a site's job only once its run no longer
+        holds the site's lock on the host: an agent cut off from the database finishes the step it is
+        in (and says so) while the lock still beats, and the job is not handed over under it."""
+        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER)
+        now = time.monotonic()
+        self._looked = {job: at for job, at in self._looked.items() if any(s.id == job for s in stalled)}
+        for job in stalled:
+            site = job.task_kwargs.get("site") if job.task_name == self.site_task.name else None
+            if isinstance(site, str) and job.id is not None:
+                if self._looked.get(job.id, 0.0) > now:
+                    continue
+                running = await asyncio.to_thread(self._still_running, site)
+                if running is not None:
+                    if job.id not in self._looked:
+                        log.warning("job %s (%s): its agent stopped beating, but %s's run still holds its lock "
+                                    "on the host (%s): not handed over while it runs", job.id, site, site, running)
+                    self._looked[job.id] = now + RUNNING_RECHECK
+                    continue
+            await take_over(self.app, job)
+
+    def _still_running(self, site: str) -> str | None:
+        """Who still works on ``site`` (its lock's holder on the host, alive), or None. A host that
+        cannot say is not proof of a run: the job is handed over, and its new run meets the host."""
+        found = next((s for s in self.daemon.config.sites if s.name == site), None)
+        if found is None:
+            return None
+        try:
+            holder = live_holder(self.daemon.services, found)
+        except InventoryError as exc:
+            log.warning("%s: the host cannot say whether a run still holds its lock (%s)", site, exc)
+            return None
+        return holder.describe() if holder is not None else None
 
     def _claim_due(self) -> None:
         """Each round job that is due, claimed here (one agent wins it) and queued for any worker."""
@@ -211,8 +249,11 @@ class Cluster:
     def _site(self, site: str, expect: list[list[str]], tries: int = 0) -> None:
         """One site's run (an update round's, or a security fix the watch found due)."""
         daemon = self.daemon
-        if self.lost:
-            raise StateUnavailable("the state database does not answer: this site waits for its retry")
+        while self.lost:  # fetched as the database came back, before this agent's beat saw it answer:
+            # the job waits here rather than end in an error that nothing retries (a restart's round)
+            if daemon.stop.wait(1.0):
+                raise StateUnavailable("the state database does not answer and this agent stops: the site's "
+                                       "job is taken over by another agent")
         found = next((s for s in daemon.config.sites if s.name == site), None)
         if found is None:
             log.error("%s: queued but no longer in the config", site)
@@ -224,9 +265,9 @@ class Cluster:
         try:
             result = update_site(daemon.services, found, UpdateOptions(stop=daemon.stop, expect=wanted))
         except StateUnavailable as exc:
-            log.error("%s: %s; the run stopped where it was, and the site is settled by whichever agent "
-                      "takes the job again", site, exc)
-            raise
+            log.error("%s: %s; the run stopped where it was (the step under way finished)", site, exc)
+            self._settle_later(site, expect, tries)
+            return
 
         daemon.record(result)
         daemon.services.tickets.deliver_pending()
@@ -237,6 +278,25 @@ class Cluster:
             log.info("%s: busy (%s); tried again in %d s", site, result.error, BUSY_WAIT)
             self.defer(self.site_task, f"site:{site}", f"retry:{site}", later=BUSY_WAIT, site=site, expect=expect,
                        tries=tries + 1)
+
+    def _settle_later(self, site: str, expect: list[list[str]], tries: int) -> None:
+        """A run stopped because the database did not answer: once it answers, the site's job is queued
+        again, and its run settles the site from the journal (ended with an error instead, nothing would
+        retry it before the next round, the site left mid-run). Cut off until this agent stops, the job
+        stays with it: its worker's beat is silent, and another agent takes it over."""
+        while not self.daemon.stop.is_set():
+            if not self.lost:
+                try:
+                    self.defer(self.site_task, f"site:{site}", f"retry:{site}", later=BUSY_WAIT, site=site,
+                               expect=expect, tries=tries + 1)
+                except Exception as exc:  # noqa: BLE001 - the database again: the next look tries once more
+                    log.warning("%s: its job cannot be queued again yet: %s", site, exc)
+                else:
+                    log.warning("%s: its job is queued again: the next run settles the site", site)
+                    return
+            self.daemon.stop.wait(2.0)
+        raise StateUnavailable(f"{site}: the state database does not answer and this agent stops: the site's "
+                               "job is taken over by another agent")
 
     def security_fix(self, site: str, expect: dict[tuple[str, str], str]) -> bool:
         return self.defer(self.site_task, f"site:{site}", f"security:{site}", site=site,

@@ -16,7 +16,7 @@ from agent.services import Services
 from agent.state.db import StateUnavailable
 from playbooks import backup as backups
 from playbooks.errors import LockedError
-from playbooks.lock import STALE_AFTER, SiteLock, site_lock
+from playbooks.lock import STALE_AFTER, Holder, SiteLock, holder, site_lock
 from playbooks.site import SiteHandle
 
 log = logging.getLogger(__name__)
@@ -107,3 +107,12 @@ def site_session(services: Services, site: SiteConfig, *, lock: bool = True, run
                     handle.untrack_commands()
         finally:
             leases.release(root, holder)
+
+
+def live_holder(services: Services, site: SiteConfig) -> Holder | None:
+    """The run holding ``site``'s lock on its host while it may still be working (a fresh heartbeat,
+    its process not known to have ended); None when no run does. Raises ``InventoryError`` when the
+    host cannot say."""
+    with site_session(services, site, lock=False, even_when_stopping=True) as session:
+        found = holder(session.handle)
+    return found if found is not None and found.live else None

@@ -83,6 +83,14 @@ age=$(( $(date +%s) - $(stat -c %Y "$f") )) || exit 3
 echo "held $age $(cat "$1/token" 2>/dev/null)"
 cat "$1/owner.json" 2>/dev/null; exit 0
 '''
+# $1 lock folder: who holds it and how old its heartbeat is, or "free"; never takes it
+_PEEK = r"""
+[ -e "$1" ] || { echo free; exit 0; }
+f="$1/token"; [ -e "$f" ] || f="$1"
+age=$(( $(date +%s) - $(stat -c %Y "$f") )) || exit 3
+echo "held $age $(cat "$1/token" 2>/dev/null)"
+cat "$1/owner.json" 2>/dev/null; exit 0
+"""
 # $1 lock, $2 the stale token seen, $3 new token, $4 owner, $5 stale seconds, $6 1 = holder known dead
 _TAKEOVER = r'''
 exec 9>>"$1.guard" && flock -n 9 || exit 75
@@ -175,6 +183,38 @@ class SiteLock:
             except InventoryError:
                 continue
         return False
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The run holding a site's lock, as its host says."""
+
+    age: int  # seconds since its heartbeat
+    owner: dict[str, object]
+    dead: bool  # taken in this process table by a process that has ended
+
+    @property
+    def live(self) -> bool:
+        """Its run may still be working: a fresh heartbeat, and no proof that its process ended."""
+        return self.age <= STALE_AFTER and not self.dead
+
+    def describe(self) -> str:
+        return f"{_describe(self.owner)}, heartbeat {self.age}s ago"
+
+
+def holder(site: SiteHandle) -> Holder | None:
+    """Who holds ``site``'s lock now, read without taking it; None when nobody does. Raises
+    ``InventoryError`` when the host cannot say (fails closed, as taking the lock does)."""
+    result = site.transport.run(["sh", "-c", _PEEK, "sh", site.backup_path(LOCK_NAME)], timeout=BEAT_DEADLINE,
+                                tracked=False)
+    first, _, rest = result.stdout.partition("\n")
+    if result.ok and first == "free":
+        return None
+    words = first.split()
+    if not result.ok or len(words) < 2 or words[0] != HELD or not words[1].lstrip("-").isdigit():
+        raise LockedError(f"{site.name}: the lock's holder cannot be read")
+    owner = _parse_owner(rest)
+    return Holder(int(words[1]), owner, _dead_here(owner, words[2] if len(words) > 2 else ""))
 
 
 @contextmanager

@@ -6,13 +6,16 @@ at a time across every agent (a transaction-scoped advisory lock), so each read-
 repository (a ticket's dedup, an outbox claim, the audit chain) stays whole with many agents.
 
 The schema is the agent's: versioned migrations (``migrations.py``), applied once under the same lock.
-A database that cannot be reached raises ``StateUnavailable``: the agent then starts no work.
+A database that cannot be reached raises ``StateUnavailable``: the agent then starts no work. A
+session the server ended before our statement ran (a restart, a failover: ``57P0x``) is not an
+outage: the statement runs once more on a fresh connection, which waits for the server to be back.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +33,15 @@ CONNECT_TIMEOUT = 10.0
 KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
              "connect_timeout": 5, "tcp_user_timeout": 15000}
 UNANSWERED = (PoolTimeout, psycopg.OperationalError)  # the database not answering, as psycopg says it
+# the server ended the session: admin shutdown, crash shutdown, starting up, idle-session timeout. The
+# statement that meets it never ran (the server ends a session between statements, or rolls back the one
+# it interrupts), so it may run again
+SESSION_ENDED = frozenset({"57P01", "57P02", "57P03", "57P05"})
+log = logging.getLogger(__name__)
+
+
+def _session_ended(exc: BaseException) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in SESSION_ENDED
 
 
 @functools.lru_cache(maxsize=512)
@@ -99,10 +111,26 @@ class PostgresDatabase:
         except UNANSWERED as exc:
             raise StateUnavailable(f"the state database does not answer: {exc}") from exc
 
+    def _sessions_ended(self, exc: StateUnavailable, then: str) -> None:
+        """The server ended a session of ours: it ended the others idle in the pool too (a restart
+        ends them all). Each is tried and replaced now, not met one statement at a time."""
+        log.warning("the state database ended this agent's sessions (%s): %s", exc, then)
+        try:
+            self.pool.check()
+        except UNANSWERED as again:
+            raise StateUnavailable(f"the state database does not answer: {again}") from again
+
     def schema(self, script: str, columns: dict[str, dict[str, str]] | None = None) -> None:
         """Nothing: on PostgreSQL the migrations own the schema."""
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Result:
+        try:
+            with self._connection() as connection:
+                return Result(connection.execute(dialect_sql(sql), params or None))
+        except StateUnavailable as exc:
+            if not _session_ended(exc):
+                raise
+            self._sessions_ended(exc, "the statement runs again")
         with self._connection() as connection:
             return Result(connection.execute(dialect_sql(sql), params or None))
 
@@ -117,9 +145,18 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self) -> Iterator[_Transaction]:
         """One atomic unit; one such unit at a time across every agent."""
-        with self._connection() as connection, connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            yield _Transaction(connection)
+        for attempt in (1, 2):
+            began = False
+            try:
+                with self._connection() as connection, connection.transaction():
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    began = True
+                    yield _Transaction(connection)
+                return
+            except StateUnavailable as exc:
+                if began or attempt == 2 or not _session_ended(exc):
+                    raise
+                self._sessions_ended(exc, "the transaction begins again")
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
