@@ -380,9 +380,11 @@ def test_an_agent_cut_off_from_the_database_mid_update_starts_no_work(
         relay.sever(postgres)
         severed_at = (fleet.folder / "one.log").stat().st_size
 
-        def finished() -> bool:
+        def finished() -> bool:  # as the host and the state show it: the next round's run may follow at once
             site = {x["site"]: x for x in statuses(fleet)["sites"]}["site0"]
-            return site["status"] == "updated" and not (root / ".maintenance").exists()
+            return (site["status"] in ("updated", "unchanged") and not (root / ".maintenance").exists()
+                    and plugin_version(root, "contact-form-7") == "5.9.8"
+                    and sql(postgres, state_url, "SELECT count(*) FROM journal") == "0")
         wait_for(finished, timeout=120, what="agent two to settle and finish the site")
         assert plugin_version(root, "contact-form-7") == "5.9.8" and plugin_version(root, "akismet") == "5.4.0"
         assert sql(postgres, state_url, "SELECT count(*) FROM journal") == "0"
@@ -401,6 +403,92 @@ def test_an_agent_cut_off_from_the_database_mid_update_starts_no_work(
         assert one.wait(60) == 0 and time.monotonic() - stopping < 30  # and stops without it
     finally:
         stop_agents(*agents)
+
+
+@pytest.mark.integration
+def test_a_database_blip_longer_than_the_stall_hands_over_no_job_still_running(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, postgres: pg.Postgres, state_url: str) -> None:
+    """Agent one's connections to the database go silent for 16 s (a relay paused) while it is inside a
+    35-second plugin update: its job looks stalled to agent two, whose scheduler looks at the site's
+    lock on the host, sees the run still holding it, and hands nothing over. Resumed, agent one ends
+    the run and records it: the update ran once, one job, no error anywhere."""
+    root = fleet.add(SITES[0], ssh=sshd)
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow", "slow_seconds": 35}})
+    relay = pg.Cut(postgres.port)
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\nretention_interval = 3600\n"
+                            "checkup_interval = 3600\ninventory_interval = 3600\n")
+    through = fleet.folder / "one.toml"
+    through.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))
+    one = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(through), "run"], cwd=ROOT,
+                           stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+    agents = [one]
+    try:
+        wait_for(lambda: fleet.calls.exists() and "plugin update contact-form-7" in fleet.calls.read_text(),
+                 timeout=90, what="agent one's slow update under way")
+        agents.append(start_agent(fleet, "two"))
+        wait_for(lambda: len(statuses(fleet)["agents"]) == 2, timeout=30, what="agent two registered")
+        relay.pause()
+        time.sleep(16)  # longer than procrastinate's stall (10 s): its worker's beat is silent meanwhile
+        relay.resume()
+        wait_for(lambda: {x["site"]: x["status"] for x in statuses(fleet)["sites"]}.get("site0") == "updated"
+                 and not (root / ".maintenance").exists(), timeout=90, what="agent one to end its run")
+        two = (fleet.folder / "two.log").read_text()
+        assert "not handed over while it runs" in two, two[-3000:]
+        assert "was with an agent that stopped beating" not in two, two[-3000:]
+        assert "site0: busy" not in two, two[-3000:]  # agent two never ran the site's job beside it
+        assert calls(fleet, root, "plugin update") == 2  # akismet and contact-form-7, once each
+        assert plugin_version(root, "contact-form-7") == "5.9.8"
+        assert sql(postgres, state_url, "SELECT count(*) FROM journal") == "0"
+        assert sql(postgres, state_url, "SELECT count(*) FROM procrastinate_jobs "
+                                        "WHERE task_name = 'wpfleet.site' AND status <> 'succeeded'") == "0"
+    finally:
+        stop_agents(*agents)
+    logs = [(fleet.folder / f"{n}.log").read_text() for n in ("one", "two")]
+    assert all("Traceback" not in text and "ERROR Job" not in text for text in logs), logs
+
+
+@pytest.mark.integration
+def test_a_database_restart_mid_round_loses_no_site_and_sends_no_ticket_twice(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, postgres: pg.Postgres, state_url: str) -> None:
+    """PostgreSQL restarts (every session ended, down 3 s: a failover, a minor upgrade) while two agents
+    are inside an update round with slow steps: every site is updated exactly once and left out of
+    maintenance, both agents keep running, one leads the watch again, and the site that is down gets
+    one emergency ticket."""
+    roots = {spec.name: fleet.add(spec, ssh=sshd) for spec in SITES}
+    fleet.add(DemoSite("gone", "6.5.3", {}), ssh=sshd)
+    fleet.web.down.add("gone")
+    fleet.releases("plugins", "contact-form-7", {"5.9.8": {"fault": "slow", "slow_seconds": 6}})
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\ninventory_interval = 3600\n")
+    agents = [start_agent(fleet, "one"), start_agent(fleet, "two")]
+    try:
+        wait_for(lambda: fleet.calls.exists() and "plugin update contact-form-7" in fleet.calls.read_text(), timeout=120,
+                 what="the round's slow steps under way")
+        postgres.restart(down_for=3)
+        seen: dict[str, Any] = {}
+
+        def round_done() -> bool:
+            seen.update({s["site"]: s["status"] for s in statuses(fleet)["sites"]})
+            return all(seen.get(spec.name) == "updated" for spec in SITES) and seen.get("gone") == "failed"
+        try:
+            wait_for(round_done, timeout=180, what="the round after the restart")
+        except AssertionError:
+            raise AssertionError(f"the round did not end: {seen}") from None
+        wait_for(lambda: any(a["leads_watch"] for a in statuses(fleet)["agents"])
+                 and statuses(fleet)["watch"]["down"] == ["gone"], timeout=60, what="a leader watching again")
+        wait_for(lambda: statuses(fleet)["deliveries_waiting"] == 0, timeout=60, what="the deliveries")
+        assert [agent.poll() for agent in agents] == [None, None]  # neither agent gave up
+    finally:
+        stop_agents(*agents)
+    for name, root in roots.items():  # exactly once, as the hosts saw it
+        assert calls(fleet, root, "core update") == 1, name
+        assert calls(fleet, root, "plugin update") == 2, name
+        assert plugin_version(root, "contact-form-7") == "5.9.8" and not (root / ".maintenance").exists(), name
+    assert sql(postgres, state_url, "SELECT count(*) FROM journal") == "0"
+    events = [(t["id"], t["kind"], t["event"], t["event_seq"]) for t in fleet.sent_tickets()]
+    assert [e[1] for e in events if e[2] == "opened" and e[1] == "site_down"] == ["site_down"], events
+    assert len({e[3] for e in events}) == len(events), events  # no delivery twice
+    logs = [(fleet.folder / f"{n}.log").read_text() for n in ("one", "two")]
+    assert all("Traceback" not in text for text in logs), logs
 
 
 @pytest.mark.integration
