@@ -23,7 +23,7 @@ from agent.state.db import Store
 
 INTERNAL = ("sqlite_sequence", "sqlite_stat1")
 # a running state's own bookkeeping, not the fleet's record
-NOT_COPIED = ("agents", "audit", "schema_migrations", "schema_levels", "watch_lead")
+NOT_COPIED = ("agents", "audit", "schema_migrations", "schema_levels", "watch_lead", "watch_confirm")
 
 
 class CopyRefused(RuntimeError):

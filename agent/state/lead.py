@@ -59,9 +59,8 @@ class WatchLease:
         self.url = url
         self.agent = agent
         self.healthy = healthy  # the watch makes progress: a leader whose watch is stuck gives the lead up
-        self._connection: psycopg.Connection[Any] | None = None
+        self.session = Session(url)
         self._renewed: float | None = None  # monotonic time the last successful renewal went out
-        self._guard = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -93,14 +92,14 @@ class WatchLease:
         if self._renewed is not None:
             self._renewed = None
             with contextlib.suppress(OutOfReach, psycopg.Error):
-                self._run(GIVE_UP, {"agent": self.agent})
-        self._drop_connection()
+                self.session.one(GIVE_UP, {"agent": self.agent})
+        self.session.drop()
 
     # the lease -------------------------------------------------------------------------------------
 
     def _take(self) -> bool:
         sent = time.monotonic()
-        row = self._run(TAKE, {"agent": self.agent, "lease": LEASE})
+        row = self.session.one(TAKE, {"agent": self.agent, "lease": LEASE})
         if row is not None and row[0] == self.agent:
             self._renewed = sent
             return True
@@ -124,38 +123,62 @@ class WatchLease:
             log.error("this agent no longer leads the watch: %s", why)
         self._renewed = None
         self._stop.set()
-        self._drop_connection()
+        self.session.drop()
 
-    # statements with a deadline --------------------------------------------------------------------
 
-    def _run(self, sql: str, params: dict[str, Any]) -> Any:
+class Session:
+    """A connection of this agent's own in which every statement has a deadline on the agent's side:
+    one that goes silent (a paused relay, a paused VM) answers nothing, and its socket is shut.
+    ``on_connect`` runs first on each new connection (say, to record which session the agent is)."""
+
+    def __init__(self, url: str, on_connect: tuple[str, dict[str, Any]] | None = None):
+        self.url = url
+        self.on_connect = on_connect
+        self._connection: psycopg.Connection[Any] | None = None
+        self._guard = threading.Lock()
+
+    def one(self, sql: str, params: dict[str, Any]) -> Any:
+        return self._run(sql, params, all_rows=False)
+
+    def all(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        return self._run(sql, params, all_rows=True)  # type: ignore[no-any-return]
+
+    def _run(self, sql: str, params: dict[str, Any], all_rows: bool) -> Any:
         with self._guard:
-            if self._connection is None or self._connection.closed:
+            fresh = self._connection is None or self._connection.closed
+            if fresh:
                 self._connection = psycopg.connect(self.url, autocommit=True,
                                                    **(KEEPALIVE | {"connect_timeout": int(DEADLINE)}))
             connection = self._connection
+        assert connection is not None
         answer: dict[str, Any] = {}
         done = threading.Event()
 
         def run() -> None:
             try:
-                answer["row"] = connection.execute(sql, params).fetchone()
+                if fresh and self.on_connect is not None:
+                    connection.execute(*self.on_connect)
+                cursor = connection.execute(sql, params)
+                if cursor.description is None:  # a statement that returns no rows
+                    answer["row"] = [] if all_rows else None
+                else:
+                    answer["row"] = cursor.fetchall() if all_rows else cursor.fetchone()
             except Exception as exc:  # noqa: BLE001 - handed to the caller
                 answer["error"] = exc
             finally:
                 done.set()
 
-        threading.Thread(target=run, name="watch-lease-statement", daemon=True).start()
+        threading.Thread(target=run, name="deadline-statement", daemon=True).start()
         if not done.wait(DEADLINE):
-            self._drop_connection(shut=True)
+            self.drop(shut=True)
             raise OutOfReach(f"no answer within {DEADLINE:g} s")
         if "error" in answer:
-            self._drop_connection(shut=True)
+            self.drop(shut=True)
             raise answer["error"]
         return answer["row"]
 
-    def _drop_connection(self, shut: bool = False) -> None:
-        """Close the lead's connection; ``shut``: its socket first, so a statement stuck on it ends."""
+    def drop(self, shut: bool = False) -> None:
+        """Close the connection; ``shut``: its socket first, so a statement stuck on it ends."""
         with self._guard:
             connection, self._connection = self._connection, None
         if connection is None:
@@ -166,5 +189,4 @@ class WatchLease:
                 with socket.socket(fileno=fd) as stuck:
                     stuck.shutdown(socket.SHUT_RDWR)
         # closing waits for a stuck statement to end: off this thread
-        threading.Thread(target=lambda: connection.close(), name="watch-lease-close", daemon=True).start()
-
+        threading.Thread(target=lambda: connection.close(), name="deadline-close", daemon=True).start()
