@@ -32,6 +32,7 @@ from agent.sessions import live_holder
 from agent.state.db import StateUnavailable
 from agent.state.lead import WatchLease
 from agent.state.postgres import CONNECT_TIMEOUT, KEEPALIVE, UNANSWERED
+from agent.state.share import Share
 from agent.updates import UpdateOptions, update_site
 from inventory.errors import InventoryError
 
@@ -94,6 +95,7 @@ class Cluster:
         self.url = str(daemon.config.agent.state_url)
         self.id = daemon.agent_id
         self.lead = WatchLease(self.url, self.id, healthy=daemon.watch_healthy)
+        self.share = Share(self.url, self.id)
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=self.url, min_size=1, max_size=4, timeout=CONNECT_TIMEOUT, kwargs=dict(KEEPALIVE)))
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +128,7 @@ class Cluster:
                           "(they are retried by another agent)")
                 break
         self.lead.release()
+        self.share.close()
 
     # the worker and the scheduler, on this thread's event loop ------------------------------------
 

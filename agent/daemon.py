@@ -97,6 +97,7 @@ class Daemon:
         self.agent_id = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
         self.lost = False  # the state database did not answer this agent's last beat (a shared state)
         self._tick_began: float | None = None  # monotonic start of the watch tick under way
+        self._part: list[Any] | None = None  # several agents: the sites this agent's watch reads
         if self.services.state.shared:  # several agents on one state: the rounds go through the job queue
             from agent.cluster import Cluster
 
@@ -166,10 +167,21 @@ class Daemon:
         return any(r.status in ("failed", "rolled_back") for r in results)
 
     def _watch(self) -> bool:
+        """A tick over this agent's part of the fleet (all of it, alone); the leader — the one agent
+        when alone — then runs the fleet's own duties (the security review, the helpdesk)."""
         if self.watcher is None:
-            self.watcher = watch.Watcher(self.services)
-        tick = self.watcher.tick(self.config.sites)
-        return self._review() | self._helpdesk() | any(p.state == "down" for p in tick.probes)
+            self.watcher = watch.Watcher(self.services, ask=self._ask if self._part is not None else None)
+        tick = self.watcher.tick(self.config.sites if self._part is None else self._part)
+        leads = self.cluster is None or self.cluster.lead.held()
+        return (self._review() | self._helpdesk() if leads else False) | any(p.state == "down" for p in tick.probes)
+
+    def _ask(self, site: str, reason: str) -> str | None:
+        """Several agents: the agent asked to confirm ``site``'s failure, None when this one is alone."""
+        share = self.cluster.share
+        confirmer: str | None = share.confirmer(site)
+        if confirmer is not None:
+            share.ask(site, confirmer, reason)
+        return confirmer
 
     def _review(self) -> bool:
         """The security review after a tick — the feed's download included — beside the watch while
@@ -388,10 +400,10 @@ class Daemon:
             log.error("could not record this agent's stop: the state database does not answer")
 
     def _watch_loop(self) -> None:
+        if self.cluster is not None:
+            self._shared_watch_loop()
+            return
         while not self.stop.is_set():
-            if self.cluster is not None and not self.cluster.lead.held():
-                self.stop.wait(min(self.config.agent.watch_interval, self.cluster.lead.LOOK))  # another agent leads the watch
-                continue
             try:
                 self._tick_began = time.monotonic()
                 self.run_due(("watch",))
@@ -401,11 +413,51 @@ class Daemon:
                 wait = 5.0
             finally:
                 self._tick_began = None
-            # a leader naps in short looks: it stops as soon as it no longer leads
-            while wait > 0 and not self.stop.is_set() and (self.cluster is None or self.cluster.lead.leads()):
-                step = min(wait, self.cluster.lead.LOOK) if self.cluster is not None else wait
+            self.stop.wait(wait)
+
+    def _shared_watch_loop(self) -> None:
+        """Several agents: each present one reads its part of the fleet every ``watch_interval`` (by its
+        own monotonic clock, from the start of its last tick), and at once when the agents present
+        change — an agent killed, frozen or cut off has its part read by the others within a look."""
+        share = self.cluster.share
+        threading.Thread(target=self._look_loop, name="watch-share", daemon=True).start()
+        interval = self.config.agent.watch_interval
+        while not self.stop.is_set():
+            if not share.present:  # not present (starting, or the database does not answer): no part
+                self.stop.wait(share.LOOK)
+                continue
+            share.changed.clear()
+            began = time.monotonic()
+            mine = set(share.mine([site.name for site in self.config.sites]))
+            self._part = [site for site in self.config.sites if site.name in mine]
+            try:
+                self._tick_began = began
+                self.run_job("watch")
+            except StateUnavailable as exc:
+                log.error("watch: %s", exc)
+            finally:
+                self._tick_began = None
+            wait = interval - (time.monotonic() - began)
+            while wait > 0 and not self.stop.is_set() and not share.changed.is_set():
+                step = min(wait, share.LOOK)
                 self.stop.wait(step)
                 wait -= step
+
+    def _look_loop(self) -> None:
+        """Every second: who is present, and the failures other agents asked this one to confirm."""
+        share = self.cluster.share
+        while not self.stop.is_set():
+            asked = share.look() if not self.lost else share.absent()
+            sites = {site.name: site for site in self.config.sites}
+            if asked and self.watcher is not None:
+                known = [(sites[a.site], a.asked_by, a.reason) for a in asked if a.site in sites]
+                try:
+                    self.watcher.confirm(known, self.agent_id)
+                    for one in asked:
+                        share.answered(one.site)
+                except Exception:  # noqa: BLE001 - the looks go on; what was asked is asked again
+                    log.exception("the watch could not confirm what other agents asked")
+            self.stop.wait(share.LOOK)
 
     def watch_healthy(self) -> bool:
         """The watch makes progress: not inside a tick for longer than a tick can take."""

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from agent.services import Services
+from agent.state import share
 from agent.state.tickets import Ticket
 from agent.state.vulns import as_public
 
@@ -39,12 +40,21 @@ def status_report(services: Services) -> dict[str, Any]:
                    "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
         "watch": {"last_tick_at": tick.at if tick else None, "tick_seconds": tick.seconds if tick else None,
                   "sites_checked": tick.sites if tick else None, "down": list(down)},
-        # the watch is one leader's: its share is the whole fleet
-        "agents": [a | {"watches": len(services.config.sites) if a["leads_watch"] else 0}
-                   for a in state.agents.all(now)],
+        "agents": _with_parts(services, state.agents.all(now)),
         "open_tickets": services.tickets.open_count(),
         "deliveries_waiting": services.tickets.pending(),
         "delivery_error": services.state.tickets.last_error(),
         "deliveries_parked": [{"ticket": t, "event": e, "why": why} for t, e, why in services.state.tickets.parked()],
         "vulnerability_feed": as_public(state.vulns.feed(), now) if services.config.vulnerabilities else None,
     }
+
+
+def _with_parts(services: Services, agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each agent with ``watches``: how many sites its part of the watch holds. On a shared state the
+    parts are computed as the agents compute them (``agent/state/share.py``), over the agents alive;
+    alone, the one agent watches every site."""
+    names = [site.name for site in services.config.sites]
+    if not services.state.shared:
+        return [a | {"watches": len(names) if a["alive"] else 0} for a in agents]
+    counts = {agent: len(part) for agent, part in share.parts(names, [a["id"] for a in agents if a["alive"]]).items()}
+    return [a | {"watches": counts.get(a["id"], 0)} for a in agents]

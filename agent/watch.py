@@ -29,7 +29,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -44,6 +44,7 @@ from playbooks.lock import STALE_AFTER
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
+Ask = Callable[[str, str], "str | None"]  # (site, why it fails) → the agent asked to confirm, or None
 FAILURES_TO_ALERT = CONFIRMED_DOWN
 UPS_TO_RECOVER = 2  # a down site must answer twice in a row (the second ~20 s after the first)
 MAINTENANCE_GRACE = 15 * 60.0
@@ -88,8 +89,9 @@ class Watcher:
     connection limit, its DNS cache) for the daemon's life. Nothing else runs on that loop; what a
     verdict writes runs on the loop's worker threads, and names are resolved on the loop itself."""
 
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, ask: Ask | None = None):
         self.services = services
+        self.ask = ask  # several agents: who confirms a site's failure (None: this agent, alone)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="watch-loop", daemon=True)
         self.thread.start()
@@ -102,8 +104,24 @@ class Watcher:
 
     def tick(self, sites: list[SiteConfig]) -> Tick:
         """One tick: every site's home page read and judged, failures (and recoveries) confirmed."""
-        self.current = _Tick(self.services, sites, self.session)
+        self.current = _Tick(self.services, sites, self.session, self.ask)
         return self._call(self.current.run())
+
+    def confirm(self, asked: list[tuple[SiteConfig, str, str]], me: str) -> list[Probe]:
+        """Sites another agent found failing (site, that agent, its reason), read from here — beside a
+        tick under way, on the same loop — and judged: a failure here too opens the emergency ticket."""
+        async def each(site: SiteConfig, by: str, reason: str) -> Probe:
+            probe = await _read_page(self.session, site, self.services.config.agent.watch_timeout)
+            try:
+                await asyncio.to_thread(_confirmed, self.services, site, probe, by, reason, me)
+            except Exception:  # noqa: BLE001 - one site's bookkeeping must not stop the others' confirmations
+                log.exception("%s: the watch could not record its confirmation (%s)", site.name, probe.state)
+            return probe
+
+        async def every() -> list[Probe]:
+            return list(await asyncio.gather(*(each(*one) for one in asked)))
+
+        return self._call(every())
 
     @property
     def reading(self) -> bool:
@@ -121,8 +139,10 @@ class Watcher:
 
 
 class _Tick:
-    def __init__(self, services: Services, sites: list[SiteConfig], session: aiohttp.ClientSession):
+    def __init__(self, services: Services, sites: list[SiteConfig], session: aiohttp.ClientSession,
+                 ask: Ask | None = None):
         self.services = services
+        self.ask = ask
         self.sites = sites
         self.session = session
         self.agent = services.config.agent
@@ -177,26 +197,32 @@ class _Tick:
 
     async def _read(self, site: SiteConfig) -> Probe:
         async with self.gate:
-            began = time.monotonic()
-            try:
-                view = await fetch_page(self.session, str(site.url), self.agent.watch_timeout)
-            except (aiohttp.InvalidURL, ValueError) as exc:  # a URL the client refuses: the site cannot be seen
-                return Probe(site.name, "down", f"cannot tell: {exc}")
-        answer_ms = round((time.monotonic() - began) * 1000) if view.status is not None else None
-        return Probe(site.name, "down" if view.problem else "up", view.problem, answer_ms)
+            return await _read_page(self.session, site, self.agent.watch_timeout)
 
     async def _judge(self, site: SiteConfig, probe: Probe) -> bool:
         """Act on the verdict; whether to check the site again soon (a failure or a recovery to confirm)."""
         seen = self.remembered.get(site.name)
         if probe.state == "up" and (seen is None or seen.clean):
             return False  # up, and nothing to remember: no query
-        again, after = await asyncio.to_thread(_record, self.services, site, probe)
+        again, after = await asyncio.to_thread(_record, self.services, site, probe, self.ask)
         self.remembered[site.name] = after
         return again
 
 
-def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, Watched]:
+async def _read_page(session: aiohttp.ClientSession, site: SiteConfig, timeout: float) -> Probe:
+    began = time.monotonic()
+    try:
+        view = await fetch_page(session, str(site.url), timeout)
+    except (aiohttp.InvalidURL, ValueError) as exc:  # a URL the client refuses: the site cannot be seen
+        return Probe(site.name, "down", f"cannot tell: {exc}")
+    answer_ms = round((time.monotonic() - began) * 1000) if view.status is not None else None
+    return Probe(site.name, "down" if view.problem else "up", view.problem, answer_ms)
+
+
+def _record(services: Services, site: SiteConfig, probe: Probe, ask: Ask | None = None) -> tuple[bool, Watched]:
     """Write what the verdict changes, open or close the emergency ticket; (check again soon, memory).
+    With ``ask`` (several agents), a confirmed failure is first confirmed from another agent, which
+    opens the ticket.
 
     Runs on a worker thread: it may wait on the database and on the ticket sink."""
     book = services.state.watch
@@ -215,19 +241,9 @@ def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, W
         book.put(after)
         return False, after
     down_since = seen.down_since or stamp
-    lease, live = services.state.leases.holding(site.name, now, STALE_AFTER, SETTLING_BOUND) or (None, False)
-    if lease is not None and live and (now - datetime.fromisoformat(down_since)).total_seconds() < MAINTENANCE_GRACE:
-        after = Watched(site.name, seen.failures, down_since, f"in maintenance by run {lease.run_id}: {probe.reason}",
-                        stamp)
-        book.put(after)
-        probe.state, probe.reason = "busy", f"being updated by run {lease.run_id}"
-        return False, after
-    if lease is not None and not live:  # its run's agent stopped mid-change: another agent settles the site
-        after = Watched(site.name, seen.failures, down_since, f"being settled: run {lease.run_id} stopped "
-                        f"({probe.reason})", stamp)
-        book.put(after)
-        probe.state, probe.reason = "busy", f"being settled after run {lease.run_id} stopped"
-        return False, after
+    busy = _busy(services, site, probe, seen, down_since)
+    if busy is not None:
+        return False, busy
     failures = seen.failures + 1
     after = Watched(site.name, failures, down_since, probe.reason, stamp)
     book.put(after)
@@ -235,15 +251,64 @@ def _record(services: Services, site: SiteConfig, probe: Probe) -> tuple[bool, W
         return True, after
     ticket = services.tickets.open_one(key)
     if ticket is None or seen.ups:  # newly down, or down again before its recovery was confirmed
-        body = f"The home page failed {failures} checks in a row since {down_since}: {probe.reason}"
-        ticket = services.tickets.open(site, services.calendar(site), kind="site_down", severity="emergency",
-                                       title=f"{site.name} is down", dedup_key=key, body=body,
-                                       reopen_within=FLAP_WINDOW)
-        services.audit.append("site_down", site=site.name, result="down",
-                              detail={"since": down_since, "reason": probe.reason, "ticket": ticket.id,
-                                      "response_due": ticket.response_due})
-        services.tickets.send_emergencies_soon()  # now, ahead of anything else waiting, by its own sender
+        confirmer = ask(site.name, probe.reason) if ask is not None else None
+        if confirmer is not None:
+            log.info("%s fails from this agent (%s): asked agent %s to confirm", site.name, probe.reason, confirmer)
+            return False, after
+        _emergency(services, site, down_since, probe.reason,
+                   f"The home page failed {failures} checks in a row since {down_since}: {probe.reason}")
     return False, after
+
+
+def _busy(services: Services, site: SiteConfig, probe: Probe, seen: Watched, down_since: str) -> Watched | None:
+    """A failing site that a run holds: in maintenance by a live run (for ``MAINTENANCE_GRACE``), or
+    being settled after its run's agent stopped (for ``SETTLING_BOUND``); None when it is not."""
+    now = services.clock.now()
+    stamp = now.isoformat(timespec="seconds")
+    lease, live = services.state.leases.holding(site.name, now, STALE_AFTER, SETTLING_BOUND) or (None, False)
+    if lease is not None and live and (now - datetime.fromisoformat(down_since)).total_seconds() < MAINTENANCE_GRACE:
+        after = Watched(site.name, seen.failures, down_since, f"in maintenance by run {lease.run_id}: {probe.reason}",
+                        stamp)
+        services.state.watch.put(after)
+        probe.state, probe.reason = "busy", f"being updated by run {lease.run_id}"
+        return after
+    if lease is not None and not live:  # its run's agent stopped mid-change: another agent settles the site
+        after = Watched(site.name, seen.failures, down_since, f"being settled: run {lease.run_id} stopped "
+                        f"({probe.reason})", stamp)
+        services.state.watch.put(after)
+        probe.state, probe.reason = "busy", f"being settled after run {lease.run_id} stopped"
+        return after
+    return None
+
+
+def _emergency(services: Services, site: SiteConfig, down_since: str, reason: str, body: str) -> None:
+    key = dedup_key(site.name)
+    ticket = services.tickets.open(site, services.calendar(site), kind="site_down", severity="emergency",
+                                   title=f"{site.name} is down", dedup_key=key, body=body, reopen_within=FLAP_WINDOW)
+    services.audit.append("site_down", site=site.name, result="down",
+                          detail={"since": down_since, "reason": reason, "ticket": ticket.id,
+                                  "response_due": ticket.response_due})
+    services.tickets.send_emergencies_soon()  # now, ahead of anything else waiting, by its own sender
+
+
+def _confirmed(services: Services, site: SiteConfig, probe: Probe, by: str, reason: str, me: str) -> None:
+    """Another agent (``by``) found ``site`` failing twice in a row (``reason``) and asked this one: a
+    failure from here too is an outage (the emergency ticket, unless one is open or a run holds the
+    site); an answer from here means the trouble was on the way from that agent, and no one is paged."""
+    if probe.state == "up":
+        log.warning("%s fails as agent %s reads it (%s) but answers from this agent: no emergency — the "
+                    "trouble is on that agent's side", site.name, by, reason)
+        return
+    seen = services.state.watch.get(site.name)
+    down_since = seen.down_since or services.clock.now().isoformat(timespec="seconds")
+    if _busy(services, site, probe, seen, down_since) is not None:
+        return
+    if services.tickets.open_one(dedup_key(site.name)) is not None and not seen.ups:
+        return
+    _emergency(services, site, down_since, probe.reason,
+               f"The home page failed {max(seen.failures, FAILURES_TO_ALERT)} checks in a row since {down_since} "
+               f"as agent {by} read it ({reason}), and failed when agent {me} read it too: "
+               f"{probe.reason}")
 
 
 def _recovered(services: Services, site: SiteConfig, seen: Watched) -> None:
