@@ -89,7 +89,7 @@ def test_the_state_and_the_audit_chain_live_in_postgresql(fleet: Fleet, postgres
     code, said = cli(fleet, capsys, "audit", "verify")
     assert code == 1 and said == f"audit log broken at seq {changed}: content does not match its hash\n"
     migrations = sql(postgres, state_url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
-    assert migrations == "1,2,3,4,5,6,7"
+    assert migrations == "1,2,3,4,5,6,7,8"
     from agent.state.migrations import MIGRATIONS, procrastinate_migrations
 
     sums = sql(postgres, state_url, "SELECT string_agg(checksum, ',' ORDER BY version) FROM schema_migrations")
@@ -554,6 +554,74 @@ def test_a_silent_connection_or_a_frozen_leader_loses_the_watch_within_its_lease
                 os.kill(agent.pid, signal.SIGCONT)
         relay.resume()
         stop_agents(*agents)
+
+
+@pytest.mark.integration
+def test_the_watch_is_shared_and_a_failure_is_confirmed_from_a_second_agent(fleet: Fleet, state_url: str) -> None:
+    """Three agents share the watch of 30 sites: their parts cover the fleet once. Agent one reads
+    every site through a dead address (its own network is the trouble): its part fails from it, the
+    others find each of those sites up, and no one is paged — while the one site really down gets one
+    emergency. Killed, an agent's part is read by the others within seconds (its session is gone); the
+    last agent left confirms by itself, and its broken view now pages for every site."""
+    from agent.state.share import parts
+
+    names = [f"w{n:02d}" for n in range(30)]
+    for name in names:
+        fleet.add(DemoSite(name, "6.6.2", {}))
+    share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\ninventory_interval = 3600\n"
+                            "retention_interval = 3600\ncheckup_interval = 3600\n")
+    dead = sshd_mod.free_port()  # nothing listens there: every read from agent one is refused
+    blind = fleet.folder / "one.toml"
+    blind.write_text(re.sub(r'^url = "http://127\.0\.0\.1:\d+/', f'url = "http://127.0.0.1:{dead}/',
+                            fleet.config.read_text(), flags=re.M))
+    agents = [start_agent(fleet, "two"), start_agent(fleet, "three")]
+
+    def opened() -> list[str]:
+        return [t["site"] for t in fleet.sent_tickets() if t["kind"] == "site_down" and t["event"] == "opened"]
+
+    try:
+        # the first start's rounds done by two and three: agent one, blind, then only watches
+        wait_for(lambda: all(s["status"] for s in statuses(fleet)["sites"]), timeout=120, what="the first rounds")
+        agents.insert(0, subprocess.Popen(
+            [sys.executable, "-m", "agent", "--config", str(blind), "run"], cwd=ROOT,
+            stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True))  # noqa: SIM115
+        by_pid = {agent.pid: name for agent, name in zip(agents, ("one", "two", "three"), strict=True)}
+
+        def shared() -> bool:
+            alive = [a for a in statuses(fleet)["agents"] if a["alive"]]
+            return len(alive) == 3 and sum(a["watches"] for a in alive) == 30 and all(a["watches"] for a in alive)
+        wait_for(shared, timeout=90, what="three agents sharing the watch")
+        ids = {by_pid[a["pid"]]: a["id"] for a in statuses(fleet)["agents"]}
+        part = parts(names, list(ids.values()))
+        assert sorted(sum(part.values(), [])) == names  # each site in one part
+        fleet.web.down.add("w00")
+        wait_for(lambda: opened() == ["w00"], timeout=30, what="the emergency for the site really down")
+        time.sleep(8)  # four ticks: agent one's part has failed from it again and again
+        assert opened() == ["w00"]
+        logs = {name: (fleet.folder / f"{name}.log").read_text() for name in ("one", "two", "three")}
+        asked = set(re.findall(r"(w\d\d) fails from this agent .*: asked agent", logs["one"]))
+        assert asked >= set(part[ids["one"]]) - {"w00"}, (asked, part[ids["one"]])
+        answered = set(re.findall(r"(w\d\d) fails as agent \S+ reads it .* but answers from this agent",
+                                  logs["two"] + logs["three"]))
+        assert answered >= set(part[ids["one"]]) - {"w00"}
+
+        # agent two killed: its part (a site of it down from now on) is read and paged within seconds
+        gone = sorted(set(part[ids["two"]]) - {"w00"})[0]
+        two = agents[1]
+        fleet.web.down.add(gone)
+        os.kill(two.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: gone in opened(), timeout=30, what="the emergency for a site of the killed agent's part")
+        took = time.monotonic() - killed
+        assert took < 8, took  # not the 10 s a silent beat takes to count: the session closed with the process
+        fleet.web.down.discard(gone)
+
+        # agent three killed too: agent one is alone, confirms by itself, and its own blindness pages
+        os.kill(agents[2].pid, signal.SIGKILL)
+        wait_for(lambda: set(opened()) >= set(names) - {gone}, timeout=60, what="agent one paging alone")
+    finally:
+        stop_agents(*agents)
+    assert "Traceback" not in (fleet.folder / "one.log").read_text()
 
 
 SKEWED = Path(__file__).resolve().parent / "skew"

@@ -184,10 +184,10 @@ def test_one_sites_bookkeeping_failing_costs_its_verdict_only(tmp_path: Path, we
     config = load(fleet_config(tmp_path, web, ["ok-1", "bad-1", "bad-2"], receiver))
     real = watch._record
 
-    def flaky(services: Services, site: object, probe: watch.Probe) -> object:
+    def flaky(services: Services, site: object, probe: watch.Probe, *ask: object) -> object:
         if probe.site == "bad-1":
             raise OSError("database is locked")
-        return real(services, site, probe)  # type: ignore[arg-type]
+        return real(services, site, probe, *ask)  # type: ignore[arg-type]
 
     monkeypatch.setattr(watch, "_record", flaky)
     with Services.open(config, FixedClock(NIGHT)) as services:
