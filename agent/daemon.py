@@ -102,6 +102,7 @@ class Daemon:
             from agent.cluster import Cluster
 
             self.cluster = Cluster(self)
+            self.services.second_look = self._second_look
 
     def close(self) -> None:
         if self.watcher is not None:
@@ -174,6 +175,14 @@ class Daemon:
         tick = self.watcher.tick(self.config.sites if self._part is None else self._part)
         leads = self.cluster is None or self.cluster.lead.held()
         return (self._review() | self._helpdesk() if leads else False) | any(p.state == "down" for p in tick.probes)
+
+    def _second_look(self, site: Any, reason: str) -> bool:
+        """An update round found ``site`` down before changing anything: another agent confirms it."""
+        confirmer = self._ask(site.name, reason)
+        if confirmer is not None:
+            log.info("%s is down as this agent's update round sees it (%s): asked agent %s to confirm",
+                     site.name, reason, confirmer)
+        return confirmer is not None
 
     def _ask(self, site: str, reason: str) -> str | None:
         """Several agents: the agent asked to confirm ``site``'s failure, None when this one is alone."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -50,6 +51,8 @@ class Services:
     actor: str
     wporg: WordPressOrg = field(default_factory=WordPressOrg)  # answers kept while these services live
     helpdesk: Helpdesk | None = None  # the agency's helpdesk, when tickets go to one
+    # several agents: a site found down is handed to another agent to confirm (True), not paged at once
+    second_look: Callable[[SiteConfig, str], bool] | None = None
 
     @classmethod
     def open(cls, config: FleetConfig, clock: Clock, actor: str | None = None) -> Services:

@@ -399,6 +399,19 @@ def _settlement(services: Services, run: SiteRun, result: SiteUpdate, desk: _Des
                   title=f"{run.name} is down after an interrupted {settled.kind}")
 
 
+def _confirmed_elsewhere(services: Services, run: SiteRun) -> bool:
+    """Several agents: the site, down as this agent sees it before any change, is handed to another
+    agent, which pages only when it finds the site down too (as the watch's failures are). A hand-over
+    that cannot be made pages from here: a failure is never left unsaid."""
+    if services.second_look is None:
+        return False
+    try:
+        return services.second_look(run.site, (run.down or "").split("\n")[0])
+    except Exception as exc:  # noqa: BLE001 - the database or the deadline: page from here
+        log.warning("%s: down as this agent sees it; no other agent could be asked to confirm (%s)", run.name, exc)
+        return False
+
+
 def _verdict(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) -> None:
     """Status and the tickets that open, from the first fact that decides."""
     result.backup_id = run.backup.id if run.backup else None
@@ -424,8 +437,9 @@ def _verdict(services: Services, run: SiteRun, result: SiteUpdate, desk: _Desk) 
         desk.open("update", kind="update_failed", title=f"{run.name}: maintenance run failed", body=run.failure)
     elif run.down:
         result.status, result.error = "failed", run.down.split("\n")[0]
-        desk.open("down", kind="site_down", severity="emergency", body=run.down,
-                  title=f"{run.name} is down (found by the update round)")
+        if not _confirmed_elsewhere(services, run):
+            desk.open("down", kind="site_down", severity="emergency", body=run.down,
+                      title=f"{run.name} is down (found by the update round)")
     elif run.inventory is not None and run.inventory.update_source.reachable is False:
         result.status, result.error = "failed", _blind_text(run.inventory)
         desk.open("update-source", kind="updates_unreachable", body=f"{result.error}. Security releases cannot be "

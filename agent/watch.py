@@ -306,9 +306,8 @@ def _confirmed(services: Services, site: SiteConfig, probe: Probe, by: str, reas
     if services.tickets.open_one(dedup_key(site.name)) is not None and not seen.ups:
         return
     _emergency(services, site, down_since, probe.reason,
-               f"The home page failed {max(seen.failures, FAILURES_TO_ALERT)} checks in a row since {down_since} "
-               f"as agent {by} read it ({reason}), and failed when agent {me} read it too: "
-               f"{probe.reason}")
+               f"The home page failed as agent {by} read it ({reason}; failing since {down_since}), and failed "
+               f"when agent {me} read it too: {probe.reason}")
 
 
 def _recovered(services: Services, site: SiteConfig, seen: Watched) -> None:
