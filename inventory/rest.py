@@ -52,6 +52,22 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
+def _body(response: requests.Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body, read from the connection; what urllib3 raises while reading
+    is said in ``requests``' own words, as its callers expect (a read past its timeout between two
+    bytes, a connection cut mid-body, a body that does not decode)."""
+    try:
+        return response.raw.read(limit, decode_content=True) or b""
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ReadTimeout(exc, request=response.request, response=response) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc, request=response.request) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc, request=response.request) from exc
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc, request=response.request) from exc
+
+
 def within(session: requests.Session | Any, method: str, url: str, deadline: float, *,
            max_bytes: int = 8 * 1024 * 1024, **kwargs: Any) -> requests.Response:
     """One request whose whole answer (headers and body, at most ``max_bytes``) comes within
@@ -64,7 +80,7 @@ def within(session: requests.Session | Any, method: str, url: str, deadline: flo
         try:
             response = session.request(method, url, stream=True, **kwargs)
             holder["response"] = response
-            body = response.raw.read(max_bytes + 1, decode_content=True) or b""
+            body = _body(response, max_bytes + 1)
             if len(body) > max_bytes:
                 raise requests.exceptions.ContentDecodingError(f"an answer over {max_bytes} bytes from {url}")
             response._content = body  # the body as read: .json() and .text work on it

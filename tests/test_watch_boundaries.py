@@ -251,3 +251,31 @@ def test_a_trickling_webhook_is_a_sink_error_at_its_deadline() -> None:
         assert caught.value.maybe_sent and time.monotonic() - started < 3.0  # each byte came within 1 s
     finally:
         server.shutdown()
+
+
+def test_a_webhook_whose_answer_stalls_past_a_read_timeout_is_a_sink_error() -> None:
+    """The headers, then silence longer than one read may wait (but within the call's deadline): what
+    the body's read raises is a ``requests`` error like any other, so the sink says "did not answer"
+    and the delivery may have landed — not an exception of urllib3's that no caller expects."""
+    from agent.errors import SinkError
+    from agent.tickets import WebhookSink
+
+    class Stall(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.write(b"{")
+            self.wfile.flush()
+            time.sleep(3)
+
+    server = serve(Stall)
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/tickets", timeout=0.5)
+        with pytest.raises(SinkError, match="did not answer: ReadTimeout") as caught:
+            sink.send({"id": "WPF-1", "event_seq": 1, "event": "opened"})
+        assert caught.value.maybe_sent
+    finally:
+        server.shutdown()
+
