@@ -189,6 +189,34 @@ def start_agent(fleet: Fleet, name: str, env: dict[str, str] | None = None) -> s
                             stdout=log, stderr=log, text=True, env={**os.environ, "WPSIM_SLOW": "4", **(env or {})})
 
 
+def start_agent_on(fleet: Fleet, name: str, config: str) -> subprocess.Popen[str]:
+    """An agent on a config of its own (``<name>.toml``): its own way to the database, or its own
+    view of the sites."""
+    path = fleet.folder / f"{name}.toml"
+    path.write_text(config)
+    return subprocess.Popen([sys.executable, "-m", "agent", "--config", str(path), "run"], cwd=ROOT,
+                            stdout=open(fleet.folder / f"{name}.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+
+
+def through(fleet: Fleet, relay: pg.Cut, postgres: pg.Postgres, state_url: str) -> str:
+    """The fleet's config with the database reached through ``relay``."""
+    return fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1]))
+
+
+def wait_for_round(fleet: Fleet, what: str) -> None:
+    """Every site of ``SITES`` updated and the site named "gone" failed, as ``status`` says (each
+    status kept as last seen: what it was when the round ended, should it not end)."""
+    seen: dict[str, Any] = {}
+
+    def done() -> bool:
+        seen.update({s["site"]: s["status"] for s in statuses(fleet)["sites"]})
+        return all(seen.get(spec.name) == "updated" for spec in SITES) and seen.get("gone") == "failed"
+    try:
+        wait_for(done, timeout=180, what=what)
+    except AssertionError:
+        raise AssertionError(f"the round did not end: {seen}") from None
+
+
 def stop_agents(*agents: subprocess.Popen[str]) -> None:
     for agent in agents:
         if agent.poll() is None:
@@ -220,15 +248,7 @@ def test_two_agents_one_round_every_site_updated_once_every_ticket_sent_once(
     share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\ninventory_interval = 3600\n")
     agents = [start_agent(fleet, "one"), start_agent(fleet, "two")]
     try:
-        seen: dict[str, Any] = {}
-
-        def round_done() -> bool:
-            seen.update({s["site"]: s["status"] for s in statuses(fleet)["sites"]})
-            return all(seen.get(spec.name) == "updated" for spec in SITES) and seen.get("gone") == "failed"
-        try:
-            wait_for(round_done, timeout=180, what="the round on both agents")
-        except AssertionError:
-            raise AssertionError(f"the round did not end: {seen}") from None
+        wait_for_round(fleet, "the round on both agents")
         report = statuses(fleet)
         assert len(report["agents"]) == 2 and {a["pid"] for a in report["agents"]} == {a.pid for a in agents}
         wait_for(lambda: statuses(fleet)["watch"]["down"] == ["gone"], timeout=30, what="the watch")
@@ -366,10 +386,7 @@ def test_an_agent_cut_off_from_the_database_mid_update_starts_no_work(
     relay = pg.Cut(postgres.port)
     share(fleet, state_url, "watch_interval = 2\nupdate_interval = 10\nretention_interval = 3600\n"
                             "checkup_interval = 3600\ninventory_interval = 3600\n")
-    cut_off = fleet.folder / "one.toml"
-    cut_off.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))
-    one = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(cut_off), "run"], cwd=ROOT,
-                           stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+    one = start_agent_on(fleet, "one", through(fleet, relay, postgres, state_url))
     agents = [one]
     try:
         wait_for(lambda: (root / ".maintenance").exists() and "plugin update contact-form-7" in fleet.calls.read_text(),
@@ -417,10 +434,7 @@ def test_a_database_blip_longer_than_the_stall_hands_over_no_job_still_running(
     relay = pg.Cut(postgres.port)
     share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\nretention_interval = 3600\n"
                             "checkup_interval = 3600\ninventory_interval = 3600\n")
-    through = fleet.folder / "one.toml"
-    through.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))
-    one = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(through), "run"], cwd=ROOT,
-                           stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+    one = start_agent_on(fleet, "one", through(fleet, relay, postgres, state_url))
     agents = [one]
     try:
         wait_for(lambda: fleet.calls.exists() and "plugin update contact-form-7" in fleet.calls.read_text(),
@@ -464,15 +478,7 @@ def test_a_database_restart_mid_round_loses_no_site_and_sends_no_ticket_twice(
         wait_for(lambda: fleet.calls.exists() and "plugin update contact-form-7" in fleet.calls.read_text(), timeout=120,
                  what="the round's slow steps under way")
         postgres.restart(down_for=3)
-        seen: dict[str, Any] = {}
-
-        def round_done() -> bool:
-            seen.update({s["site"]: s["status"] for s in statuses(fleet)["sites"]})
-            return all(seen.get(spec.name) == "updated" for spec in SITES) and seen.get("gone") == "failed"
-        try:
-            wait_for(round_done, timeout=180, what="the round after the restart")
-        except AssertionError:
-            raise AssertionError(f"the round did not end: {seen}") from None
+        wait_for_round(fleet, "the round after the restart")
         wait_for(lambda: any(a["leads_watch"] for a in statuses(fleet)["agents"])
                  and statuses(fleet)["watch"]["down"] == ["gone"], timeout=60, what="a leader watching again")
         wait_for(lambda: statuses(fleet)["deliveries_waiting"] == 0, timeout=60, what="the deliveries")
@@ -505,10 +511,7 @@ def test_a_silent_connection_or_a_frozen_leader_loses_the_watch_within_its_lease
     share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\n"
                             "inventory_interval = 3600\nretention_interval = 3600\ncheckup_interval = 3600\n")
     relay = pg.Cut(postgres.port)
-    through = fleet.folder / "one.toml"
-    through.write_text(fleet.config.read_text().replace(state_url, relay.url(postgres, state_url.rsplit("/", 1)[1])))
-    one = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(through), "run"], cwd=ROOT,
-                           stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True)  # noqa: SIM115
+    one = start_agent_on(fleet, "one", through(fleet, relay, postgres, state_url))
     agents = [one]
 
     def leader() -> int | None:
@@ -571,9 +574,8 @@ def test_the_watch_is_shared_and_a_failure_is_confirmed_from_a_second_agent(flee
     share(fleet, state_url, "watch_interval = 2\nupdate_interval = 3600\ninventory_interval = 3600\n"
                             "retention_interval = 3600\ncheckup_interval = 3600\n")
     dead = sshd_mod.free_port()  # nothing listens there: every read from agent one is refused
-    blind = fleet.folder / "one.toml"
-    blind.write_text(re.sub(r'^url = "http://127\.0\.0\.1:\d+/', f'url = "http://127.0.0.1:{dead}/',
-                            fleet.config.read_text(), flags=re.M))
+    blind = re.sub(r'^url = "http://127\.0\.0\.1:\d+/', f'url = "http://127.0.0.1:{dead}/', fleet.config.read_text(),
+                   flags=re.M)
     # agents two and three take one job at a time: agent one, blind, runs most of the first update round
     fleet.config.write_text(fleet.config.read_text().replace("concurrency = 8", "concurrency = 1", 1))
     agents = [start_agent(fleet, "two")]
@@ -583,9 +585,7 @@ def test_the_watch_is_shared_and_a_failure_is_confirmed_from_a_second_agent(flee
 
     try:
         wait_for(lambda: any(a["alive"] for a in statuses(fleet)["agents"]), timeout=30, what="agent two")
-        agents.insert(0, subprocess.Popen(
-            [sys.executable, "-m", "agent", "--config", str(blind), "run"], cwd=ROOT,
-            stdout=open(fleet.folder / "one.log", "a"), stderr=subprocess.STDOUT, text=True))  # noqa: SIM115
+        agents.insert(0, start_agent_on(fleet, "one", blind))
         agents.append(start_agent(fleet, "three"))
         by_pid = {agent.pid: name for agent, name in zip(agents, ("one", "two", "three"), strict=True)}
         wait_for(lambda: all(s["status"] for s in statuses(fleet)["sites"]), timeout=120, what="the first rounds")
