@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from inventory.errors import InventoryError
+from inventory.transport import CommandResult
 from playbooks.errors import LockedError
 from playbooks.site import SiteHandle
 
@@ -75,22 +76,21 @@ def started(pid: int) -> int | None:
 
 HERE = process_table()
 
-# $1 lock folder, $2 token, $3 owner description: create, or say who holds it and how old its heartbeat is
-_ACQUIRE = r'''
-if mkdir "$1" 2>/dev/null; then printf %s "$2" >"$1/token" && printf %s "$3" >"$1/owner.json" && echo taken; exit; fi
+# $1 lock folder: who holds it ("held <age of its heartbeat> <token>", then its owner description)
+_SAY_HOLDER = r'''
 f="$1/token"; [ -e "$f" ] || f="$1"
 age=$(( $(date +%s) - $(stat -c %Y "$f") )) || exit 3
 echo "held $age $(cat "$1/token" 2>/dev/null)"
 cat "$1/owner.json" 2>/dev/null; exit 0
 '''
-# $1 lock folder: who holds it and how old its heartbeat is, or "free"; never takes it
-_PEEK = r"""
+# $1 lock folder, $2 token, $3 owner description: create, or say who holds it
+_ACQUIRE = r'''
+if mkdir "$1" 2>/dev/null; then printf %s "$2" >"$1/token" && printf %s "$3" >"$1/owner.json" && echo taken; exit; fi
+''' + _SAY_HOLDER
+# $1 lock folder: say who holds it, or "free"; never takes it
+_PEEK = '''
 [ -e "$1" ] || { echo free; exit 0; }
-f="$1/token"; [ -e "$f" ] || f="$1"
-age=$(( $(date +%s) - $(stat -c %Y "$f") )) || exit 3
-echo "held $age $(cat "$1/token" 2>/dev/null)"
-cat "$1/owner.json" 2>/dev/null; exit 0
-"""
+''' + _SAY_HOLDER
 # $1 lock, $2 the stale token seen, $3 new token, $4 owner, $5 stale seconds, $6 1 = holder known dead
 _TAKEOVER = r'''
 exec 9>>"$1.guard" && flock -n 9 || exit 75
@@ -145,20 +145,16 @@ class SiteLock:
         self.site.sh(["mkdir", "-p", self.site.backup_dir], "creating the backup folder")
         result = self.site.transport.run(["sh", "-c", _ACQUIRE, "sh", self.path, self.token, self.owner()],
                                          tracked=False)
-        first, _, rest = result.stdout.partition("\n")
-        if result.ok and first == TAKEN:
+        if result.ok and result.stdout.partition("\n")[0] == TAKEN:
             return
-        words = first.split()
-        if not result.ok or len(words) < 2 or words[0] != HELD or not words[1].lstrip("-").isdigit():
+        other = _read_holder(result)
+        if other is None:
             raise LockedError(f"{self.site.name} is locked and the lock's age cannot be read: not taken over")
-        age, seen = int(words[1]), words[2] if len(words) > 2 else ""
-        holder = _parse_owner(rest)
-        dead = _dead_here(holder, seen)
-        if age <= STALE_AFTER and not dead:
-            raise LockedError(f"{self.site.name} is locked by another run ({_describe(holder)}, "
-                              f"heartbeat {age}s ago)")
-        taken = self.site.transport.run(["sh", "-c", _TAKEOVER, "sh", self.path, seen, self.token, self.owner(),
-                                         str(int(STALE_AFTER)), "1" if dead else "0"], tracked=False)
+        if other.live:
+            raise LockedError(f"{self.site.name} is locked by another run ({other.describe()})")
+        taken = self.site.transport.run(["sh", "-c", _TAKEOVER, "sh", self.path, other.token, self.token,
+                                         self.owner(), str(int(STALE_AFTER)), "1" if other.dead else "0"],
+                                        tracked=False)
         if not taken.ok:
             raise LockedError(f"{self.site.name}: another run took the stale lock first")
 
@@ -192,6 +188,7 @@ class Holder:
     age: int  # seconds since its heartbeat
     owner: dict[str, object]
     dead: bool  # taken in this process table by a process that has ended
+    token: str  # the lock's token as read: a takeover replaces only this very lock
 
     @property
     def live(self) -> bool:
@@ -207,14 +204,22 @@ def holder(site: SiteHandle) -> Holder | None:
     ``InventoryError`` when the host cannot say (fails closed, as taking the lock does)."""
     result = site.transport.run(["sh", "-c", _PEEK, "sh", site.backup_path(LOCK_NAME)], timeout=BEAT_DEADLINE,
                                 tracked=False)
-    first, _, rest = result.stdout.partition("\n")
-    if result.ok and first == "free":
+    if result.ok and result.stdout.partition("\n")[0] == "free":
         return None
+    found = _read_holder(result)
+    if found is None:
+        raise LockedError(f"{site.name}: the lock's holder cannot be read")
+    return found
+
+
+def _read_holder(result: CommandResult) -> Holder | None:
+    """What ``_SAY_HOLDER`` printed; None when it could not say."""
+    first, _, rest = result.stdout.partition("\n")
     words = first.split()
     if not result.ok or len(words) < 2 or words[0] != HELD or not words[1].lstrip("-").isdigit():
-        raise LockedError(f"{site.name}: the lock's holder cannot be read")
-    owner = _parse_owner(rest)
-    return Holder(int(words[1]), owner, _dead_here(owner, words[2] if len(words) > 2 else ""))
+        return None
+    owner, token = _parse_owner(rest), words[2] if len(words) > 2 else ""
+    return Holder(int(words[1]), owner, _dead_here(owner, token), token)
 
 
 @contextmanager
