@@ -179,7 +179,8 @@ class Cluster:
         in (and says so) while the lock still beats, and the job is not handed over under it."""
         stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER)
         now = time.monotonic()
-        self._looked = {job: at for job, at in self._looked.items() if any(s.id == job for s in stalled)}
+        ids = {job.id for job in stalled}
+        self._looked = {job: at for job, at in self._looked.items() if job in ids}
         for job in stalled:
             site = job.task_kwargs.get("site") if job.task_name == self.site_task.name else None
             if isinstance(site, str) and job.id is not None:

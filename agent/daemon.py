@@ -457,8 +457,9 @@ class Daemon:
         share = self.cluster.share
         while not self.stop.is_set():
             asked = share.look() if not self.lost else share.absent()
-            sites = {site.name: site for site in self.config.sites}
             if asked and self.watcher is not None:
+                wanted = {a.site for a in asked}
+                sites = {site.name: site for site in self.config.sites if site.name in wanted}
                 known = [(sites[a.site], a.asked_by, a.reason) for a in asked if a.site in sites]
                 try:
                     self.watcher.confirm(known, self.agent_id)
