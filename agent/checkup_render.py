@@ -138,8 +138,12 @@ class Pages:
         return chart
 
     def _svg(self, chart: Any) -> str:
-        """The chart's SVG without pygal's tooltip script: the page stays static and self-contained."""
-        return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+        return svg(chart)
+
+
+def svg(chart: Any) -> str:
+    """A pygal chart's SVG without pygal's tooltip script: the page stays static and self-contained."""
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
 
 
 def write(report: Report, folder: Path, lang: str, pdf: bool) -> Report:

@@ -25,7 +25,7 @@ from agent import backups as agent_backups
 from agent import migrate as migration
 from agent.audit import AuditLog, VerifyResult, to_csv
 from agent.clock import Clock, SystemClock
-from agent.config import FleetConfig
+from agent.config import DASHBOARD_DEFAULT, FleetConfig
 from agent.errors import AlreadyRunning, ConfigError, UsageError
 from agent.secrets import Redactor
 from agent.services import Services, default_actor, secret_env_names
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wpfleet")
 OK, FAILED, USAGE = 0, 1, 2
-DASHBOARD_DEFAULT = "127.0.0.1:8080"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -91,6 +91,8 @@ def duration_between(value: object, low: float, high: float, words: str) -> floa
 
 
 ADDRESS = r"^[0-9a-zA-Z.:\[\]-]+:\d{1,5}$"
+DASHBOARD_DEFAULT = "127.0.0.1:8080"  # where `wpfleet dashboard` listens when nothing else is said
+HOST_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 
 
 def is_loopback(address: str) -> bool:
@@ -149,6 +151,9 @@ class AgentConfig(_Strict):
     dashboard_password_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # HTTP Basic, user "wpfleet"
     dashboard_tls_cert: Path | None = None
     dashboard_tls_key: Path | None = None
+    # the names people type to reach the dashboard (its Host header); IP addresses and "localhost" are always
+    # answered, any other name is refused (a page elsewhere cannot rebind a name of its own to this address)
+    dashboard_names: list[Annotated[str, Field(pattern=HOST_NAME, max_length=253)]] = Field(default_factory=list, max_length=20)
     # a PostgreSQL database several agents share (absent: SQLite and files in state_dir, one daemon);
     # its password comes from PGPASSWORD or ~/.pgpass, never from this file
     state_url: str | None = None

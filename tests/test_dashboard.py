@@ -43,11 +43,14 @@ class Rows(HTMLParser):
         self.inside = False
         self.found: list[str] = []
         self.tags: list[str] = []
+        self.images: list[dict[str, str | None]] = []
         self.text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         values = dict(attrs)
+        if tag == "img":
+            self.images.append(values)
         if tag == "table":
             self.inside = values.get("id") == self.table
         if tag == "tr" and self.inside and values.get(self.attribute) is not None:
@@ -182,7 +185,9 @@ def pages_show_what_the_state_holds(fleet: Fleet, served: str, browser: Browser,
     dom = browser.dom(f"{served}/sites/acme")
     site = rows(dom, "inventory", "data-kind")
     assert HOSTILE in "".join(site.text)
-    assert "img" not in site.tags  # nothing the site sent became markup
+    # nothing the site sent became markup: the page's only images are its own two charts
+    assert [i["src"] for i in site.images] == ["/charts/sites/acme/uptime.svg", "/charts/sites/acme/answer.svg"]
+    assert all(set(i) == {"id", "class", "src", "alt"} for i in site.images)
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom
     assert len(site.found) == 2 + 1  # two plugins and the theme
     # the watch page names the down site
@@ -312,4 +317,5 @@ def test_persian_is_right_to_left_with_jalali_dates(fleet: Fleet) -> None:
         html = pages.render("fleet.html.j2", view=board.fleet(FleetQuery()), query=FleetQuery(), sorts=(),
                             shows=("all",), watch=board.watch(), nav="fleet")
     assert '<html lang="fa" dir="rtl">' in html
-    assert re.search(r"2026-11-28 09:00 \(۱۴۰۵/۰۹/۰۷\)", html), html[:3000]  # the round, Tehran time and Jalali
+    # the round, Tehran time and Jalali, in Persian digits, kept left to right on the right-to-left page
+    assert '<bdi dir="ltr" class="when">۲۰۲۶-۱۱-۲۸ ۰۹:۰۰ (۱۴۰۵/۰۹/۰۷)</bdi>' in html, html[:3000]

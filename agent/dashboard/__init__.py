@@ -9,8 +9,10 @@ same state as every command, through a ``Services`` of its own.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -21,7 +23,7 @@ import time
 from agent.clock import Clock
 from agent.config import FleetConfig, dashboard_problem
 from agent.dashboard.app import build, metrics_only
-from agent.dashboard.server import WebServer, tls_context
+from agent.dashboard.server import WebServer, host_names, listening_socket, tls_context
 from agent.dashboard.views import Board
 from agent.errors import UsageError
 from agent.metrics import Metrics
@@ -50,6 +52,12 @@ def admitted(config: FleetConfig, address: str) -> tuple[str | None, ssl.SSLCont
     return password, context
 
 
+SOCKET_FD = "WPFLEET_DASHBOARD_FD"  # the daemon's listening socket, handed to its dashboard child
+READY_FD = "WPFLEET_DASHBOARD_READY_FD"  # where the child says it serves
+RESPAWN_FIRST, RESPAWN_MOST = 5.0, 300.0  # seconds before starting a dead child again, doubling while it keeps dying
+LIVED = 60.0  # a child that served this long starts the count again
+
+
 class Dashboard:
     """The dashboard on ``address``; ``metrics``: the process's counters (the daemon's, when it serves it)."""
 
@@ -60,7 +68,11 @@ class Dashboard:
         self.metrics = metrics or Metrics()
         self.metrics.read_state(lambda: self.services.state, lambda: [s.name for s in config.sites],
                                 lambda: self.services.audit)
-        self.server = WebServer(build(self.board, self.metrics, password), address, context)
+        names = host_names(address, config.agent.dashboard_names)
+        handed = os.environ.pop(SOCKET_FD, None)
+        sock = socket.socket(fileno=int(handed)) if handed else None
+        self.server = WebServer(build(self.board, self.metrics, password, names, context is not None), address,
+                                context, sock)
 
     def start(self) -> Dashboard:
         try:
@@ -70,6 +82,11 @@ class Dashboard:
             raise
         threading.Thread(target=self._warm, name="dashboard-warm", daemon=True).start()
         log.info("dashboard on %s/", self.server.url)
+        ready = os.environ.pop(READY_FD, None)
+        if ready:
+            with contextlib.suppress(OSError):
+                os.write(int(ready), b"ready\n")
+                os.close(int(ready))
         return self
 
     def _warm(self) -> None:
@@ -77,6 +94,11 @@ class Dashboard:
             self.board.warm()
         except Exception:  # noqa: BLE001 - a page asked later works it out itself
             log.exception("dashboard: warming the fleet summaries failed")
+        # what the warm-up made lives as long as the process: out of the collector's way, or each fleet
+        # page (10,000 rows of small dicts) sets off full collections over all of it (measured: 140 ms
+        # against 300 ms a reading, in bench/dashboard.py)
+        gc.collect()
+        gc.freeze()
 
     def stop(self) -> None:
         self.server.stop()
@@ -84,49 +106,71 @@ class Dashboard:
 
 
 class Beside:
-    """The daemon's dashboard, in a child process running ``wpfleet dashboard`` on the same config:
-    checked here first (address, password, TLS files: a refusal is the daemon's exit 2), started,
-    started again should it die, stopped with the daemon."""
+    """The daemon's dashboard, in a child process running ``wpfleet dashboard`` on the same config.
+
+    The daemon checks the address, password and TLS files and takes the listening socket itself
+    before any work (another process on the port: exit 2, not a child dying every few seconds); the
+    child serves on that socket, so a child started again never loses the port to anyone. A child
+    that dies is started again, later each time it keeps dying."""
 
     def __init__(self, config: FleetConfig, address: str):
         admitted(config, address)  # a refusal is the daemon's, before any child starts
         if config.source is None:
             raise UsageError("agent.dashboard: the daemon serves its dashboard from its config file")
         self.argv = [sys.executable, "-m", "agent", "--config", str(config.source), "dashboard", "--listen", address]
-        host, _, port = address.rpartition(":")
-        self.host, self.port = host.strip("[]"), int(port)
+        self.address = address
+        self.sock = listening_socket(address)
         self.child: subprocess.Popen[bytes] | None = None
+        self.deaths = 0
+        self.started = 0.0
         self._stop = threading.Event()
 
     def start(self) -> Beside:
-        self._spawn()
+        try:
+            self._spawn()
+        except BaseException:
+            self.sock.close()
+            raise
         threading.Thread(target=self._keep, name="dashboard-keeper", daemon=True).start()
         return self
 
     def _spawn(self) -> None:
-        self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.child.poll() is not None:
-                raise UsageError(f"agent.dashboard: the dashboard exited with code {self.child.returncode}")
-            try:
-                socket.create_connection((self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1",
-                                          self.port), timeout=1).close()
-                log.info("dashboard on %s:%d (process %d)", self.host, self.port, self.child.pid)
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise UsageError(f"agent.dashboard: nothing listens on {self.host}:{self.port} after 30 s")
+        read, write = os.pipe()
+        env = {**os.environ, SOCKET_FD: str(self.sock.fileno()), READY_FD: str(write)}
+        try:
+            self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+                                          pass_fds=(self.sock.fileno(), write), preexec_fn=_die_with_parent)
+        finally:
+            os.close(write)
+        try:
+            said = _read_line(read, 30.0)
+        finally:
+            os.close(read)
+        if said != b"ready":
+            code = self.child.poll()
+            if code is None:
+                self.child.kill()
+                self.child.wait()
+                raise UsageError(f"agent.dashboard: the dashboard did not start on {self.address} within 30 s")
+            raise UsageError(f"agent.dashboard: the dashboard exited with code {code}")
+        self.started = time.monotonic()
+        log.info("dashboard on %s (process %d)", self.address, self.child.pid)
 
     def _keep(self) -> None:
-        while not self._stop.wait(5):
-            if self.child is not None and self.child.poll() is not None:
-                log.error("the dashboard exited (code %s): starting it again", self.child.returncode)
-                try:
-                    self._spawn()
-                except UsageError as exc:
-                    log.error("%s", exc)
+        while not self._stop.wait(RESPAWN_FIRST):
+            if self.child is None or self.child.poll() is None:
+                continue
+            self.deaths = 0 if time.monotonic() - self.started > LIVED else self.deaths + 1
+            delay = min(RESPAWN_MOST, RESPAWN_FIRST * 2 ** self.deaths) - RESPAWN_FIRST
+            log.error("the dashboard exited (code %s): starting it again%s", self.child.returncode,
+                      f" in {delay + RESPAWN_FIRST:.0f} s" if delay else "")
+            if self._stop.wait(delay):
+                return
+            try:
+                self._spawn()
+            except UsageError as exc:
+                self.started = time.monotonic()
+                log.error("%s", exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -136,6 +180,22 @@ class Beside:
                 self.child.wait(10)
             except subprocess.TimeoutExpired:
                 self.child.kill()
+        self.sock.close()
+
+
+def _read_line(fd: int, timeout: float) -> bytes:
+    """What the child wrote on ``fd`` up to its first newline (or its end, or ``timeout``)."""
+    said = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in said:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        said += chunk
+    return said.partition(b"\n")[0]
 
 
 def _die_with_parent() -> None:
@@ -151,4 +211,5 @@ def serve_metrics(address: str, metrics: Metrics, services: Services) -> WebServ
     """``[agent] metrics``: the Prometheus exposition alone, on its own address."""
     metrics.read_state(lambda: services.state, lambda: [s.name for s in services.config.sites],
                        lambda: services.audit)
-    return WebServer(metrics_only(metrics), address).start()
+    return WebServer(metrics_only(metrics, host_names(address, services.config.agent.dashboard_names)),
+                     address).start()

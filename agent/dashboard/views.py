@@ -29,6 +29,7 @@ ROWS_TTL = 2.0  # seconds one reading of the fleet serves every page asked meanw
 SORTS = ("attention", "site", "state", "round", "pending", "majors", "vulns", "uptime", "tickets", "checkup")
 SHOWS = ("all", "down", "maintenance", "failed", "pending", "majors", "vulnerable", "tickets")
 STATE_ORDER = {"down": 0, "maintenance": 1, "unknown": 2, "up": 3}
+FAILED_ROUNDS = ("failed", "rolled_back")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Board:
 
     services: Services
     _summaries: dict[str, Summary] = field(default_factory=dict)
+    _urls: dict[str, str] = field(default_factory=dict)
     _uptime: tuple[float, dict[str, float | None]] | None = None
     _rows: tuple[float, list[dict[str, Any]]] | None = None
     _records: tuple[object, list[dict[str, Any]]] | None = None
@@ -107,15 +109,18 @@ class Board:
     def fleet(self, query: FleetQuery) -> dict[str, Any]:
         rows = self.rows()
         total = len(rows)
+        strip = _strip(rows)
         if query.q:
             needle = query.q.lower()
             rows = [r for r in rows if needle in r["site"].lower() or needle in r["url"].lower()]
-        rows = [r for r in rows if _shown(r, query.show)]
+        if query.show != "all":
+            rows = [r for r in rows if _shown(r, query.show)]
         rows.sort(key=_sort_key(query.sort), reverse=query.desc)
         pages = max(1, -(-len(rows) // PAGE_SIZE))
         page = min(query.page, pages)
-        return {"at": self.now().isoformat(timespec="seconds"), "total": total, "matching": len(rows),
-                "page": page, "pages": pages, "sites": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]}
+        return {"at": self.now().isoformat(timespec="seconds"), "total": total, "strip": strip,
+                "matching": len(rows), "page": page, "pages": pages,
+                "sites": rows[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]}
 
     def rows(self) -> list[dict[str, Any]]:
         """Every site's row, read at most every ``ROWS_TTL`` seconds (the rows are never changed by a view)."""
@@ -128,48 +133,107 @@ class Board:
             self._rows = (time.monotonic(), rows)
         return list(rows)
 
-    def _read_rows(self) -> list[dict[str, Any]]:
+    def row(self, site: SiteConfig) -> dict[str, Any]:
+        """One site's row, read for it alone (the site page never reads the whole fleet)."""
+        with self._lock:
+            held = self._rows
+        if held is not None and time.monotonic() - held[0] < ROWS_TTL:
+            found = next((r for r in held[1] if r["site"] == site.name), None)
+            if found is not None:
+                return found
+        return self._read_rows(site)[0]
+
+    def _read_rows(self, only: SiteConfig | None = None) -> list[dict[str, Any]]:
         state, now = self.services.state, self.now()
-        results = state.sites.all()
-        watched = state.watch.all()
-        changing = {name: state.journal.open(name) for name in state.journal.sites()}
-        nexts = state.checkups.next_dues()
-        uptime = self.uptime()
+        name = only.name if only is not None else None
+        results = state.sites.all(name)
+        if only is None:
+            watched = state.watch.all()
+            changing = {site: state.journal.open(site) for site in state.journal.sites()}
+            uptime = self.uptime()
+            summaries = self._fleet_summaries()
+        else:
+            watched = {only.name: state.watch.get(only.name)}
+            changing = {only.name: state.journal.open(only.name)}
+            uptime = {only.name: self.site_uptime(only.name)}
+            summaries = self._fleet_summaries(only)
+        nexts = state.checkups.next_dues(name)
         ticked = state.watch.last_tick() is not None
-        summaries = self._fleet_summaries()
         tickets: dict[str, list[dict[str, Any]]] = {}
         for ticket in state.tickets.all(open_only=True):
             tickets.setdefault(ticket.site, []).append(_open_ticket(ticket, now))
         rows = []
-        for site in self.config.sites:
+        for site in self.config.sites if only is None else [only]:
             seen = watched.get(site.name)
             entry = changing.get(site.name)
             if seen is not None and seen.failures >= 2:
                 status, since, why = "down", seen.down_since, seen.reason
             elif entry is not None:
                 status, since, why = "maintenance", entry.started_at, f"{entry.kind} run {entry.run_id} under way"
-            elif seen is not None or ticked:  # a site never failing has no row: the tick is the evidence
+            elif (seen is not None and not seen.clean) or ticked:  # a site never failing has no row: the tick says it
                 status, since, why = "up", None, ""
             else:
-                status, since, why = "unknown", None, "not watched yet"
+                status, since, why = "unknown", None, ""  # the state's name says it all
             summary = summaries.get(site.name)
             own = sorted(tickets.get(site.name, []), key=lambda t: (t["severity"] != "emergency", t["response_due"]))
             result = results.get(site.name)
-            rows.append({
-                "site": site.name, "url": str(site.url), "state": status, "since": since, "reason": why,
+            row = {
+                "site": site.name, "url": self._url(site), "state": status, "since": since, "reason": why,
                 "last_round": None if result is None else {"at": result["last_update"], "status": result["status"],
                                                            "error": result["error"]},
                 "last_success": result["last_success"] if result else None,
                 "inventoried_at": summary.taken_at if summary else None,
                 "core": summary.core if summary else None,
-                "pending_minors": list(summary.pending) if summary else [],
-                "gated_majors": list(summary.gated) if summary else [],
-                "vulnerabilities": list(summary.vulnerabilities) if summary else [],
+                "pending_minors": summary.pending if summary else (),  # (never changed: shared, not copied)
+                "gated_majors": summary.gated if summary else (),
+                "vulnerabilities": summary.vulnerabilities if summary else (),
                 "uptime_30d": uptime.get(site.name),
                 "open_tickets": own,
                 "next_checkup": nexts.get(site.name),
-            })
+            }
+            row["attention"] = _attention(row)
+            rows.append(row)
         return rows
+
+    def _url(self, site: SiteConfig) -> str:
+        url = self._urls.get(site.name)
+        if url is None:
+            url = self._urls[site.name] = str(site.url)
+        return url
+
+    def site_uptime(self, site: str) -> float | None:
+        first = self.services.today() - timedelta(days=UPTIME_DAYS - 1)
+        days = self.services.state.watch.days(site, first, self.services.today())
+        checks, down = sum(d.checks for d in days), sum(d.down for d in days)
+        return round(100.0 * (checks - down) / checks, 2) if checks else None
+
+    def days(self, site: str) -> list[dict[str, Any]]:
+        """The site's last 30 days as the watch counted them: each day's uptime and mean answer time."""
+        today = self.services.today()
+        first = today - timedelta(days=UPTIME_DAYS - 1)
+        counted = {d.day: d for d in self.services.state.watch.days(site, first, today)}
+        found = []
+        for n in range(UPTIME_DAYS):
+            day = first + timedelta(days=n)
+            held = counted.get(day)
+            found.append({"day": day.isoformat(), "checks": held.checks if held else 0,
+                          "uptime": round(100.0 * (held.checks - held.down) / held.checks, 2)
+                          if held and held.checks else None,
+                          "answer_ms": held.answer_ms if held else None})
+        return found
+
+    def sla(self) -> dict[str, int]:
+        """The fleet's tickets by where they stand against their SLA: open in time or overdue, and —
+        when a helpdesk says when a person answered — answered in time or late."""
+        now = self.now()
+        counts = {"open_in_time": 0, "open_overdue": 0, "answered_in_time": 0, "answered_late": 0}
+        for ticket in self.services.state.tickets.all():
+            if ticket.status == "open" and ticket.first_response_at is None:
+                counts["open_overdue" if datetime.fromisoformat(ticket.response_due) < now else "open_in_time"] += 1
+            elif ticket.first_response_at is not None:
+                late = datetime.fromisoformat(ticket.first_response_at) > datetime.fromisoformat(ticket.response_due)
+                counts["answered_late" if late else "answered_in_time"] += 1
+        return counts
 
     def uptime(self) -> dict[str, float | None]:
         """Each site's share of answered checks over the last 30 days, in percent (kept a minute)."""
@@ -183,11 +247,11 @@ class Board:
             self._uptime = (time.monotonic(), figures)
         return figures
 
-    def _fleet_summaries(self) -> dict[str, Summary]:
+    def _fleet_summaries(self, only: SiteConfig | None = None) -> dict[str, Summary]:
         state, today = self.services.state, self.services.today()
-        latest = state.snapshots.latest_ids()
+        latest = state.snapshots.latest_ids(only.name if only is not None else None)
         known, mark = self._known()
-        sites = {s.name: s for s in self.config.sites}
+        sites = {s.name: s for s in self.config.sites} if only is None else {only.name: only}
         with self._building:  # a page asked during the warm-up waits for it rather than doing it twice
             stale = [name for name, newest in latest.items() if name in sites and (
                 (held := self._summaries.get(name)) is None or held.mark != (newest, today, mark))]
@@ -197,7 +261,8 @@ class Board:
                     with self._lock:
                         self._summaries[name] = summary
         with self._lock:
-            return dict(self._summaries)
+            return dict(self._summaries) if only is None else {
+                name: self._summaries[name] for name in sites if name in self._summaries}
 
     def _known(self) -> tuple[dict[tuple[str, str], list[Any]] | None, object]:
         if self.config.vulnerabilities is None:
@@ -228,7 +293,7 @@ class Board:
     def site_page(self, site: SiteConfig) -> dict[str, Any]:
         state, today = self.services.state, self.services.today()
         last = state.snapshots.last(site.name)
-        row = next(r for r in self.rows() if r["site"] == site.name)
+        row = self.row(site)
         trail = self.audit_records(site=site.name)
         known, _ = self._known()
         history = policy.SiteHistory(state.history.major_runs(site.name), state.history.failed_releases(site.name))
@@ -240,6 +305,7 @@ class Board:
             if last else {},
             "inventoried_at": last[0].isoformat(timespec="seconds") if last else None,
             "plan": plan,
+            "days": self.days(site.name),
             "rounds": [_round(r) for r in reversed(trail) if r["action"] in ("update_run", "reconcile")],
             "backups": self._backups(site, trail, today),
             "checkups": [_checkup(r, self.config.agent.state_dir) for r in reversed(trail) if r["action"] == "checkup"],
@@ -272,11 +338,12 @@ class Board:
 
     # tickets, audit, watch ------------------------------------------------------------------------
 
-    def tickets(self, status: str = "all", site: str = "", severity: str = "") -> dict[str, Any]:
+    def tickets(self, status: str = "all", site: str = "", severity: str = "", late: bool = False) -> dict[str, Any]:
         now = self.now()
-        chosen = [t for t in self.services.state.tickets.all(open_only=status == "open")
+        chosen = [t for t in self.services.state.tickets.all(open_only=status == "open" or late)
                   if (status != "closed" or t.status == "closed") and (not site or t.site == site)
-                  and (not severity or t.severity == severity)]
+                  and (not severity or t.severity == severity)
+                  and (not late or (t.first_response_at is None and datetime.fromisoformat(t.response_due) < now))]
         chosen.sort(key=lambda t: (t.status != "open", t.severity != "emergency", t.response_due))
         rows = reports.ticket_rows(self.services, chosen)
         for row in rows:
@@ -296,9 +363,11 @@ class Board:
     def _all_records(self) -> list[dict[str, Any]]:
         """The whole log, read again only when it changed (a file's size and time; a table: always)."""
         mark = self.services.audit.mark()
+        if mark is None:  # a table: read again once the last reading is ROWS_TTL old
+            mark = ("read", int(time.monotonic() // ROWS_TTL))
         with self._lock:
             held = self._records
-        if held is not None and mark is not None and held[0] == mark:
+        if held is not None and held[0] == mark:
             return held[1]
         records = list(self.services.audit.records())
         with self._lock:
@@ -350,6 +419,38 @@ def _open_ticket(ticket: Ticket, now: datetime) -> dict[str, Any]:
             "response_due": ticket.response_due, "minutes_left": _minutes_left(ticket.response_due, now)}
 
 
+def _attention(row: dict[str, Any]) -> int:
+    """How soon the site needs someone (0: now): down; an emergency or overdue ticket; a round that failed
+    or was rolled back; a known vulnerability; another open ticket; a change under way; updates waiting."""
+    tickets = row["open_tickets"]
+    if row["state"] == "down":
+        return 0
+    if tickets and any(t["severity"] == "emergency" or t["minutes_left"] < 0 for t in tickets):
+        return 1
+    if row["last_round"] is not None and row["last_round"]["status"] in FAILED_ROUNDS:
+        return 2
+    if row["vulnerabilities"]:
+        return 3
+    if tickets:
+        return 4
+    if row["state"] == "maintenance":
+        return 5
+    return 6 if row["pending_minors"] or row["gated_majors"] else 7
+
+
+def _strip(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What is wrong in the fleet, counted, for the strip on top of the fleet page."""
+    tickets = [t for r in rows for t in r["open_tickets"]]
+    windows = [m["due"] for r in rows for m in r["gated_majors"] if m.get("due")]
+    return {"down": sum(r["state"] == "down" for r in rows),
+            "failed": sum(bool(r["last_round"] and r["last_round"]["status"] in FAILED_ROUNDS) for r in rows),
+            "vulnerable": sum(bool(r["vulnerabilities"]) for r in rows),
+            "emergencies": sum(t["severity"] == "emergency" for t in tickets),
+            "overdue": sum(t["minutes_left"] < 0 for t in tickets),
+            "next_window": min(windows) if windows else None,
+            "majors_waiting": sum(bool(r["gated_majors"]) for r in rows)}
+
+
 def _minutes_left(due: str, now: datetime) -> int:
     return int((datetime.fromisoformat(due) - now).total_seconds() // 60)
 
@@ -378,7 +479,7 @@ def _shown(row: dict[str, Any], show: str) -> bool:
         "all": True,
         "down": row["state"] == "down",
         "maintenance": row["state"] == "maintenance",
-        "failed": bool(row["last_round"] and row["last_round"]["status"] in ("failed", "rolled_back")),
+        "failed": bool(row["last_round"] and row["last_round"]["status"] in FAILED_ROUNDS),
         "pending": bool(row["pending_minors"]),
         "majors": bool(row["gated_majors"]),
         "vulnerable": bool(row["vulnerabilities"]),
@@ -389,8 +490,8 @@ def _shown(row: dict[str, Any], show: str) -> bool:
 def _sort_key(sort: str) -> Any:
     def attention(r: dict[str, Any]) -> tuple[Any, ...]:
         emergencies = sum(1 for t in r["open_tickets"] if t["severity"] == "emergency")
-        return (STATE_ORDER[r["state"]], -emergencies, -len(r["vulnerabilities"]), -len(r["open_tickets"]),
-                -len(r["pending_minors"]), r["site"])
+        return (r["attention"], -emergencies, -len(r["vulnerabilities"]), -len(r["open_tickets"]),
+                -len(r["pending_minors"]), STATE_ORDER[r["state"]], r["site"])
 
     def tickets(r: dict[str, Any]) -> tuple[Any, ...]:
         urgent = min((t["minutes_left"] for t in r["open_tickets"]), default=10**9)

@@ -23,6 +23,7 @@ from agent import checkups, demo, render
 from agent import config as config_mod
 from agent.audit import AuditLog
 from agent.clock import Clock
+from agent.config import DASHBOARD_DEFAULT
 from agent.demo import realwp
 from agent.demo.web import StandInWeb
 from agent.fleet import inventory_and_store
@@ -95,6 +96,7 @@ def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
         plan = [i for site in loaded.sites for inv in inventories if inv.site == site.name
                 for i in plan_for(services, site, inv.to_public(), False, today)]
         results = update_fleet(services, loaded.sites, UpdateOptions())
+        watched = _watch(services, loaded)
         tickets = services.tickets.all()
         folder = loaded.agent.state_dir / "checkups" / "demo"
         checked, overview = checkups.write_fleet(services, loaded.sites, None, folder, pdf=True)
@@ -104,8 +106,24 @@ def _tour(loaded: config_mod.FleetConfig, clock: Clock) -> dict[str, Any]:
         "update": [r.public() for r in results], "tickets": [t.public() for t in tickets],
         "audit_verify": {"ok": verdict.ok, "records": verdict.records, "bad_seq": verdict.bad_seq},
         "checkup": {"overview": str(overview), "reports": [r.public() for r in checked]},
+        "watch": watched,
         "_objects": (inventories, plan, results, tickets, today),
     }
+
+
+def _watch(services: Services, loaded: config_mod.FleetConfig, ticks: int = 3) -> dict[str, Any]:
+    """A few ticks of the watch, as the daemon's would run: the check-up and the dashboard then have
+    uptime and answer times to show (a newcomer's first look shows what the product sees)."""
+    from agent.watch import Watcher
+
+    watcher = Watcher(services)
+    try:
+        for _ in range(ticks):
+            tick = watcher.tick(loaded.sites)
+    finally:
+        watcher.close()
+    return {"ticks": ticks, "sites": len(loaded.sites), "down": sorted(services.state.watch.down_sites()),
+            "seconds": round(tick.seconds, 2)}
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -122,3 +140,5 @@ def _print(report: dict[str, Any]) -> None:
     out.write(f"\nconfig: {report['config']} (its sites answer only while the demo runs; "
               "plan, tickets and audit work on its state)\n")
     out.write(f"check-up overview: {report['checkup']['overview']}\n")
+    out.write(f"\nthe dashboard of this fleet: wpfleet --config {report['config']} dashboard\n"
+              f"  then open http://{DASHBOARD_DEFAULT}/\n")

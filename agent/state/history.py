@@ -106,6 +106,9 @@ class SiteResults:
             " error = excluded.error, last_success = COALESCE(excluded.last_success, site_status.last_success)",
             (site, stamp, status, error, stamp if status in ("updated", "unchanged") else None))
 
-    def all(self) -> dict[str, dict[str, Any]]:
+    def all(self, site: str | None = None) -> dict[str, dict[str, Any]]:
+        """Every site's last round (or ``site``'s alone)."""
+        where, params = (" WHERE site = ?", (site,)) if site is not None else ("", ())
         return {r[0]: {"last_update": r[1], "status": r[2], "error": r[3], "last_success": r[4]}
-                for r in self.db.rows("SELECT site, last_update, status, error, last_success FROM site_status")}
+                for r in self.db.rows("SELECT site, last_update, status, error, last_success FROM site_status" + where,
+                                      params)}

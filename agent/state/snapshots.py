@@ -64,9 +64,11 @@ class Snapshots:
         found = self.db.rows(query + " WHERE l.site = ?", (site,)) if site is not None else self.db.rows(query)
         return {str(name): (datetime.fromisoformat(taken_at), php) for name, taken_at, php in found}
 
-    def latest_ids(self) -> dict[str, int]:
-        """Each site's last good snapshot's id, in one query: what changed since a given look."""
-        return {str(site): int(newest) for site, newest in self.db.rows("SELECT site, id FROM snapshots_latest")}
+    def latest_ids(self, site: str | None = None) -> dict[str, int]:
+        """Each site's last good snapshot's id (or ``site``'s alone), in one query: what changed since a given look."""
+        where, params = (" WHERE site = ?", (site,)) if site is not None else ("", ())
+        return {str(name): int(newest) for name, newest in self.db.rows("SELECT site, id FROM snapshots_latest" + where,
+                                                                         params)}
 
     def count(self, site: str | None = None) -> int:
         if site is None:
@@ -89,5 +91,6 @@ class Checkups:
         self.db.execute(upsert("checkups", ("site", "last_due", "next_due"), ("site",)),
                         (site, last_due and last_due.isoformat(), next_due and next_due.isoformat()))
 
-    def next_dues(self) -> dict[str, str | None]:
-        return {r[0]: r[1] for r in self.db.rows("SELECT site, next_due FROM checkups")}
+    def next_dues(self, site: str | None = None) -> dict[str, str | None]:
+        where, params = (" WHERE site = ?", (site,)) if site is not None else ("", ())
+        return {r[0]: r[1] for r in self.db.rows("SELECT site, next_due FROM checkups" + where, params)}
