@@ -184,6 +184,7 @@ class Door:
             if waiting is None:
                 return False
             self.pushed_out += 1
+            self.leave(waiting)  # now: its connection_lost comes later, and the next one must not pick it again
             waiting.drop()
         self.held[gate] = None
         return True
