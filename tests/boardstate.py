@@ -47,6 +47,7 @@ def inventory(name: str, core: str = "6.6.2", offers: list[Offer] | None = None,
 
 def build(folder: Path, port: int, lang: str = "en", extra: str = "", ticked: bool = True) -> Board:
     names = NAMED + QUIET
+    folder.mkdir(parents=True, exist_ok=True)
     contract = demo.CONTRACT + (f'checkup_lang = "{lang}"\n' if lang != "en" else "")
     blocks = "".join(f'[[sites]]\nname = "{n}"\nurl = "https://{n}.example/"\npath = "/srv/{n}"\n' for n in names)
     config = folder / "sites.toml"

@@ -8,6 +8,7 @@ from agent.cli import main
 from agent.clock import FixedClock
 from agent.config import load
 from agent.demo import build_fleet, realwp
+from agent.state import State
 from tests.conftest import IN_CI
 
 
@@ -36,8 +37,27 @@ def test_demo_tours_inventory_plan_update_rollback_ticket_and_audit(
     assert [t["site"] for t in report["tickets"]] == ["acme"] and report["tickets"][0]["response_due"]
     assert report["audit_verify"]["ok"] and report["audit_verify"]["records"] > 5
     assert load(tmp_path / "sites.toml").sites[0].is_local
+    # the watch ticked before the check-up: every report has the uptime it measured, not "no data"
+    assert report["watch"]["ticks"] >= 1 and report["watch"]["down"] == []
+    for checked in report["checkup"]["reports"]:
+        uptime = next(c for c in checked["checks"] if c["id"] == "uptime")
+        assert uptime["status"] == "good" and checked["uptime"]["percent"] == 100.0, checked["site"]
+    state = State(tmp_path / "state")
+    try:
+        counted = state.watch.totals_since(clock.now().date())
+    finally:
+        state.close()
+    assert set(counted) == set(sites) and all(checks >= 1 and down == 0 for checks, down in counted.values())
     # the tour's state stays usable afterwards
     assert main(["--config", str(tmp_path / "sites.toml"), "audit", "verify"], clock=clock) == 0
+
+
+def test_the_demo_ends_by_naming_its_dashboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
+    assert main(["demo", "--dir", str(tmp_path)], clock=clock) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-2:]
+    assert last[0] == f"the dashboard of this fleet: wpfleet --config {tmp_path / 'sites.toml'} dashboard"
+    assert last[1].strip() == "then open http://127.0.0.1:8080/"
 
 
 def test_json_output_is_one_document_and_logs_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
