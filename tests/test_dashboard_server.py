@@ -21,7 +21,7 @@ import requests
 
 from agent.cli import main
 from agent.clock import FixedClock
-from agent.dashboard.server import HEAD_SECONDS
+from agent.dashboard.server import HEAD_SECONDS, TLS_HANDSHAKE_SECONDS
 from tests import boardstate
 from tests.boardstate import AT
 from tests.conftest import self_signed_cert
@@ -202,6 +202,9 @@ def test_over_tls_the_server_says_hsts_hides_its_version_and_pauses_a_guesser(tm
                 return False
             return True
         wait_for(up, timeout=30, what="the dashboard over TLS")
+        # clients that open a connection and never say hello: the handshake has 10 s, they hold nothing after
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]
+        opened = time.monotonic()
         right = requests.get(url, verify=str(cert), auth=("wpfleet", "s3cret-board"), timeout=10)
         assert right.status_code == 200
         assert right.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -215,6 +218,9 @@ def test_over_tls_the_server_says_hsts_hides_its_version_and_pauses_a_guesser(tm
         paused = requests.get(url, verify=str(cert), auth=("wpfleet", "s3cret-board"), timeout=10)
         assert paused.status_code == 429 and 0 < int(paused.headers["Retry-After"]) <= 61
         assert "down-site" not in paused.text
+        assert all(closed_by_server(one, TLS_HANDSHAKE_SECONDS + 5 - (time.monotonic() - opened)) for one in silent)
+        for one in silent:
+            one.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
