@@ -199,7 +199,7 @@ def test_persian_reads_right_to_left_with_latin_runs_in_order(tmp_path: Path, pa
         assert page.evaluate("() => [...document.fonts].some(f => f.family.includes('Wpfleet Nazli') && "
                              "f.status === 'loaded')")
         # every page: Latin only in its isolates (and "PHP", a name), every digit Persian
-        for route in ("/tickets", "/watch", "/sites/failed-site", "/sites/major-site", "/audit"):
+        for route in ("/tickets", "/watch", "/sites/failed-site", "/sites/major-site", "/sites/vuln-site", "/audit"):
             page.goto(url + route)
             left = page.evaluate(OUTSIDE_ISOLATES)
             assert re.findall(r"[A-Za-z][A-Za-z-]*", left.replace("PHP", "")) == [], route

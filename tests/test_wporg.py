@@ -223,7 +223,9 @@ def test_an_inventory_round_with_wordpress_org_silent_costs_at_most_twice_a_norm
     monkeypatch.setenv("WPSIM_WPORG_DOWN", "1")
     offline, nothing = round_trip(4)
     assert all(s["ok"] and s["plugins"][0]["update_version"] is None for s in nothing)
-    assert offline <= 2 * normal, (normal, offline)
+    # at most twice a normal round, with 3 s of slack for a loaded CI machine (its other pytest process may
+    # be driving Chromium meanwhile: 3.1 s against 7.4 s was seen once); a wait per site would be 12 s more
+    assert offline <= 2 * normal + 3.0, (normal, offline)
     # the hosts' update checks answer but their info lookups hang: each host's lookup ends at its deadline
     monkeypatch.delenv("WPSIM_WPORG_DOWN")
     monkeypatch.setattr("inventory.collect.HOST_DEADLINE", 1.0)
