@@ -118,6 +118,22 @@ def dashboard_problem(address: str, agent: AgentConfig) -> str | None:
     return None
 
 
+class HealthPage(_Strict):
+    """A health page with what a visitor must find on it (checked in the browser, with visual checks on)."""
+
+    path: str
+    selector: str | None = Field(None, min_length=1, max_length=300)  # a CSS selector that must match something visible
+    text: str | None = Field(None, min_length=1, max_length=300)  # a text the page must show
+    threshold: float | None = Field(None, gt=0, le=1)  # share of its pixels that may change (else visual_threshold)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not _PAGE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a path on the site like '/shop/'")
+        return value
+
+
 class AgentConfig(_Strict):
     state_dir: Path = Path("state")
     concurrency: int = Field(64, ge=1, le=1024)  # I/O-bound: a site waiting on its host costs the agent no CPU
@@ -143,7 +159,13 @@ class AgentConfig(_Strict):
     # DNS servers the watch asks ("127.0.0.1:5353"); absent: the system's, through c-ares, on the event loop
     resolvers: list[str] = Field(default_factory=list, max_length=8)
     # pages every health check compares with their baseline taken before the change ("/" is always one)
-    health_pages: list[str] = Field(default_factory=lambda: ["/"], min_length=1, max_length=20)
+    health_pages: list[str | HealthPage] = Field(default_factory=lambda: list[str | HealthPage](["/"]), min_length=1,
+                                                 max_length=20)
+    # the health pages judged as a visitor sees them too: shot in Chromium before and after each change
+    visual_checks: bool = False
+    visual_connections: int = Field(4, ge=1, le=32)  # browser pages open at once, for the whole agent
+    visual_threshold: float = Field(0.02, gt=0, le=1)  # share of a page's (unmasked) pixels that may change
+    visual_pause: float = Field(3.0, ge=0.5, le=60)  # seconds between the two shots that find a page's moving parts
     metrics: str | None = Field(None, pattern=ADDRESS)  # "127.0.0.1:9101"
     log_format: Literal["text", "json"] = "text"
     # the read-only web view (pages, /api/…, /metrics); off when absent. Off loopback: a password and TLS
@@ -213,11 +235,15 @@ class AgentConfig(_Strict):
 
     @field_validator("health_pages")
     @classmethod
-    def _pages(cls, value: list[str]) -> list[str]:
+    def _pages(cls, value: list[str | HealthPage]) -> list[str | HealthPage]:
         for page in value:
-            if not _PAGE.fullmatch(page):
+            if isinstance(page, str) and not _PAGE.fullmatch(page):
                 raise ValueError(f"{page!r} is not a path on the site like '/shop/'")
         return value
+
+    @property
+    def page_paths(self) -> tuple[str, ...]:
+        return tuple(p if isinstance(p, str) else p.path for p in self.health_pages)
 
     @field_validator("timezone")
     @classmethod

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from agent.audit import AuditLog
 from agent.calendar import SupportCalendar
@@ -21,6 +24,9 @@ from inventory.transport import Transport
 from inventory.wporg import WordPressOrg
 from playbooks.errors import PlaybookError
 from playbooks.site import SiteHandle
+from playbooks.visual import Browser, PageSpec, VisualCheck
+
+log = logging.getLogger(__name__)
 
 
 def default_actor() -> str:
@@ -53,6 +59,9 @@ class Services:
     helpdesk: Helpdesk | None = None  # the agency's helpdesk, when tickets go to one
     # several agents: a site found down is handed to another agent to confirm (True), not paged at once
     second_look: Callable[[SiteConfig, str], bool] | None = None
+    _browser: Any = None  # the agent's Chromium for visual checks (started at the first site that needs it)
+    _browser_state: str = ""  # "", "started" or "missing" (said once)
+    _browser_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, config: FleetConfig, clock: Clock, actor: str | None = None) -> Services:
@@ -67,7 +76,31 @@ class Services:
         return cls(config, clock, state, audit, desk, redactor, who, wporg_for(config, clock, state), helpdesk)
 
     def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
         self.state.close()
+
+    def visual_check(self, site: SiteConfig, run_id: str) -> VisualCheck | None:
+        """The site's visual check for this run, when ``visual_checks`` is on and Chromium is here (its absence
+        is said once; the other checks go on as they were)."""
+        agent = self.config.agent
+        if not agent.visual_checks:
+            return None
+        with self._browser_lock:
+            if self._browser_state == "":
+                self._browser = Browser.find(agent.visual_connections)
+                self._browser_state = "started" if self._browser is not None else "missing"
+                if self._browser is None:
+                    log.error("visual checks are on, but Chromium is not installed here (Debian: apt-get install "
+                              "chromium): pages are judged by their HTTP answers only")
+            browser = self._browser
+        if browser is None:
+            return None
+        specs = [PageSpec(p) if isinstance(p, str) else PageSpec(p.path, p.selector, p.text, p.threshold)
+                 for p in agent.health_pages]
+        folder = agent.state_dir / "visual" / site.name / run_id
+        return VisualCheck(browser, folder, str(site.url), specs, agent.visual_threshold, agent.visual_pause)
 
     def __enter__(self) -> Services:
         return self
@@ -97,4 +130,4 @@ class Services:
         settle = site.settle_seconds if site.settle_seconds is not None else self.config.agent.settle_seconds
         return SiteHandle(name=site.name, url=str(site.url), root=site.path, backup_dir=site.backup_dir,
                           transport=transport, wp=wpcli_for(site, transport), settle_seconds=settle,
-                          health_pages=tuple(self.config.agent.health_pages))
+                          health_pages=self.config.agent.page_paths)

@@ -207,6 +207,16 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
     run.steps = [_step(item, run.inventory) for item in policy.to_apply(run.planned)]
     if not run.steps or options.dry_run:
         return
+    handle.visual = services.visual_check(run.site, options.run_id)  # its first look is the visual baseline
+    try:
+        _change_site(services, session, run, handle)
+    finally:
+        handle.visual = None
+
+
+def _change_site(services: Services, session: Session, run: SiteRun, handle: Any) -> None:
+    """Baseline, verified backup, then each step checked (and rolled back when it breaks the site)."""
+    options = run.options
     baseline = health.check(handle, unseen_is_broken=True)  # nothing changes on a site the agent cannot see
     run.evidence = baseline
     if not baseline.ok:
@@ -498,7 +508,8 @@ def _rolled_back(services: Services, run: SiteRun, result: SiteUpdate, desk: _De
                                                  services.clock.now(), failure.reason)
     services.audit.append("rollback", site=run.name, result="rolled_back" if failure.rolled_back else "failed",
                           detail=_change(step) | {"reason": failure.reason,
-                                                  "whole_site_restored": bool(failure.evidence.get("whole_site_restored"))})
+                                                  "whole_site_restored": bool(failure.evidence.get("whole_site_restored"))}
+                          | ({"images": failure.evidence["images"]} if failure.evidence.get("images") else {}))
     verb = "was rolled back" if failure.rolled_back else "could NOT be rolled back"
     desk.open(f"{step.kind}:{step.name}:{step.to_version}", kind="update_rolled_back",
               title=f"{run.name}: {step.label()} failed and {verb}", body=_failure_body(failure, result))
@@ -515,6 +526,9 @@ def _failure_body(failure: StepFailure, result: SiteUpdate) -> str:
             lines.append(f"{key.replace('_', ' ')}: {evidence[key]}")
     if "health" in evidence:
         lines.append("health: " + "; ".join(f"{k}: {v}" for k, v in evidence["health"].items()))
+    for shot in evidence.get("images") or []:
+        lines.append(f"page {shot['page']} as a visitor saw it ({shot['changed']:.1%} changed): before {shot['before']}, "
+                     f"after {shot['after']}, difference {shot['diff']}")
     return "\n".join(lines)
 
 

@@ -84,6 +84,7 @@ class PageView:
 class Health:
     checks: dict[str, str] = field(default_factory=dict)  # name -> "ok" or what is wrong
     pages: dict[str, PageView] = field(default_factory=dict)  # path -> what it served
+    images: list[dict[str, Any]] = field(default_factory=list)  # the visual checks that failed: before, after, diff
 
     @property
     def ok(self) -> bool:
@@ -136,6 +137,9 @@ def check(site: SiteHandle, before: dict[str, PageView] | None = None, *, unseen
     for name, verdict in health.checks.items():
         if verdict.startswith(_HUNG):  # a hang while WP-CLI answers: the site's doing, a verdict
             health.checks[name] = "hangs: " + verdict.removeprefix(_UNSEEN)
+    if site.visual is not None:  # as a visitor sees it: the first look is the baseline, the next compare with it
+        site.visual.judge(pages_of(site.health_pages), health.checks)
+        health.images = site.visual.failing_images(health.checks)
     return health
 
 

@@ -7,6 +7,7 @@ import posixpath
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -31,6 +32,7 @@ class SiteHandle:
     wp: WPCLI
     settle_seconds: float = 0.0
     health_pages: tuple[str, ...] = ("/",)
+    visual: Any = None  # a playbooks.visual.VisualCheck while a run judges the pages in a browser too
     http: requests.Session = field(default_factory=lambda: make_session(retries=1, backoff=0.2))
 
     def path(self, *parts: str) -> str:

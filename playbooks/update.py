@@ -142,7 +142,8 @@ def _installed_as(step: Step, before: dict[str, str], after: dict[str, str]) -> 
 def _verify(site: SiteHandle, step: Step, before: dict[str, health.PageView]) -> None:
     state = health.check_after_change(site, before)
     if not state.ok:
-        raise StepFailed(f"{step.label()} broke the site: {state.summary()}", {"health": state.checks})
+        raise StepFailed(f"{step.label()} broke the site: {state.summary()}",
+                         {"health": state.checks} | ({"images": state.images} if state.images else {}))
     if step.kind == "core":
         installed = text_of(site.wp.run("core", "version"))
         if installed != step.to_version:

@@ -260,7 +260,7 @@ def test_the_daemons_dashboard_comes_back_on_its_port_when_its_process_dies(boar
         first = child()
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: child() not in (None, first) and answers(), timeout=30, what="a new dashboard process")
+        wait_for(lambda: child() not in (None, first) and answers(), timeout=60, what="a new dashboard process")
         assert daemon.poll() is None
     finally:
         daemon.send_signal(signal.SIGTERM)

@@ -160,8 +160,9 @@ class Beside:
         while not self._stop.wait(RESPAWN_FIRST):
             if self.child is None or self.child.poll() is None:
                 continue
+            # the first death (or one after a long life) waits the first 5 s; each quick one after doubles it
             self.deaths = 0 if time.monotonic() - self.started > LIVED else self.deaths + 1
-            delay = min(RESPAWN_MOST, RESPAWN_FIRST * 2 ** self.deaths) - RESPAWN_FIRST
+            delay = min(RESPAWN_MOST, RESPAWN_FIRST * 2 ** max(0, self.deaths - 1)) - RESPAWN_FIRST
             log.error("the dashboard exited (code %s): starting it again%s", self.child.returncode,
                       f" in {delay + RESPAWN_FIRST:.0f} s" if delay else "")
             if self._stop.wait(delay):

@@ -22,7 +22,9 @@ from agent.demo.wpsim import Fatal, Site, vkey
 CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
 MAINTENANCE_TTL = 600
-PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages")
+PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages", "hidden-content", "no-menu")
+PAGE_PARTS = ("clock", "banner")  # what a site's own code adds to its pages that moves on its own
+BANNERS = ("#d63638", "#2271b1", "#00a32a")
 HANG = -1  # the answer's status for a request the site takes and never answers
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
          "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.")
@@ -172,9 +174,12 @@ def info_api(repo_file: Path, route: str, query: dict[str, list[str]]) -> tuple[
 
 
 def page_faults(site: Site) -> set[str]:
-    """The page faults the site's active code carries (a release's ``wpsim:<fault>`` marker)."""
-    return {fault for _, file in site.code_to_load(False, False) for fault in PAGE_FAULTS
+    """The page faults (and moving parts) the site's active code carries (a ``wpsim:<name>`` marker)."""
+    return {fault for _, file in site.code_to_load(False, False) for fault in PAGE_FAULTS + PAGE_PARTS
             if file.exists() and f"wpsim:{fault}" in file.read_text("utf-8", "replace")}
+
+
+_served: dict[str, int] = {}  # requests per page: a rotating banner shows the next slide at each one
 
 
 def page(site: Site, name: str, slug: str) -> str:
@@ -186,5 +191,13 @@ def page(site: Site, name: str, slug: str) -> str:
     title = f"{slug.title()} – {blog}" if slug else blog
     content = "" if slug == "shop" and "blank-shop" in faults else "".join(
         f"<article><h2>{slug or 'Welcome'} {n}</h2><p>{LOREM}</p></article>" for n in range(1, 6))
+    # a theme whose stylesheet hides the content: the same HTML, nothing a visitor can read
+    style = "<style>main{display:none}</style>" if "hidden-content" in faults else ""
+    menu = "" if "no-menu" in faults else '<nav class="menu"><a href="./">Home</a> · <a href="shop/">Shop</a></nav>'
+    shown = _served[slug] = _served.get(slug, 0) + 1
+    moving = (f'<div class="banner" style="height:120px;background:{BANNERS[shown % 2]}"></div>'
+              if "banner" in faults else "") + (
+        f'<p class="clock" style="font-size:40px">{time.strftime("%H:%M:%S")}.{int(time.time() * 1000) % 1000:03d}</p>'
+        if "clock" in faults else "")
     return (f'<html><head><title>{title}</title><meta name="generator" content="WordPress {site.core_version()}" />'
-            f"</head><body><h1>{blog}</h1><main>{content}</main></body></html>")
+            f"{style}</head><body><h1>{blog}</h1>{menu}{moving}<main>{content}</main></body></html>")

@@ -1528,6 +1528,9 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     success(args, f"Updated {len(updated)} of {total} {noun}.")
 
 
+PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages", "hidden-content", "no-menu")  # demo/web.py renders these
+
+
 def install_release(site: Site, item: dict[str, Any], target: str, props: dict[str, Any]) -> bool:
     """Replace the installed files with release ``target``; faults come from "wordpress.org"."""
     path: Path = item["path"]
@@ -1556,9 +1559,11 @@ def install_release(site: Site, item: dict[str, Any], target: str, props: dict[s
             leftover.unlink()
         return False
     code_file = main if main.suffix == ".php" else main.parent / "functions.php"
-    for page_fault in ("blank-shop", "error-page", "hang-pages"):  # the web side renders these (demo/web.py)
-        if page_fault in faults:
-            text += f"\n// wpsim:{page_fault}\n"
+    markers = "".join(f"\n// wpsim:{page_fault}\n" for page_fault in PAGE_FAULTS if page_fault in faults)
+    if markers and code_file == main:
+        text += markers
+    elif markers:  # a theme's code is its functions.php (what the web side reads for them)
+        code_file.write_text(code_file.read_text() + markers)
     if "fatal" in faults:
         extra = "\nwpsim_boom(); // wpsim:fatal — this release calls a function that does not exist\n"
         if code_file == main:

@@ -1,0 +1,126 @@
+"""Updates judged as a visitor sees the site: Debian's Chromium shoots each health page before and after
+a change; a page that looks different (outside what moves on its own) or lost what must be on it is a
+broken release, rolled back with the before, after and difference images on its ticket."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from agent.demo import DemoSite
+from tests.conftest import Fleet, require
+
+AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
+SHOP = DemoSite("shop", "6.5.5", {"akismet": ("5.3.0", True)}, {"twentytwentyfour": "1.2"})
+PAGES = 'health_pages = ["/", { path = "/shop/", selector = "nav.menu" }]'
+
+
+@pytest.fixture
+def shop(fleet: Fleet) -> Path:
+    require(shutil.which("chromium") is not None, "chromium is not installed")
+    root = fleet.add(SHOP)
+    visual(fleet, True)
+    return root
+
+
+def visual(fleet: Fleet, on: bool) -> None:
+    text = re.sub(r"\nhealth_pages = .*\nvisual_checks = .*\nvisual_pause = .*\n", "\n", fleet.config.read_text())
+    fleet.config.write_text(text.replace("settle_seconds = 0", f"settle_seconds = 0\n{PAGES}\n"
+                                         f"visual_checks = {'true' if on else 'false'}\nvisual_pause = 1\n", 1))
+
+
+def theme_version(root: Path) -> str:
+    text = (root / "wp-content/themes/twentytwentyfour/style.css").read_text()
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if "Version:" in line)
+
+
+def red_share(png: Path) -> float:
+    pixels = list(Image.open(png).convert("RGB").getdata())
+    return sum(1 for r, g, b in pixels if r > 200 and g < 40 and b < 40) / len(pixels)
+
+
+def test_a_theme_whose_css_hides_the_content_is_rolled_back_with_three_images(fleet: Fleet, shop: Path) -> None:
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "hidden-content"}})
+    before = fleet.web.answer("/shop/")
+    result = fleet.update_result(AT)
+    assert result["status"] == "rolled_back", result
+    assert "visual /:" in result["error"] and "of the page looks different" in result["error"]
+    assert theme_version(shop) == "1.2" and fleet.web.answer("/shop/") == before  # put back, as it was
+    # the ticket names the three images; they are on disk, and the difference shows the change in red
+    (ticket,) = fleet.sent_tickets()
+    assert ticket["kind"] == "update_rolled_back"
+    lines = [line for line in ticket["body"].splitlines() if line.startswith("page / as a visitor saw it")]
+    assert len(lines) == 1, ticket["body"]
+    named = dict(re.findall(r"(before|after|difference) (/\S+?\.png)", lines[0]))
+    assert set(named) == {"before", "after", "difference"}
+    for path in named.values():
+        assert Path(path).is_file() and Image.open(path).size == (1280, 900)
+    assert red_share(Path(named["difference"])) > 0.02  # the articles' lines of text that vanished
+    assert red_share(Path(named["before"])) < 0.001  # (the page itself has no red)
+    # the audit log's rollback record carries the same images, for the dashboard's site page
+    rollback = next(r for r in fleet.audit_records() if r["action"] == "rollback")
+    (image,) = [i for i in rollback["detail"]["images"] if i["page"] == "/"]
+    assert image["diff"] == named["difference"] and image["changed"] > image["threshold"]
+
+
+def test_without_visual_checks_the_same_release_passes_every_other_check(fleet: Fleet, shop: Path) -> None:
+    """What the browser adds: status 200, the same title, about the same size, WP-CLI boots."""
+    visual(fleet, False)
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "hidden-content"}})
+    result = fleet.update_result(AT)
+    assert result["status"] == "updated" and theme_version(shop) == "1.3"
+
+
+def test_a_clock_and_a_rotating_banner_are_not_a_break(fleet: Fleet, shop: Path) -> None:
+    ticker = shop / "wp-content/mu-plugins/ticker.php"  # a must-use plugin: never updated, always loaded
+    ticker.parent.mkdir(parents=True, exist_ok=True)
+    ticker.write_text("<?php\n// wpsim:clock wpsim:banner\n")
+    assert 'class="clock"' in fleet.web.answer("/shop/")[2]
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {}})
+    result = fleet.update_result(AT)
+    assert result["status"] == "updated" and theme_version(shop) == "1.3", result
+    # the pages were shot and compared: the baseline and the shots after the change are on disk
+    shots = sorted(p.name for p in (fleet.folder / "state/visual/shop").rglob("*.png"))
+    assert "home-before.png" in shots and any(s.startswith("home-after-") for s in shots)
+    assert "shop-before.png" in shots
+    # the banner and the clock moved between the two shots before the change: masked (tinted blue in the
+    # difference image); outside the mask at most a clock's digit that did not move between those two
+    diff = next((fleet.folder / "state/visual/shop").rglob("home-diff-1.png"))
+    pixels = list(Image.open(diff).convert("RGB").getdata())
+    assert sum(1 for r, g, b in pixels if b > 200 and r < 200) / len(pixels) > 0.1  # the 120 px banner at least
+    assert red_share(diff) < 0.002
+
+
+def test_a_missing_selector_is_a_break(fleet: Fleet, shop: Path) -> None:
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "no-menu"}})
+    result = fleet.update_result(AT)
+    assert result["status"] == "rolled_back", result
+    assert "flow /shop/: missing after the change: selector 'nav.menu'" in result["error"]
+    assert theme_version(shop) == "1.2" and 'class="menu"' in fleet.web.answer("/shop/shop/")[2]
+
+
+def test_a_machine_without_chromium_says_so_once_and_keeps_the_other_checks(
+        fleet: Fleet, shop: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("playbooks.visual.shutil.which", lambda name: None)
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "error-page"}})
+    result = fleet.update_result(AT)
+    assert result["status"] == "rolled_back" and "title 'Something went wrong'" in result["error"]
+    assert capsys.readouterr().err.count("Chromium is not installed") == 1
+    assert not (fleet.folder / "state/visual").exists()
+
+
+def test_health_pages_with_a_bad_selector_entry_are_refused_with_their_key(fleet: Fleet, shop: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.test_daemon import ROOT
+
+    fleet.config.write_text(fleet.config.read_text().replace(PAGES, 'health_pages = ["/", { path = "shop", text = "" }]'))
+    done = subprocess.run([sys.executable, "-m", "agent", "--config", str(fleet.config), "check-config"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "agent.health_pages" in done.stderr, done.stderr
