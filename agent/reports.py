@@ -28,6 +28,7 @@ def status_report(services: Services) -> dict[str, Any]:
     tick = state.watch.last_tick()
     nexts = state.checkups.next_dues()
     results = state.sites.all()
+    certificates = state.watch.certificates()
     return {
         "at": now.isoformat(timespec="seconds"),
         "jobs": [{"job": job, "last_run": jobs[job]["last_run"].isoformat(timespec="seconds") if job in jobs else None,
@@ -37,7 +38,8 @@ def status_report(services: Services) -> dict[str, Any]:
                  for job in JOB_ORDER],
         "sites": [{"site": s.name, **results.get(s.name, {"last_update": None, "status": None, "error": None,
                                                           "last_success": None}),
-                   "down_since": down.get(s.name), "next_checkup": nexts.get(s.name)} for s in services.config.sites],
+                   "down_since": down.get(s.name), "next_checkup": nexts.get(s.name),
+                   "certificate_expires": certificates.get(s.name)} for s in services.config.sites],
         "watch": {"last_tick_at": tick.at if tick else None, "tick_seconds": tick.seconds if tick else None,
                   "sites_checked": tick.sites if tick else None, "down": list(down)},
         "agents": _with_parts(services, state.agents.all(now)),

@@ -59,6 +59,7 @@ class Probe:
     state: str  # "up", "down", "busy"
     reason: str = ""
     answer_ms: int | None = None  # how long the home page took to answer, when it did
+    cert_expires: str | None = None  # an https site: when the certificate it answered with expires
 
 
 @dataclass
@@ -169,6 +170,10 @@ class _Tick:
         today = self.services.clock.now().astimezone(self.agent.zone).date()
         await asyncio.to_thread(self.services.state.watch.count, today,
                                 [(p.site, p.state == "up", p.answer_ms) for p in probes])
+        try:
+            await asyncio.to_thread(_certificates, self.services, self.sites, probes)
+        except Exception:  # noqa: BLE001 - the certificates' bookkeeping must not cost the tick its verdicts
+            log.exception("the watch could not record the sites' TLS certificates")
         return Tick(probes, seconds, time.thread_time() - cpu)
 
     async def _worker(self, queue: Iterator[SiteConfig]) -> None:
@@ -216,7 +221,7 @@ async def _read_page(session: aiohttp.ClientSession, site: SiteConfig, timeout: 
     except (aiohttp.InvalidURL, ValueError) as exc:  # a URL the client refuses: the site cannot be seen
         return Probe(site.name, "down", f"cannot tell: {exc}")
     answer_ms = round((time.monotonic() - began) * 1000) if view.status is not None else None
-    return Probe(site.name, "down" if view.problem else "up", view.problem, answer_ms)
+    return Probe(site.name, "down" if view.problem else "up", view.problem, answer_ms, view.cert_expires)
 
 
 def _record(services: Services, site: SiteConfig, probe: Probe, ask: Ask | None = None) -> tuple[bool, Watched]:
@@ -308,6 +313,40 @@ def _confirmed(services: Services, site: SiteConfig, probe: Probe, by: str, reas
     _emergency(services, site, down_since, probe.reason,
                f"The home page failed as agent {by} read it ({reason}; failing since {down_since}), and failed "
                f"when agent {me} read it too: {probe.reason}")
+
+
+CERT_WARNING = timedelta(days=14)  # a certificate expiring sooner opens a (normal) ticket
+
+
+def _certificates(services: Services, sites: list[SiteConfig], probes: list[Probe]) -> None:
+    """Each https site's certificate, as this tick's connection saw it: written when it changed; a normal
+    ticket when it expires within ``CERT_WARNING``, closed once a certificate good for longer is served.
+    (An expired certificate, or one for another name, fails the connection: the site is down, and its
+    emergency ticket says why.)"""
+    book = services.state.watch
+    known = book.certificates()
+    changed = {p.site: p.cert_expires for p in probes if p.cert_expires and known.get(p.site) != p.cert_expires}
+    if changed:
+        book.save_certificates(services.clock.now(), changed)
+    now = services.clock.now()
+    warned = {t.site for t in services.state.tickets.all(open_only=True) if t.kind == "certificate_expiring"}
+    by_name = {s.name: s for s in sites}
+    for probe in probes:
+        if probe.cert_expires is None or probe.site not in by_name:
+            continue
+        expires = datetime.fromisoformat(probe.cert_expires)
+        site, key = by_name[probe.site], f"{probe.site}:certificate"
+        if expires - now < CERT_WARNING and probe.site not in warned:
+            days = max(0, (expires - now).days)
+            services.ticket(site, kind="certificate_expiring", severity="normal",
+                            title=f"{site.name}: its TLS certificate expires on {expires.date()} ({days} days)",
+                            body=f"{site.url} is served with a certificate valid until {probe.cert_expires}; renew "
+                                 "it before then, or every visitor's browser will refuse the site.", dedup_key=key)
+        elif expires - now >= CERT_WARNING and probe.site in warned:
+            closed = services.tickets.close(key, f"a certificate valid until {probe.cert_expires} is served now")
+            if closed is not None:
+                services.audit.append("certificate_renewed", site=site.name,
+                                      detail={"expires": probe.cert_expires, "ticket": closed.id})
 
 
 def _recovered(services: Services, site: SiteConfig, seen: Watched) -> None:

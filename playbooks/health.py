@@ -23,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import urljoin
@@ -63,6 +65,7 @@ class PageView:
     problem: str = ""
     unseen: bool = False  # no answer reached the agent (timeout, refused, broken): nothing the site said
     hung: bool = False  # the site took the connection and the request, and never finished its answer
+    cert_expires: str | None = None  # an https page: when the certificate it was served with expires (ISO, UTC)
 
     def compared_with(self, before: PageView | None) -> str:
         """"ok", or how this page is broken (now, or compared with ``before``)."""
@@ -190,9 +193,22 @@ def page_session(connections: int, resolvers: Sequence[str] = ()) -> aiohttp.Cli
     trace = aiohttp.TraceConfig()
     trace.on_request_headers_sent.append(_request_sent)
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections, force_close=True, ttl_dns_cache=300, resolver=resolver),
+        connector=_CertifiedConnector(limit=connections, force_close=True, ttl_dns_cache=300, resolver=resolver),
         cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[trace],
         headers={"Cache-Control": "no-cache", "User-Agent": "wpfleet-health"})
+
+
+class _CertifiedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, noting on each new TLS connection's protocol when its peer's certificate
+    expires: a small answer is read, and its connection released, before the caller could ask."""
+
+    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await super()._wrap_create_connection(*args, **kwargs)
+        peer = transport.get_extra_info("peercert")
+        if peer and "notAfter" in peer:
+            protocol.wpfleet_cert_expires = datetime.fromtimestamp(  # type: ignore[attr-defined]
+                ssl.cert_time_to_seconds(peer["notAfter"]), UTC).isoformat(timespec="seconds")
+        return transport, protocol
 
 
 async def _request_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
@@ -214,6 +230,10 @@ async def fetch_page(session: aiohttp.ClientSession, url: str, timeout: float | 
             return PageView(None, None, 0, f"{_HUNG} the request but no complete answer in {timeout:g} s",
                             unseen=True, hung=True)
         return PageView(None, None, 0, f"{_UNSEEN}no complete answer in {timeout:g} s", unseen=True)
+    except aiohttp.ClientConnectorCertificateError as exc:  # what every visitor's browser refuses too
+        refused = exc.certificate_error
+        why = getattr(refused, "verify_message", None) or str(refused)
+        return PageView(None, None, 0, f"{_UNSEEN}the TLS certificate is refused: {why}", unseen=True)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageView(None, None, 0, f"{_UNSEEN}{_failure(exc)}", unseen=True)
 
@@ -221,19 +241,29 @@ async def fetch_page(session: aiohttp.ClientSession, url: str, timeout: float | 
 async def _follow(session: aiohttp.ClientSession, url: str, sent: dict[str, bool]) -> PageView:
     seen = [url]
     params: dict[str, str] | None = {"wpfleet-health": str(int(time.time()))}
+    expires: str | None = None
     for _ in range(MAX_REDIRECTS + 1):
         sent["sent"] = False
         async with session.get(seen[-1], params=params, allow_redirects=False, trace_request_ctx=sent) as response:
+            if expires is None:  # the site's own address: the certificate it was answered with (no extra request)
+                expires = _certificate_expiry(response)
             location = response.headers.get("Location") if response.status in (301, 302, 303, 307, 308) else None
             if location is None:
                 body = await _head_of(response.content)
-                return judge_page(response.status, body, response.charset)
+                return replace(judge_page(response.status, body, response.charset), cert_expires=expires)
         params = None  # the redirect's own address, as a browser would ask it
         target = urljoin(seen[-1], location)
         if target.split("#", 1)[0] in seen:
             return PageView(response.status, None, 0, f"redirect loop: {' → '.join(seen[-3:] + [target])}")
         seen.append(target)
     return PageView(None, None, 0, f"more than {MAX_REDIRECTS} redirects from {url}")
+
+
+def _certificate_expiry(response: aiohttp.ClientResponse) -> str | None:
+    """When the certificate of ``response``'s TLS connection expires (ISO, UTC); None over plain HTTP."""
+    protocol = getattr(response, "_protocol", None)
+    expires = getattr(protocol, "wpfleet_cert_expires", None)
+    return expires if isinstance(expires, str) else None
 
 
 def view_page(url: str, timeout: float | None = None) -> PageView:

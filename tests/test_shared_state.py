@@ -89,7 +89,7 @@ def test_the_state_and_the_audit_chain_live_in_postgresql(fleet: Fleet, postgres
     code, said = cli(fleet, capsys, "audit", "verify")
     assert code == 1 and said == f"audit log broken at seq {changed}: content does not match its hash\n"
     migrations = sql(postgres, state_url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
-    assert migrations == "1,2,3,4,5,6,7,8"
+    assert migrations == "1,2,3,4,5,6,7,8,9"
     from agent.state.migrations import MIGRATIONS, procrastinate_migrations
 
     sums = sql(postgres, state_url, "SELECT string_agg(checksum, ',' ORDER BY version) FROM schema_migrations")

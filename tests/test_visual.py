@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 
 from agent.demo import DemoSite
@@ -66,6 +67,26 @@ def test_a_theme_whose_css_hides_the_content_is_rolled_back_with_three_images(fl
     rollback = next(r for r in fleet.audit_records() if r["action"] == "rollback")
     (image,) = [i for i in rollback["detail"]["images"] if i["page"] == "/"]
     assert image["diff"] == named["difference"] and image["changed"] > image["threshold"]
+    # the dashboard's site page shows the three, served from the state folder
+    from agent.clock import FixedClock
+    from agent.config import load
+    from agent.dashboard import Dashboard
+    from tests.sshd import free_port
+
+    port = free_port()
+    board = Dashboard(load(fleet.config), FixedClock(AT), f"127.0.0.1:{port}").start()
+    try:
+        page = requests.get(f"http://127.0.0.1:{port}/sites/shop", timeout=10).text
+        shown = re.findall(r'<figure class="visual" data-page="/">.*?</figure>', page, re.DOTALL)
+        assert len(shown) == 1
+        sources = re.findall(r'<img class="shot" src="([^"]+)"', shown[0])
+        assert len(sources) == 3 and sources[2].endswith(Path(named["difference"]).name)
+        for source in sources:
+            answer = requests.get(f"http://127.0.0.1:{port}{source}", timeout=10)
+            assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
+        assert requests.get(f"http://127.0.0.1:{port}/visual/../sites.toml", timeout=10).status_code == 404
+    finally:
+        board.stop()
 
 
 def test_without_visual_checks_the_same_release_passes_every_other_check(fleet: Fleet, shop: Path) -> None:

@@ -58,7 +58,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "changes": "Changes", "core": "WordPress", "php": "PHP", "plugins": "Plugins", "themes": "Themes",
         "version": "Version", "offer": "Offer", "sites": "sites", "matching": "matching", "from": "from",
         "until": "until", "waiting": "deliveries waiting for the helpdesk", "never": "never",
-        "item": "Item", "support": "support", "comma": ", ", "id": "id", "arrow": "→",
+        "item": "Item", "support": "support", "comma": ", ", "id": "id", "arrow": "→", "certificate": "TLS certificate until",
+        "visual": "As a visitor saw it", "before": "before", "after": "after", "difference": "difference",
+        "changed": "changed",
         "types": {"major": "major", "minor": "minor", "patch": "patch", "security": "security"},
         "statuses": {"active": "active", "inactive": "inactive", "must-use": "must-use", "dropin": "drop-in",
                      "active-network": "network active", "parent": "parent theme"},
@@ -101,7 +103,9 @@ TEXTS: dict[str, dict[str, Any]] = {
         "core": "وردپرس", "php": "PHP", "plugins": "افزونه‌ها", "themes": "پوسته‌ها", "version": "نسخه",
         "offer": "نسخه تازه", "sites": "سایت", "matching": "منطبق", "from": "از", "until": "تا",
         "waiting": "ارسال در انتظار سامانه پشتیبانی", "never": "هرگز",
-        "item": "مورد", "support": "پشتیبانی", "comma": "، ", "id": "شناسه", "arrow": "←",
+        "item": "مورد", "support": "پشتیبانی", "comma": "، ", "id": "شناسه", "arrow": "←", "certificate": "گواهی امنیتی تا",
+        "visual": "آن‌گونه که بازدیدکننده دید", "before": "پیش از تغییر", "after": "پس از تغییر", "difference": "تفاوت",
+        "changed": "تغییر کرد",
         "types": {"major": "اصلی", "minor": "جزئی", "patch": "وصله", "security": "امنیتی"},
         "statuses": {"active": "فعال", "inactive": "غیرفعال", "must-use": "اجباری", "dropin": "جایگزین هسته",
                      "active-network": "فعال در شبکه", "parent": "پوسته مادر"},
@@ -406,6 +410,14 @@ def build(board: Board, metrics: Metrics, password: str | None, names: frozenset
         response = web.FileResponse(wanted, headers={"Content-Security-Policy": server.REPORT_POLICY})
         return response
 
+    visual_root = (board.config.agent.state_dir / "visual").resolve()
+
+    async def visual_file(request: web.Request) -> web.StreamResponse:
+        wanted = (visual_root / request.match_info["path"]).resolve()
+        if not wanted.is_relative_to(visual_root) or wanted.suffix != ".png" or not wanted.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(wanted, headers={"Content-Type": "image/png"})
+
     async def exposition(request: web.Request) -> web.Response:
         body = await off_loop(metrics.render)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
@@ -433,6 +445,7 @@ def build(board: Board, metrics: Metrics, password: str | None, names: frozenset
     app.router.add_get("/static/dashboard.css", stylesheet)
     app.router.add_get("/static/fonts/{name}", font)
     app.router.add_get("/checkups/{path:.+}", checkup_file)
+    app.router.add_get("/visual/{path:.+}", visual_file)
     app.router.add_get("/metrics", exposition)
     app.router.add_get("/api/status", api(lambda r: (None, board.status)))
     app.router.add_get("/api/fleet", api(lambda r: (q := FleetQuery.parse(r.query), lambda: board.fleet(q))))

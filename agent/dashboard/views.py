@@ -158,6 +158,8 @@ class Board:
             uptime = {only.name: self.site_uptime(only.name)}
             summaries = self._fleet_summaries(only)
         nexts = state.checkups.next_dues(name)
+        certificates = state.watch.certificates() if only is None else {
+            k: v for k, v in state.watch.certificates().items() if k == only.name}
         ticked = state.watch.last_tick() is not None
         tickets: dict[str, list[dict[str, Any]]] = {}
         for ticket in state.tickets.all(open_only=True):
@@ -190,6 +192,7 @@ class Board:
                 "uptime_30d": uptime.get(site.name),
                 "open_tickets": own,
                 "next_checkup": nexts.get(site.name),
+                "certificate_expires": certificates.get(site.name),
             }
             row["attention"] = _attention(row)
             rows.append(row)
@@ -307,6 +310,8 @@ class Board:
             "plan": plan,
             "days": self.days(site.name),
             "rounds": [_round(r) for r in reversed(trail) if r["action"] in ("update_run", "reconcile")],
+            "visual": [_visual(r, self.config.agent.state_dir) for r in reversed(trail)
+                       if r["action"] == "rollback" and r["detail"].get("images")],
             "backups": self._backups(site, trail, today),
             "checkups": [_checkup(r, self.config.agent.state_dir) for r in reversed(trail) if r["action"] == "checkup"],
             "tickets": reports.ticket_rows(self.services, [t for t in state.tickets.all() if t.site == site.name]),
@@ -459,6 +464,23 @@ def _round(record: dict[str, Any]) -> dict[str, Any]:
     detail = record["detail"]
     return {"at": record["at"], "actor": record["actor"], "action": record["action"], "result": record["result"],
             "run": detail.get("run"), "changes": detail.get("changes") or [], "error": detail.get("error")}
+
+
+def _visual(record: dict[str, Any], state_dir: Path) -> dict[str, Any]:
+    """A rollback the visual check decided: its images, as the dashboard's links (under ``/visual/``)."""
+    root = (state_dir / "visual").resolve()
+
+    def link(path: str | None) -> str | None:
+        try:
+            return "/visual/" + Path(path or "").resolve().relative_to(root).as_posix() if path else None
+        except ValueError:
+            return None
+
+    detail = record["detail"]
+    return {"at": record["at"], "change": f"{detail.get('kind', '')} {detail.get('name', '')}",
+            "from": detail.get("from"), "to": detail.get("to"),
+            "images": [{"page": i.get("page"), "changed": i.get("changed"), "threshold": i.get("threshold"),
+                        **{k: link(i.get(k)) for k in ("before", "after", "diff")}} for i in detail["images"]]}
 
 
 def _checkup(record: dict[str, Any], state_dir: Path) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Which emergency ticket is open is the ticket ledger's to say, not this table's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from agent.state.db import Store, upsert
@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS watch_days (
     answer_ms INTEGER NOT NULL DEFAULT 0,
     answered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (site, day)
+);
+CREATE TABLE IF NOT EXISTS watch_certs (
+    site TEXT PRIMARY KEY,
+    expires TEXT NOT NULL,
+    seen_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watch_tick (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -117,6 +122,15 @@ class WatchBook:
         """Per site, (checks, checks that failed) from ``first`` on."""
         return {r[0]: (r[1], r[2]) for r in self.db.rows(
             "SELECT site, SUM(checks), SUM(down) FROM watch_days WHERE day >= ? GROUP BY site", (first.isoformat(),))}
+
+    def certificates(self) -> dict[str, str]:
+        """Each https site's certificate expiry (ISO), as the watch last saw it."""
+        return {r[0]: r[1] for r in self.db.rows("SELECT site, expires FROM watch_certs")}
+
+    def save_certificates(self, at: datetime, expiries: dict[str, str]) -> None:
+        with self.db.transaction() as db:
+            db.executemany(upsert("watch_certs", ("site", "expires", "seen_at"), ("site",)),
+                           [(site, expires, at.isoformat(timespec="seconds")) for site, expires in expiries.items()])
 
     def down_sites(self) -> dict[str, str]:
         """The sites down now (their failure confirmed), and since when."""
