@@ -353,7 +353,8 @@ def build(services: Services, site: SiteConfig, since: date, reading: Reading) -
                                                             if c.status in ("critical", "recommended") and c.id in ADVICE],
         days=days, facts={"core": inventory.core.version if inventory and inventory.core else None,
                           "php": inventory.php if inventory else None, "url": str(site.url),
-                          "error": reading.error, "feed_notices": feed.notices if feed and found else []})
+                          "error": reading.error, "feed_notices": feed.notices if feed and found else [],
+                          "certificate_expires": services.state.watch.certificates().get(site.name)})
 
 
 def vulnerabilities_check(found: list[Finding] | None, feed: FeedState | None, configured: bool,

@@ -28,6 +28,7 @@ CHART_STYLE = Style(background="white", plot_background="white", colors=("#2271b
 EN: dict[str, Any] = {
     "lang": "en", "dir": "ltr", "font": '"DejaVu Sans", Arial, sans-serif',
     "title": "Technical check-up", "period": "Period", "generated": "Generated", "status": "Status",
+    "certificate": "TLS certificate until", "key_pages": "Key pages, as a visitor sees them",
     "uptime": "Uptime", "incidents": "Incidents", "tickets": "Tickets", "met": "met", "missed": "missed",
     "backups": "Backups", "newest": "newest", "build_phase": "build phase", "kept_until": "kept until",
     "checks": "State of the site", "check": "Check", "verdict": "Verdict",
@@ -43,6 +44,7 @@ EN: dict[str, Any] = {
 FA: dict[str, Any] = {
     "lang": "fa", "dir": "rtl", "font": 'Nazli, Homa, "DejaVu Sans", sans-serif',
     "title": "بررسی فنی", "period": "دوره", "generated": "تاریخ تهیه", "status": "وضعیت",
+    "certificate": "گواهی امنیتی تا", "key_pages": "صفحه‌های کلیدی، آن‌گونه که بازدیدکننده می‌بیند",
     "uptime": "زمان در دسترس بودن", "incidents": "رخدادها", "tickets": "تیکت‌ها", "met": "به‌موقع",
     "missed": "با تأخیر", "backups": "پشتیبان‌ها", "newest": "جدیدترین", "checks": "وضعیت سایت",
     "build_phase": "دوره ساخت", "kept_until": "نگهداری تا",

@@ -74,6 +74,7 @@ def write_one(services: Services, site: SiteConfig, since: date, folder: Path, *
     from agent import checkup_render  # pygal, Jinja2 and jdatetime load only when a report is written
 
     report = checkup.build(services, site, since, checkup.read_site(services, site))
+    report.facts["screenshots"] = services.thumbnails(site)
     return checkup_render.write(report, folder, site.contract.checkup_lang, pdf)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import urljoin
 
 from agent.audit import AuditLog
 from agent.calendar import SupportCalendar
@@ -24,7 +25,7 @@ from inventory.transport import Transport
 from inventory.wporg import WordPressOrg
 from playbooks.errors import PlaybookError
 from playbooks.site import SiteHandle
-from playbooks.visual import Browser, PageSpec, VisualCheck
+from playbooks.visual import Browser, PageSpec, VisualCheck, thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,18 @@ class Services:
             self._browser = None
         self.state.close()
 
-    def visual_check(self, site: SiteConfig, run_id: str) -> VisualCheck | None:
-        """The site's visual check for this run, when ``visual_checks`` is on and Chromium is here (its absence
-        is said once; the other checks go on as they were)."""
+    def thumbnails(self, site: SiteConfig) -> list[dict[str, Any]]:
+        """The site's health pages as a visitor sees them now, as small PNG data URIs (for the check-up);
+        none when visual checks are off or Chromium is not here."""
+        browser = self._visual_browser()
+        if browser is None:
+            return []
+        paths = self.config.agent.page_paths
+        shots = browser.shoot_all([(urljoin(str(site.url), p.lstrip("/")), None) for p in paths])
+        return [{"page": path, **thumbnail(shot.png)} for path, shot in zip(paths, shots, strict=True)
+                if shot.png is not None]
+
+    def _visual_browser(self) -> Browser | None:
         agent = self.config.agent
         if not agent.visual_checks:
             return None
@@ -94,7 +104,13 @@ class Services:
                 if self._browser is None:
                     log.error("visual checks are on, but Chromium is not installed here (Debian: apt-get install "
                               "chromium): pages are judged by their HTTP answers only")
-            browser = self._browser
+            return self._browser  # type: ignore[no-any-return]
+
+    def visual_check(self, site: SiteConfig, run_id: str) -> VisualCheck | None:
+        """The site's visual check for this run, when ``visual_checks`` is on and Chromium is here (its absence
+        is said once; the other checks go on as they were)."""
+        agent = self.config.agent
+        browser = self._visual_browser()
         if browser is None:
             return None
         specs = [PageSpec(p) if isinstance(p, str) else PageSpec(p.path, p.selector, p.text, p.threshold)

@@ -278,6 +278,18 @@ class VisualCheck:
                 if checks.get(f"visual {path}", "ok") != "ok" or checks.get(f"flow {path}", "ok") != "ok"]
 
 
+def thumbnail(png: bytes, width: int = 400) -> dict[str, Any]:
+    """A screenshot made small, as a PNG data URI (a report stays one self-contained file)."""
+    import base64
+
+    image = Image.open(BytesIO(png)).convert("RGB")
+    small = image.resize((width, round(image.size[1] * width / image.size[0])), Image.Resampling.LANCZOS)
+    out = BytesIO()
+    small.save(out, "PNG", optimize=True)
+    return {"data": "data:image/png;base64," + base64.b64encode(out.getvalue()).decode(), "width": small.size[0],
+            "height": small.size[1]}
+
+
 def _slug(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
 

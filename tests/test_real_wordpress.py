@@ -166,3 +166,42 @@ def test_sqlite_site_backup_and_restore(
     capsys.readouterr()
     assert main(["--config", str(fleet.config), "restore", "--site", "lite", backup.name]) == 0, capsys.readouterr()
     assert blogname() == before
+
+
+def test_real_wordpress_release_that_hides_the_page_is_caught_by_the_browser(
+    real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet, sshd: sshd_mod.SSHServer,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A real WordPress 6.5 rendered by Chromium: the release prints a stylesheet that hides the content —
+    HTTP 200, the same title, no fatal, REST and WP-CLI fine — and only the browser sees it."""
+    from datetime import UTC, datetime
+
+    from agent.clock import FixedClock
+
+    site = real_wordpress_factory("6.5")
+    auth = (site.user, site.app_password)
+    plugin_dir = site.root / "wp-content/plugins/wpfleet-sample"
+    plugin_dir.mkdir()
+    (plugin_dir / "wpfleet-sample.php").write_text(SAMPLE_PLUGIN)
+    activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/wpfleet-sample/wpfleet-sample",
+                              json={"status": "active"}, auth=auth, timeout=30)
+    assert activated.status_code == 200, activated.text
+    fleet.wporg.write_text(json.dumps({"core": [], "themes": {},
+                                       "plugins": {"wpfleet-sample": {"1.1.0": {"fault": "hidden-content"}}}}))
+    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
+    add_real_site(fleet, site, "real", sshd, extra=f'backup_dir = "{fleet.folder / "backups" / "real"}"\n'
+                                                   "settle_seconds = 3.0  # php -S runs OPcache\n")
+    fleet.config.write_text(fleet.config.read_text().replace(
+        "settle_seconds = 0", "settle_seconds = 0\nvisual_checks = true\nvisual_pause = 1", 1))
+    clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
+
+    code = main(["--config", str(fleet.config), "update", "--json"], clock=clock)
+    result = json.loads(capsys.readouterr().out)[0]
+
+    assert code == 1 and result["status"] == "rolled_back", result
+    assert "visual /:" in result["error"] and "home: ok" in result["error"] and "wp-cli: ok" in result["error"]
+    after = requests.get(site.url, timeout=30)
+    assert after.status_code == 200 and "display: none !important" not in after.text and "wp-site-blocks" in after.text
+    rollback = next(r for r in fleet.audit_records() if r["action"] == "rollback")
+    (image,) = rollback["detail"]["images"]
+    assert image["changed"] > 0.2 and Path(image["diff"]).is_file()  # most of the page: gone, then back

@@ -145,3 +145,25 @@ def test_health_pages_with_a_bad_selector_entry_are_refused_with_their_key(fleet
     done = subprocess.run([sys.executable, "-m", "agent", "--config", str(fleet.config), "check-config"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "agent.health_pages" in done.stderr, done.stderr
+
+
+def test_the_checkup_shows_each_key_page_and_the_certificate(fleet: Fleet, shop: Path) -> None:
+    import subprocess
+
+    from agent.cli import main
+    from agent.clock import FixedClock
+    from agent.state import State
+
+    state = State(fleet.folder / "state")
+    try:
+        state.watch.save_certificates(AT, {"shop": "2027-02-01T12:00:00+00:00"})
+    finally:
+        state.close()
+    out = fleet.folder / "checkup"
+    assert main(["--config", str(fleet.config), "checkup", "--out", str(out), "--pdf"], clock=FixedClock(AT)) == 0
+    page = (out / "shop.html").read_text()
+    shots = re.findall(r'<figure class="shot"><img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="([^"]+)"', page)
+    assert shots == ["/", "/shop/"]
+    assert "TLS certificate until 2027-02-01" in page
+    listed = subprocess.run(["pdfimages", "-list", str(out / "shop.pdf")], capture_output=True, text=True, check=True)
+    assert sum(1 for line in listed.stdout.splitlines()[2:] if " image " in line) >= 2  # the two pages, in the PDF

@@ -1560,6 +1560,9 @@ def install_release(site: Site, item: dict[str, Any], target: str, props: dict[s
         return False
     code_file = main if main.suffix == ".php" else main.parent / "functions.php"
     markers = "".join(f"\n// wpsim:{page_fault}\n" for page_fault in PAGE_FAULTS if page_fault in faults)
+    if "hidden-content" in faults:  # on a real WordPress too: a stylesheet in every page's head that hides it all
+        markers += ("add_action('wp_head', function () { echo '<style>.wp-site-blocks, main { display: none !important; }"
+                    "</style>'; });\n")
     if markers and code_file == main:
         text += markers
     elif markers:  # a theme's code is its functions.php (what the web side reads for them)
