@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""What visual checks cost: one update round of N stand-in sites (one pending minor each, three health
+pages), run twice on fresh copies — without visual checks, then with them (Chromium shooting each page
+twice before the change, once after the step and once more at the end).
+
+Prints both rounds' wall time and the ratio, the shots taken, the seconds and MiB a site costs (the
+agent's own peak RSS, Chromium's processes' peak RSS, the images kept on disk).
+
+    python bench/visual.py --sites 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agent import config as config_mod  # noqa: E402
+from agent import demo  # noqa: E402
+from agent.clock import SystemClock  # noqa: E402
+from agent.demo.web import StandInWeb  # noqa: E402
+from agent.services import Services  # noqa: E402
+from agent.updates import UpdateOptions, update_fleet  # noqa: E402
+
+SPEC = dict(core="6.6.2", plugins={"contact-form-7": ("5.9.3", True)}, themes={"twentytwentyfour": "1.2"})
+PAGES = '["/", "/shop/", "/about/"]'
+
+
+def build(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool) -> Path:
+    wporg = folder / "wporg.json"
+    wporg.write_text(json.dumps(demo.DEMO_WPORG))
+    demo.publish_checksums(wporg, ["6.6.2"])
+    web.wporg = wporg
+    wp = demo.write_wp_command(folder / "bin", wporg, delay=args.delay)
+    blocks = []
+    for index in range(args.sites):
+        name = f"{folder.name}-{index}"
+        root = demo.build_site(folder / "sites" / name, demo.DemoSite(name, **SPEC), web.url(name))  # type: ignore[arg-type]
+        web.sites[name] = root
+        blocks.append(f'[[sites]]\nname = "{name}"\nurl = "{web.url(name)}"\npath = "{root}"\nwp_cli = "{wp}"\n'
+                      f'backup_dir = "{folder / "backups" / name}"\n')
+    path = folder / "sites.toml"
+    path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {args.concurrency}\n'
+                    f'settle_seconds = 0\nwporg_api = "{web.wporg_api}"\nhealth_pages = {PAGES}\n'
+                    f'visual_checks = {"true" if visual else "false"}\nvisual_connections = {args.connections}\n\n'
+                    + demo.CONTRACT + "\n" + "\n".join(blocks))
+    return path
+
+
+def chromium_rss_mb() -> float:
+    """The resident memory of every Chromium process on the machine (the bench's own, here)."""
+    listed = subprocess.run(["ps", "-C", "chromium", "-o", "rss="], capture_output=True, text=True)
+    return sum(int(x) for x in listed.stdout.split()) / 1024
+
+
+def round_of(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool) -> dict[str, float]:
+    folder.mkdir()
+    loaded = config_mod.load(build(folder, web, args, visual))
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak[0] = max(peak[0], chromium_rss_mb())
+    threading.Thread(target=sample, daemon=True).start()
+    started = time.monotonic()
+    with Services.open(loaded, SystemClock()) as services:
+        results = update_fleet(services, loaded.sites, UpdateOptions())
+    wall = time.monotonic() - started
+    done.set()
+    images = list((folder / "state" / "visual").rglob("*.png"))
+    return {"wall": wall, "updated": sum(r.status == "updated" for r in results), "shots": len(images),
+            "disk_mb": sum(p.stat().st_size for p in images) / 1024 / 1024, "chromium_mb": peak[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument("--delay", type=float, default=0.2, help="seconds added to each WP-CLI call")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=4, help="visual_connections")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="wpfleet-visual-") as tmp:
+        web = StandInWeb().start()
+        try:
+            plain = round_of(Path(tmp) / "plain", web, args, False)
+            looked = round_of(Path(tmp) / "visual", web, args, True)
+        finally:
+            web.stop()
+    extra = looked["wall"] - plain["wall"]
+    print(f"sites                       {args.sites}, 3 health pages each, concurrency {args.concurrency}, "
+          f"visual_connections {args.connections}, WP-CLI delay {args.delay:.2f} s")
+    print(f"round without visual checks {plain['wall']:.1f} s ({plain['updated']:.0f} updated)")
+    print(f"round with visual checks    {looked['wall']:.1f} s ({looked['updated']:.0f} updated): "
+          f"{looked['wall'] / plain['wall']:.2f}×")
+    print(f"visual cost per site        {extra / args.sites * args.concurrency:.2f} s of a site's own run "
+          f"({extra / args.sites:.2f} s of the round)")
+    print(f"images kept                 {looked['shots']:.0f} ({looked['disk_mb'] / args.sites:.2f} MiB a site on disk)")
+    print(f"Chromium peak RSS           {looked['chromium_mb']:.0f} MiB (all its processes; "
+          f"{looked['chromium_mb'] / args.connections:.0f} MiB a page open at once)")
+    print(f"agent peak RSS              {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 0 if plain["updated"] == looked["updated"] == args.sites else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
