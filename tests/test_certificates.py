@@ -81,7 +81,10 @@ def tick(config: Path, bundle: Path) -> dict[str, object]:
             "from agent.services import Services; from agent.watch import Watcher; from pathlib import Path\n"
             f"c = load(Path({str(config)!r})); s = Services.open(c, SystemClock()); w = Watcher(s)\n"
             "try:\n    t = w.tick(c.sites); print(t.probes[0].state, t.probes[0].reason, file=sys.stderr)\n"
-            "finally:\n    w.close(); s.close()\n")
+            "finally:\n    w.close(); s.close()\n"
+            # out without the interpreter's finalization: a c-ares resolver torn down then has crashed the
+            # process once (SIGSEGV) in CI, after the tick was written
+            "sys.stderr.flush(); import os; os._exit(0)\n")
     env = {**os.environ, "SSL_CERT_FILE": str(bundle)}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
     status = subprocess.run([sys.executable, "-m", "agent", "--config", str(config), "status", "--json"], cwd=ROOT,
