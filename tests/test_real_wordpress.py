@@ -36,6 +36,25 @@ def add_real_site(fleet: Fleet, site: realwp.RealWordPress, name: str, sshd: ssh
     fleet.write()
 
 
+def sample_release(real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet,
+                   sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch, fault: str) -> realwp.RealWordPress:
+    """A real WordPress 6.5 with the sample plugin active, its release 1.1.0 carrying ``fault`` on the
+    fleet's "wordpress.org", in the fleet as "real" (over SSH)."""
+    site = real_wordpress_factory("6.5")
+    plugin_dir = site.root / "wp-content/plugins/wpfleet-sample"
+    plugin_dir.mkdir()
+    (plugin_dir / "wpfleet-sample.php").write_text(SAMPLE_PLUGIN)
+    activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/wpfleet-sample/wpfleet-sample",
+                              json={"status": "active"}, auth=(site.user, site.app_password), timeout=30)
+    assert activated.status_code == 200, activated.text
+    fleet.wporg.write_text(json.dumps({"core": [], "themes": {},
+                                       "plugins": {"wpfleet-sample": {"1.1.0": {"fault": fault}}}}))
+    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
+    add_real_site(fleet, site, "real", sshd, extra=f'backup_dir = "{fleet.folder / "backups" / "real"}"\n'
+                                                   "settle_seconds = 3.0  # php -S runs OPcache\n")
+    return site
+
+
 def test_real_wordpress_views_agree_with_its_files(
     real_wordpress_factory: Callable[[str], realwp.RealWordPress], fleet: Fleet, sshd: sshd_mod.SSHServer,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -104,19 +123,8 @@ def test_real_wordpress_fatal_update_is_rolled_back(
 
     from agent.clock import FixedClock
 
-    site = real_wordpress_factory("6.5")
+    site = sample_release(real_wordpress_factory, fleet, sshd, monkeypatch, "fatal")
     auth = (site.user, site.app_password)
-    plugin_dir = site.root / "wp-content/plugins/wpfleet-sample"
-    plugin_dir.mkdir()
-    (plugin_dir / "wpfleet-sample.php").write_text(SAMPLE_PLUGIN)
-    activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/wpfleet-sample/wpfleet-sample",
-                              json={"status": "active"}, auth=auth, timeout=30)
-    assert activated.status_code == 200, activated.text
-    fleet.wporg.write_text(json.dumps({"core": [], "themes": {},
-                                       "plugins": {"wpfleet-sample": {"1.1.0": {"fault": "fatal"}}}}))
-    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
-    add_real_site(fleet, site, "real", sshd, extra=f'backup_dir = "{fleet.folder / "backups" / "real"}"\n'
-                                                   "settle_seconds = 3.0  # php -S runs OPcache\n")
     clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
 
     code = main(["--config", str(fleet.config), "update", "--json"], clock=clock)
@@ -178,19 +186,7 @@ def test_real_wordpress_release_that_hides_the_page_is_caught_by_the_browser(
 
     from agent.clock import FixedClock
 
-    site = real_wordpress_factory("6.5")
-    auth = (site.user, site.app_password)
-    plugin_dir = site.root / "wp-content/plugins/wpfleet-sample"
-    plugin_dir.mkdir()
-    (plugin_dir / "wpfleet-sample.php").write_text(SAMPLE_PLUGIN)
-    activated = requests.post(site.url + "?rest_route=/wp/v2/plugins/wpfleet-sample/wpfleet-sample",
-                              json={"status": "active"}, auth=auth, timeout=30)
-    assert activated.status_code == 200, activated.text
-    fleet.wporg.write_text(json.dumps({"core": [], "themes": {},
-                                       "plugins": {"wpfleet-sample": {"1.1.0": {"fault": "hidden-content"}}}}))
-    monkeypatch.setenv("REAL_WP_APP_PASSWORD", site.app_password)
-    add_real_site(fleet, site, "real", sshd, extra=f'backup_dir = "{fleet.folder / "backups" / "real"}"\n'
-                                                   "settle_seconds = 3.0  # php -S runs OPcache\n")
+    site = sample_release(real_wordpress_factory, fleet, sshd, monkeypatch, "hidden-content")
     fleet.config.write_text(fleet.config.read_text().replace(
         "settle_seconds = 0", "settle_seconds = 0\nvisual_checks = true\nvisual_pause = 1", 1))
     clock = FixedClock(datetime(2026, 11, 28, 5, 30, tzinfo=UTC))
