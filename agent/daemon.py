@@ -47,7 +47,6 @@ from playbooks.errors import LockedError
 from playbooks.lock import SiteLock
 
 log = logging.getLogger(__name__)
-EMERGENCY_GRACE = 30.0  # a stopping agent waits this long for an emergency ticket being sent
 ACTOR = "wpfleet-daemon"
 EXIT_FORCED = 130
 SLACK = 0.5  # seconds: a job ticked a hair early is still due
@@ -107,9 +106,7 @@ class Daemon:
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.close()
-        if not self.services.tickets.emergencies_sent(EMERGENCY_GRACE):
-            log.error("an emergency ticket was still being sent when the agent stopped; the next start sends it")
-        self.services.close()
+        self.services.close()  # with the emergency being sent, if one is
 
     # one round -------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from playbooks.site import SiteHandle
 from playbooks.visual import Browser, PageSpec, VisualCheck, thumbnail
 
 log = logging.getLogger(__name__)
+SENDER_GRACE = 30.0  # a closing agent waits this long for an emergency ticket being sent
 
 
 def default_actor() -> str:
@@ -80,6 +81,9 @@ class Services:
         if self._browser is not None:
             self._browser.close()
             self._browser = None
+        if not self.tickets.stop(SENDER_GRACE):
+            log.error("an emergency ticket was still being sent when the agent stopped; the next start sends it "
+                      "again (marked as possibly sent)")
         self.state.close()
 
     def thumbnails(self, site: SiteConfig) -> list[dict[str, Any]]:

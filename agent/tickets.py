@@ -204,6 +204,7 @@ class TicketDesk:
         self._urgent_idle.set()
         self._sender: threading.Thread | None = None
         self._sender_guard = threading.Lock()
+        self._stopping = False
 
     def open(self, site: SiteConfig, calendar: SupportCalendar, *, kind: str, severity: Severity, title: str,
              body: str, dedup_key: str, reopen_within: timedelta | None = None) -> Ticket:
@@ -237,11 +238,26 @@ class TicketDesk:
         """Emergencies out now, by a sender thread of their own: the caller (the watch) never waits on
         a ticket sink, and the rest of the outbox never goes out on its time."""
         with self._sender_guard:
+            if self._stopping:  # the process is closing: the outbox keeps it for the next one
+                return
             if self._sender is None or not self._sender.is_alive():
                 self._sender = threading.Thread(target=self._send_emergencies, name="emergencies", daemon=True)
                 self._sender.start()
             self._urgent_idle.clear()
             self._urgent.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the emergency sender before the state it writes to is closed: it makes one last pass over
+        the emergencies waiting and ends. False when it is still sending after ``timeout`` (a sink that
+        stalls); what it did not mark as sent is sent again, as possibly sent, by the next process."""
+        with self._sender_guard:
+            self._stopping = True
+            sender = self._sender
+            self._urgent.set()
+        if sender is None:
+            return True
+        sender.join(timeout)
+        return not sender.is_alive()
 
     def emergencies_sent(self, timeout: float) -> bool:
         """Wait (at most ``timeout``) for the emergency sender to be idle: a process about to exit."""
@@ -255,6 +271,9 @@ class TicketDesk:
                 self.deliver_pending(emergencies_only=True)
             except Exception:  # noqa: BLE001 - the sender must outlive one bad delivery
                 log.exception("the emergency sender failed; the next call tries again")
+            if self._stopping:
+                self._urgent_idle.set()
+                return
             if not self._urgent.is_set():
                 self._urgent_idle.set()
 

@@ -81,14 +81,9 @@ def tick(config: Path, bundle: Path) -> dict[str, object]:
             "from agent.services import Services; from agent.watch import Watcher; from pathlib import Path\n"
             f"c = load(Path({str(config)!r})); s = Services.open(c, SystemClock()); w = Watcher(s)\n"
             "try:\n    t = w.tick(c.sites); print(t.probes[0].state, t.probes[0].reason, file=sys.stderr)\n"
-            "finally:\n    w.close(); s.close()\n"
-            # out without the interpreter's finalization: a c-ares resolver torn down then has crashed the
-            # process once (SIGSEGV) in CI, after the tick was written
-            "sys.stderr.flush(); import os; os._exit(0)\n")
+            "finally:\n    w.close(); s.close()\n")
     env = {**os.environ, "SSL_CERT_FILE": str(bundle)}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=120)
-    if done.returncode == -11:  # KNOWN OPEN BUG (issue 32's note): a SIGSEGV in the TLS-failure path under load
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=120)
     assert done.returncode == 0, done.returncode
     status = subprocess.run([sys.executable, "-m", "agent", "--config", str(config), "status", "--json"], cwd=ROOT,
                             env=env, capture_output=True, text=True, check=True, timeout=60)

@@ -7,6 +7,7 @@ redirect loops. Judged by what the webhook received and when, the hosts' files, 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -279,3 +280,46 @@ def test_a_webhook_whose_answer_stalls_past_a_read_timeout_is_a_sink_error() -> 
     finally:
         server.shutdown()
 
+
+
+def test_an_agent_closing_while_an_emergency_is_sent_waits_for_it(tmp_path: Path) -> None:
+    """The emergency sender runs on a thread of its own. Closing the agent while it is in the middle of a
+    delivery used to close the state database under it: its "delivered" mark was lost, and when the close
+    fell inside one of its SQLite statements the process died with SIGSEGV (the certificate tests caught
+    it). Now the close waits for the delivery, and its mark is in the state the next process reads."""
+    inside, release = threading.Event(), threading.Event()
+    received: list[dict[str, object]] = []
+
+    class Stalling(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            inside.set()
+            release.wait(10)
+            self.send_response(204)
+            self.end_headers()
+
+    server = serve(Stalling)
+    try:
+        path = tmp_path / "sites.toml"
+        path.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n\n[tickets]\nsink = "webhook"\n'
+                        f'url = "http://127.0.0.1:{server.server_address[1]}/tickets"\n\n' + demo.CONTRACT
+                        + '\n[[sites]]\nname = "shop"\nurl = "http://127.0.0.1:9/"\npath = "/srv/shop"\n')
+        config = load(path)
+        services = Services.open(config, FixedClock(NIGHT))
+        site = config.sites[0]
+        services.tickets.open(site, services.calendar(site), kind="site_down", severity="emergency",
+                              title="shop is down", body="no answer", dedup_key="down:shop")
+        services.tickets.send_emergencies_soon()
+        assert inside.wait(10)  # the sender is inside the delivery, between its claim and its mark
+        threading.Timer(1.0, release.set).start()
+        started = time.monotonic()
+        services.close()
+        assert time.monotonic() - started >= 0.9  # the close waited for the delivery it was under
+    finally:
+        release.set()
+        server.shutdown()
+    assert [r["kind"] for r in received] == ["site_down"]
+    with Services.open(config, FixedClock(NIGHT)) as again:
+        assert again.tickets.ledger.pending() == 0  # marked delivered: the next process sends nothing again
+        (ticket,) = again.tickets.ledger.all()
+        assert ticket.severity == "emergency" and ticket.status == "open"

@@ -83,7 +83,8 @@ class Database:
         self._lock = threading.RLock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:  # never under a statement another thread is running: sqlite3 would crash the process
+            self._db.close()
 
     def schema(self, script: str, columns: dict[str, dict[str, str]] | None = None) -> None:
         """Create missing tables, and add ``columns`` ({table: {name: declaration}}) that older files lack."""
