@@ -211,6 +211,8 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
     try:
         _change_site(services, session, run, handle)
     finally:
+        if handle.visual is not None:
+            handle.visual.cancel()
         handle.visual = None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def build(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool)
                       f'backup_dir = "{folder / "backups" / name}"\n')
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {args.concurrency}\n'
-                    f'settle_seconds = 0\nwporg_api = "{web.wporg_api}"\nhealth_pages = {PAGES}\n'
+                    f'settle_seconds = {args.settle}\nvisual_pause = {args.pause}\nwporg_api = "{web.wporg_api}"\nhealth_pages = {PAGES}\n'
                     f'visual_checks = {"true" if visual else "false"}\nvisual_connections = {args.connections}\n\n'
                     + demo.CONTRACT + "\n" + "\n".join(blocks))
     return path
@@ -62,24 +63,42 @@ def chromium_rss_mb() -> float:
     return sum(int(x) for x in listed.stdout.split()) / 1024
 
 
+def chromium_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) each Chromium process has used so far, by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if stat[stat.index("(") + 1:stat.rindex(")")].startswith("chrom"):
+            fields = stat[stat.rindex(")") + 2:].split()
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def round_of(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool) -> dict[str, float]:
     folder.mkdir()
     loaded = config_mod.load(build(folder, web, args, visual))
     peak = [0.0]
+    cpu: dict[int, float] = {}  # the last reading of each Chromium process (a process that ended keeps it)
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.5):
             peak[0] = max(peak[0], chromium_rss_mb())
+            cpu.update(chromium_cpu())
     threading.Thread(target=sample, daemon=True).start()
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     with Services.open(loaded, SystemClock()) as services:
         results = update_fleet(services, loaded.sites, UpdateOptions())
     wall = time.monotonic() - started
     done.set()
     images = list((folder / "state" / "visual").rglob("*.png"))
     return {"wall": wall, "updated": sum(r.status == "updated" for r in results), "shots": len(images),
-            "disk_mb": sum(p.stat().st_size for p in images) / 1024 / 1024, "chromium_mb": peak[0]}
+            "disk_mb": sum(p.stat().st_size for p in images) / 1024 / 1024, "chromium_mb": peak[0],
+            "chromium_cpu": sum(cpu.values()), "agent_cpu": time.process_time() - cpu_started}
 
 
 def main() -> int:
@@ -88,6 +107,8 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.2, help="seconds added to each WP-CLI call")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--connections", type=int, default=4, help="visual_connections")
+    parser.add_argument("--settle", type=float, default=0.0, help="settle_seconds (the agent's default is 3)")
+    parser.add_argument("--pause", type=float, default=3.0, help="visual_pause (the agent's default is 3)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="wpfleet-visual-") as tmp:
@@ -99,12 +120,15 @@ def main() -> int:
             web.stop()
     extra = looked["wall"] - plain["wall"]
     print(f"sites                       {args.sites}, 3 health pages each, concurrency {args.concurrency}, "
-          f"visual_connections {args.connections}, WP-CLI delay {args.delay:.2f} s")
+          f"visual_connections {args.connections}, WP-CLI delay {args.delay:.2f} s, settle {args.settle:g} s, "
+          f"visual pause {args.pause:g} s, {os.cpu_count()} CPUs")
     print(f"round without visual checks {plain['wall']:.1f} s ({plain['updated']:.0f} updated)")
     print(f"round with visual checks    {looked['wall']:.1f} s ({looked['updated']:.0f} updated): "
           f"{looked['wall'] / plain['wall']:.2f}×")
     print(f"visual cost per site        {extra / args.sites * args.concurrency:.2f} s of a site's own run "
           f"({extra / args.sites:.2f} s of the round)")
+    print(f"CPU per site                Chromium {looked['chromium_cpu'] / args.sites:.2f} s; the agent "
+          f"{(looked['agent_cpu'] - plain['agent_cpu']) / args.sites:.2f} s more than without")
     print(f"images kept                 {looked['shots']:.0f} ({looked['disk_mb'] / args.sites:.2f} MiB a site on disk)")
     print(f"Chromium peak RSS           {looked['chromium_mb']:.0f} MiB (all its processes; "
           f"{looked['chromium_mb'] / args.connections:.0f} MiB a page open at once)")

@@ -121,6 +121,8 @@ def check(site: SiteHandle, before: dict[str, PageView] | None = None, *, unseen
     ``unseen_is_broken``: for a decision that needs evidence of health to go ahead (before any
     change, a migration's new address), what cannot be seen is then simply not working."""
     health = Health()
+    # as a visitor sees it, shot while the rest is read: the first look is the baseline, the next compare with it
+    looking = site.visual.begin(pages_of(site.health_pages)) if site.visual is not None else None
     hung: list[str] = []  # what hung: a verdict only if the agent reaches the site's WP-CLI
     for path in pages_of(site.health_pages):
         url = urljoin(site.url, path.lstrip("/"))
@@ -140,8 +142,8 @@ def check(site: SiteHandle, before: dict[str, PageView] | None = None, *, unseen
     for name, verdict in health.checks.items():
         if verdict.startswith(_HUNG):  # a hang while WP-CLI answers: the site's doing, a verdict
             health.checks[name] = "hangs: " + verdict.removeprefix(_UNSEEN)
-    if site.visual is not None:  # as a visitor sees it: the first look is the baseline, the next compare with it
-        site.visual.judge(pages_of(site.health_pages), health.checks)
+    if site.visual is not None:
+        site.visual.end(looking, pages_of(site.health_pages), health.checks)
         health.images = site.visual.failing_images(health.checks)
     return health
 
@@ -171,6 +173,8 @@ def check_after_change(site: SiteHandle, before: dict[str, PageView] | None = No
                        unseen_is_broken: bool = False) -> Health:
     """The health check after files changed: first give PHP's OPcache time to see the new code."""
     site.settle()
+    if site.visual is not None:
+        site.visual.changed()
     return check(site, before, unseen_is_broken=unseen_is_broken)
 
 

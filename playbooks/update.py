@@ -77,6 +77,8 @@ def apply_steps(site: SiteHandle, backup: Backup, steps: list[Step], before: dic
     ``should_stop`` is asked between steps only: a step, once begun, is finished (or rolled back).
     """
     run = UpdateRun()
+    if site.visual is not None:
+        site.visual.ready()  # the pages as they were, shot before anything changes
     for step in steps:
         if should_stop():
             run.stopped = True

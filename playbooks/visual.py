@@ -18,6 +18,7 @@ Pillow's (C code, a few milliseconds a page).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import re
@@ -25,6 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Coroutine
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -36,11 +38,17 @@ from PIL import Image, ImageChops, ImageFilter
 log = logging.getLogger(__name__)
 VIEWPORT = (1280, 900)
 SHOT_SECONDS = 30.0  # one page loaded and shot, at most
-SETTLE_MS = 400  # after the load event: web fonts and late styles land
+LOAD_SECONDS = 10.0  # after its document, a page's resources have this long; then it is shot as drawn
+TAB_SECONDS = 10.0  # a tab made or closed, a browser started or stopped
+START_SECONDS = 30.0  # Chromium started
+RESTART_EVERY = 60.0  # a browser that does not answer is started again at most this often
 NOISE_PAUSE = 3.0  # seconds between the two shots of the baseline
 PIXEL_TOLERANCE = 24  # a pixel whose brightness differs by less is the same (anti-aliasing, image codecs)
 MASK_GROW = 15  # the noise mask grows this much around what moved (a clock's next digit, a carousel's edges)
+PNG_LEVEL = 1  # images written fast: zlib's level 9 took 100 ms a page for a few percent less disk
 DEFAULT_THRESHOLD = 0.02  # share of the page's unmasked pixels that may change
+CHROMIUM_ARGS = ["--disable-gpu", "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
+                 "--font-render-hinting=none"] + os.environ.get("WPFLEET_CHROMIUM_EXTRA", "").split()
 Result = TypeVar("Result")
 
 
@@ -69,16 +77,25 @@ class Comparison:
 
 
 class Browser:
-    """One headless Chromium for the agent, on a thread and event loop of its own."""
+    """One headless Chromium for the agent, on a thread and event loop of its own.
+
+    Its ``connections`` tabs are made once and reused (a new tab is a new renderer process: most of a
+    shot's cost), each in a browser context of its own whose cookies and storage are cleared before
+    every shot, so each shot is a first visit. A tab that misses its deadline or errs is closed and
+    made again; a browser that no longer answers at all is stopped and started again, once a minute at
+    most (``RESTART_EVERY``); until then its shots are "cannot tell"."""
 
     def __init__(self, executable: str, connections: int = 4):
         self.executable = executable
+        self.connections = connections
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="visual-loop", daemon=True)
         self.thread.start()
-        self.pages = asyncio.Semaphore(connections)
         self._driver: Any = None
         self._browser: Any = None
+        self._tabs: asyncio.Queue[Tab | None] | None = None
+        self._started = 0.0  # monotonic time of the last (re)start
+        self._generation = 0  # which start a tab belongs to: the tabs of a browser stopped are made again
         self._call(self._start())
 
     @classmethod
@@ -97,87 +114,188 @@ class Browser:
         from playwright.async_api import async_playwright
 
         self._driver = await async_playwright().start()
-        args = ["--disable-gpu", "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
-                "--font-render-hinting=none"] + (["--no-sandbox"] if os.geteuid() == 0 else [])
-        self._browser = await self._driver.chromium.launch(executable_path=self.executable, args=args, headless=True)
+        args = CHROMIUM_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
+        self._browser = await asyncio.wait_for(
+            self._driver.chromium.launch(executable_path=self.executable, args=args, headless=True), START_SECONDS)
+        if self._tabs is None:
+            self._tabs = asyncio.Queue()
+            for _ in range(self.connections):
+                self._tabs.put_nowait(None)  # made at its first shot
+        self._generation += 1
+        self._started = time.monotonic()
 
     def shoot(self, url: str, spec: PageSpec | None = None, deadline: float = SHOT_SECONDS) -> Shot:
-        return self._call(self._shoot(url, spec, deadline))
+        return self._call(self.take(url, spec, deadline))
 
     def shoot_all(self, urls: list[tuple[str, PageSpec | None]], deadline: float = SHOT_SECONDS) -> list[Shot]:
-        """Several pages at once (within the pool's limit)."""
-        async def every() -> list[Shot]:
-            return list(await asyncio.gather(*(self._shoot(url, spec, deadline) for url, spec in urls)))
-        return self._call(every())
+        """Several pages at once (as many as there are tabs)."""
+        return self._call(self.take_all(urls, deadline))
 
-    async def _shoot(self, url: str, spec: PageSpec | None, deadline: float) -> Shot:
-        async with self.pages:
-            context = await self._browser.new_context(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]},
-                                                      service_workers="block")
-            try:
-                return await asyncio.wait_for(self._load(context, url, spec, deadline), deadline + 5)
-            except TimeoutError:
-                return Shot(None, f"cannot tell: the browser did not show {url} within {deadline:.0f} s")
-            except Exception as exc:  # noqa: BLE001 - anything the browser says is "cannot tell", never a verdict
-                return Shot(None, f"cannot tell: the browser could not show {url}: {_first_line(exc)}")
-            finally:
-                await context.close()
+    def submit(self, work: Coroutine[Any, Any, Result]) -> Future[Result]:
+        """``work`` under way on the browser's loop; its result when the caller needs it."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop)
 
-    async def _load(self, context: Any, url: str, spec: PageSpec | None, deadline: float) -> Shot:
+    async def take_all(self, urls: list[tuple[str, PageSpec | None]], deadline: float = SHOT_SECONDS) -> list[Shot]:
+        return list(await asyncio.gather(*(self.take(url, spec, deadline) for url, spec in urls)))
+
+    async def take(self, url: str, spec: PageSpec | None = None, deadline: float = SHOT_SECONDS) -> Shot:
+        """One page loaded and shot within ``deadline``; "cannot tell" (a ``Shot`` without image) otherwise."""
+        assert self._tabs is not None
+        tabs = self._tabs
+        tab = await tabs.get()
+        try:
+            if tab is not None and tab.generation != self._generation:
+                tab = None  # of a browser since stopped
+            if self._browser is None:
+                await self._restart()
+                if self._browser is None:
+                    return Shot(None, "cannot tell: Chromium is not running (started again within a minute)")
+            if tab is None:
+                tab = await asyncio.wait_for(self._new_tab(), TAB_SECONDS)
+            return await asyncio.wait_for(self._load(tab, url, spec, deadline), deadline + TAB_SECONDS)
+        except TimeoutError:
+            await self._discard(tab)
+            tab = None
+            return Shot(None, f"cannot tell: the browser did not show {url} within {deadline:.0f} s")
+        except Exception as exc:  # noqa: BLE001 - anything the browser says is "cannot tell", never a verdict
+            await self._discard(tab)
+            tab = None
+            return Shot(None, f"cannot tell: the browser could not show {url}: {_first_line(exc)}")
+        finally:
+            tabs.put_nowait(tab)
+
+    async def _new_tab(self) -> Tab:
+        context = await self._browser.new_context(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]},
+                                                  service_workers="block")
         page = await context.new_page()
-        answer = await page.goto(url, wait_until="load", timeout=deadline * 1000)
+        return Tab(context, page, await context.new_cdp_session(page), self._generation)
+
+    async def _discard(self, tab: Tab | None) -> None:
+        """Close a tab that failed; when the browser does not even answer that, start it again."""
+        if tab is None:
+            return
+        try:
+            await asyncio.wait_for(tab.context.close(), TAB_SECONDS)
+        except Exception:  # noqa: BLE001 - a browser that cannot close a tab is not answering: restarted
+            await self._restart()
+
+    async def _restart(self) -> None:
+        if time.monotonic() - self._started < RESTART_EVERY:
+            return
+        self._started = time.monotonic()
+        log.error("visual checks: Chromium does not answer; it is stopped and started again")
+        old, self._driver, self._browser = self._driver, None, None
+        try:  # the driver's end takes the browsers it launched with it, answering or not
+            await asyncio.wait_for(old.stop(), TAB_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - whatever state the old one is in, a new one is started
+            log.warning("visual checks: the old browser did not stop cleanly: %s", _first_line(exc))
+        try:
+            await self._start()
+        except Exception as exc:  # noqa: BLE001 - the shots say "cannot tell" until the next restart works
+            log.error("visual checks: Chromium does not start again: %s", _first_line(exc))
+
+    async def _load(self, tab: Tab, url: str, spec: PageSpec | None, deadline: float) -> Shot:
+        """As a first visit: no cookies, no storage; shot once the page is drawn. A resource that never
+        arrives (a stalled tracker) does not stop a visitor from seeing the page: after ``LOAD_SECONDS``
+        the page is shot as it is drawn."""
+        page = tab.page
+        await tab.context.clear_cookies()
+        answer = await page.goto(url, wait_until="domcontentloaded", timeout=deadline * 1000)
         if answer is None:
             return Shot(None, f"cannot tell: no answer for {url}")
-        await page.wait_for_timeout(SETTLE_MS)
-        png = await page.screenshot(animations="disabled", caret="hide", timeout=deadline * 1000)
+        try:
+            await page.wait_for_load_state("load", timeout=min(LOAD_SECONDS, deadline) * 1000)
+        except Exception:  # noqa: BLE001 - what was drawn by then is what a visitor sees
+            log.info("visual: %s did not finish loading within %.0f s; shot as drawn", url, LOAD_SECONDS)
+        await page.evaluate(SETTLED)  # web fonts in, two frames drawn
+        made = await tab.cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
+        png = base64.b64decode(made["data"])
         found: dict[str, bool] = {}
         if spec is not None and spec.selector:
             found["selector"] = await page.locator(spec.selector).first.is_visible()
         if spec is not None and spec.text:
             found["text"] = spec.text in await page.inner_text("body")
+        await page.evaluate(FORGET)
         return Shot(png, "", found)
 
     def close(self) -> None:
         async def stop() -> None:
             if self._browser is not None:
-                await self._browser.close()
+                await asyncio.wait_for(self._browser.close(), TAB_SECONDS)
             if self._driver is not None:
-                await self._driver.stop()
+                await asyncio.wait_for(self._driver.stop(), TAB_SECONDS)
         try:
             self._call(stop())
+        except Exception as exc:  # noqa: BLE001 - closing: said, and the loop is stopped all the same
+            log.warning("visual checks: Chromium did not close cleanly: %s", _first_line(exc))
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
 
     def _call(self, work: Coroutine[Any, Any, Result]) -> Result:
-        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+        return self.submit(work).result()
 
 
-def compare(first: bytes, second: bytes, after: bytes, again: bytes | None = None) -> Comparison:
-    """``after`` against ``first``, outside what moved between ``first`` and ``second`` — and, when the page
-    was shot ``again`` after the change, between the two after it (a carousel may show the same slide
-    twice before and move only after)."""
-    one = _image(first, None)
-    two, now = _image(second, one.size), _image(after, one.size)
-    noise = _differs(one, two)
+@dataclass
+class Tab:
+    context: Any  # playwright BrowserContext
+    page: Any  # playwright Page
+    cdp: Any  # the page's DevTools session: screenshots encoded for speed
+    generation: int  # the browser's start it belongs to
+
+
+# a page's fonts loaded and two frames drawn since (what was laid out is on the screen), at most 2 s
+SETTLED = """() => Promise.race([
+  document.fonts.ready.then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))),
+  new Promise(done => setTimeout(done, 2000))])"""
+# what this visit stored, gone before the next one
+FORGET = "() => { try { localStorage.clear(); sessionStorage.clear(); } catch (e) {} }"
+
+
+class Reference:
+    """A page's baseline ready to be compared with, made once: the first shot, and what moved between it
+    and the second (grown by ``MASK_GROW``) — the noise mask."""
+
+    def __init__(self, first: bytes, second: bytes):
+        self.image = _image(first, None)
+        self.noise = _grow(_differs(self.image, _image(second, self.image.size)))
+
+
+def compare(reference: Reference, after: bytes, again: bytes | None = None, *, draw: bool = False) -> Comparison:
+    """``after`` against the reference's first shot, outside its noise mask — and, when the page was shot
+    ``again`` after the change, outside what moved between those two too (a carousel may show the same
+    slide twice before and move only after). ``draw``: the difference image too (a page that failed)."""
+    one, noise = reference.image, reference.noise
+    now = _image(after, one.size)
     if again is not None:
-        noise = ImageChops.lighter(noise, _differs(now, _image(again, one.size)))
-    noise = noise.filter(ImageFilter.MaxFilter(MASK_GROW))
+        noise = ImageChops.lighter(noise, _grow(_differs(now, _image(again, one.size))))
     changed = ImageChops.subtract(_differs(one, now), noise)  # 255 where it changed and is not noise
     total = one.size[0] * one.size[1]
     masked = noise.histogram()[255]
     counted = changed.histogram()[255]
+    return Comparison(counted / max(1, total - masked), masked / total,
+                      _picture(now, noise, changed) if draw else b"")
+
+
+def _picture(now: Image.Image, noise: Image.Image, changed: Image.Image) -> bytes:
+    """The page after the change, faded; the mask tinted blue, what changed outside it in red."""
     shown = Image.blend(now, Image.new("RGB", now.size, "white"), 0.6)
     shown.paste(Image.new("RGB", now.size, (80, 140, 255)), mask=noise.point(lambda v: 90 if v else 0))
     shown.paste(Image.new("RGB", now.size, (230, 0, 0)), mask=changed)
     out = BytesIO()
-    shown.save(out, "PNG", optimize=True)
-    return Comparison(counted / max(1, total - masked), masked / total, out.getvalue())
+    shown.save(out, "PNG", compress_level=PNG_LEVEL)
+    return out.getvalue()
 
 
 def _image(png: bytes, size: tuple[int, int] | None) -> Image.Image:
     made = Image.open(BytesIO(png)).convert("RGB")
     return made if size is None or made.size == size else made.resize(size)
+
+
+def _grow(mask: Image.Image) -> Image.Image:
+    """``mask`` grown by ``MASK_GROW`` // 2 pixels each way: a box blur (its cost is the same at any
+    radius, where a max filter's grows with its square) is non-zero wherever a masked pixel is near."""
+    return mask.filter(ImageFilter.BoxBlur(MASK_GROW // 2)).point(lambda v: 255 if v else 0)
 
 
 def _differs(a: Image.Image, b: Image.Image) -> Image.Image:
@@ -189,11 +307,20 @@ class Baseline:
     first: bytes
     second: bytes
     found: dict[str, bool]
+    _reference: Reference | None = None
+
+    def reference(self) -> Reference:
+        if self._reference is None:  # decoded and masked once, by the first look that needs it
+            self._reference = Reference(self.first, self.second)
+        return self._reference
 
 
 class VisualCheck:
-    """One site's visual check for one run: the baseline the first time it judges (before any change),
-    a comparison with it each time after. Files go to ``folder``."""
+    """One site's visual check for one run. Its first look takes the baseline, in the background: the
+    two shots and the pause between them run on the browser's loop while the site's backup is made,
+    and ``ready`` (before the first change) waits for them. Each later look after the site changed
+    compares with the baseline; a look with no change since the last reuses that verdict. The pages
+    are shot while the other checks run. Files go to ``folder``."""
 
     def __init__(self, browser: Browser, folder: Path, url: str, specs: list[PageSpec], threshold: float,
                  pause: float = NOISE_PAUSE):
@@ -201,63 +328,111 @@ class VisualCheck:
         self.specs = {spec.path: spec for spec in specs}
         self.threshold, self.pause = threshold, pause
         self.baseline: dict[str, Baseline] = {}
+        self._taking: Future[None] | None = None  # the baseline under way
+        self._stale = True  # the site changed since the last verdict
+        self._last: dict[str, str] = {}  # the last verdicts ("visual /", "flow /")
         self.shots = 0
         self.images: dict[str, dict[str, Any]] = {}  # path -> the files and figures of its last comparison
 
-    def judge(self, paths: tuple[str, ...], checks: dict[str, str]) -> None:
-        """Add each page's visual verdict (and its key flow's) to ``checks``; the first call takes the baseline."""
-        if not self.baseline:
-            self._take_baseline(paths)
+    def begin(self, paths: tuple[str, ...]) -> Future[list[Shot]] | None:
+        """The look the health check about to run needs, under way beside it; None: nothing to shoot."""
+        if self._taking is None:
+            self._taking = self.browser.submit(self._take_baseline(paths))
+            return None
+        if not self._stale:
+            return None
+        self.ready()
+        return self.browser.submit(self.browser.take_all(self._urls([p for p in paths if p in self.baseline])))
+
+    def end(self, looking: Future[list[Shot]] | None, paths: tuple[str, ...], checks: dict[str, str]) -> None:
+        """Add each page's visual verdict (and its key flow's) to ``checks``."""
+        if looking is None:
+            if not self._stale:
+                checks.update(self._last)
             return
         wanted = [p for p in paths if p in self.baseline]
-        shots = self.browser.shoot_all([(urljoin(self.url, p.lstrip("/")), self.specs.get(p)) for p in wanted])
-        self.shots += 1
-        for path, shot in zip(wanted, shots, strict=True):
+        looked: dict[str, tuple[bytes, Shot]] = {}
+        for path, shot in zip(wanted, looking.result(), strict=True):
             if shot.png is None:
                 log.warning("visual check of %s: %s (not a verdict)", path, shot.problem)
-                continue
-            verdict = self._compare(path, shot.png)
-            if verdict != "ok":  # looks different: shot again, so that what moves after the change is masked too
-                time.sleep(self.pause)
-                again = self.browser.shoot(urljoin(self.url, path.lstrip("/")), self.specs.get(path))
-                if again.png is not None:
-                    verdict = self._compare(path, shot.png, again.png)
-            checks[f"visual {path}"] = verdict
+            else:
+                looked[path] = (shot.png, shot)
+        self.shots += 1
+        differs = [path for path, (png, _) in looked.items() if self._compare(path, png) != "ok"]
+        again: dict[str, bytes | None] = {}
+        if differs:  # looks different: shot again, so that what moves after the change is masked too
+            time.sleep(self.pause)
+            again = dict(zip(differs, (a.png for a in self.browser.shoot_all(self._urls(differs))), strict=True))
+        verdicts: dict[str, str] = {}
+        for path, (png, shot) in looked.items():
+            verdict = self._compare(path, png, again[path]) if path in differs else "ok"
             flow = self._flow(path, shot)
+            if verdict != "ok" or flow not in (None, "ok"):  # a failure: its images drawn and kept
+                verdict = self._compare(path, png, again.get(path), draw=True)
+            verdicts[f"visual {path}"] = verdict
             if flow is not None:
-                checks[f"flow {path}"] = flow
+                verdicts[f"flow {path}"] = flow
+        checks.update(verdicts)
+        self._last, self._stale = verdicts, False
 
-    def _take_baseline(self, paths: tuple[str, ...]) -> None:
-        urls = [(urljoin(self.url, p.lstrip("/")), self.specs.get(p)) for p in paths]
-        first = self.browser.shoot_all(urls)
-        time.sleep(self.pause)
-        second = self.browser.shoot_all(urls)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def judge(self, paths: tuple[str, ...], checks: dict[str, str]) -> None:
+        """``begin`` and ``end`` in one: the first call starts the baseline, each later one compares."""
+        self.end(self.begin(paths), paths, checks)
+
+    def changed(self) -> None:
+        """The site's files changed: the next look shoots again."""
+        self._stale = True
+
+    def ready(self) -> None:
+        """Wait for the baseline: called before the site's first change."""
+        if self._taking is None:
+            return
+        try:
+            self._taking.result()
+        except Exception as exc:  # noqa: BLE001 - no baseline (a full disk): the site is judged without it
+            log.error("%s: the visual baseline failed (%s); the pages are judged without it", self.url, exc)
+            self.baseline.clear()
+
+    def cancel(self) -> None:
+        """The run ends: a baseline still under way is not needed."""
+        if self._taking is not None:
+            self._taking.cancel()
+
+    def _urls(self, paths: list[str]) -> list[tuple[str, PageSpec | None]]:
+        return [(urljoin(self.url, p.lstrip("/")), self.specs.get(p)) for p in paths]
+
+    async def _take_baseline(self, paths: tuple[str, ...]) -> None:
+        urls = self._urls(list(paths))
+        first = await self.browser.take_all(urls)
+        await asyncio.sleep(self.pause)
+        second = await self.browser.take_all(urls)
         for path, one, two in zip(paths, first, second, strict=True):
             if one.png is None or two.png is None:
                 log.warning("visual baseline of %s: %s; the page is judged without it", path,
                             one.problem or two.problem)
                 continue
             self.baseline[path] = Baseline(one.png, two.png, two.found)
-            (self.folder / f"{_slug(path)}-before.png").write_bytes(one.png)
             for what, present in two.found.items():
                 if not present:
                     log.warning("%s: page %s shows no %s %r before any change: not checked after it", self.url, path,
                                 what, getattr(self.specs[path], what))
 
-    def _compare(self, path: str, after: bytes, again: bytes | None = None) -> str:
+    def _compare(self, path: str, after: bytes, again: bytes | None = None, *, draw: bool = False) -> str:
+        """The page's verdict; with ``draw``, its three images written (only a failure's are kept: a passing
+        look writes nothing, where 10,000 sites would leave gigabytes a round)."""
         held = self.baseline[path]
-        made = compare(held.first, held.second, after, again)
-        slug = _slug(path)
-        n = self.shots
-        files = {"before": self.folder / f"{slug}-before.png", "after": self.folder / f"{slug}-after-{n}.png",
-                 "diff": self.folder / f"{slug}-diff-{n}.png"}
-        files["after"].write_bytes(after)
-        files["diff"].write_bytes(made.diff)
+        made = compare(held.reference(), after, again, draw=draw)
         spec = self.specs.get(path)
         threshold = spec.threshold if spec is not None and spec.threshold is not None else self.threshold
-        self.images[path] = {"page": path, "changed": round(made.changed, 4), "masked": round(made.masked, 4),
-                             "threshold": threshold, **{k: str(v) for k, v in files.items()}}
+        if draw:
+            slug, n = _slug(path), self.shots
+            files = {"before": self.folder / f"{slug}-before.png", "after": self.folder / f"{slug}-after-{n}.png",
+                     "diff": self.folder / f"{slug}-diff-{n}.png"}
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for what, data in (("before", held.first), ("after", after), ("diff", made.diff)):
+                files[what].write_bytes(data)
+            self.images[path] = {"page": path, "changed": round(made.changed, 4), "masked": round(made.masked, 4),
+                                 "threshold": threshold, **{k: str(v) for k, v in files.items()}}
         if made.changed <= threshold:
             return "ok"
         return (f"{made.changed:.1%} of the page looks different (threshold {threshold:.1%}, "

@@ -49,6 +49,7 @@ class StandInWeb:
         self.stopping = threading.Event()
         self.wporg = wporg  # the fleet's "wordpress.org" (the stand-in's JSON): its info API at /wporg-api/
         self.wporg_requests = 0
+        self.browser_visits: list[str] = []  # the paths a browser (Chromium: a visual check) asked for, in order
         web = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,6 +61,8 @@ class StandInWeb:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if "Chrome" in self.headers.get("User-Agent", ""):
+                    web.browser_visits.append(self.path)
                 status, content_type, body = web.answer(self.path)
                 if status == HANG:  # a release whose pages never finish: the request is taken, no answer
                     web.stopping.wait(600)
