@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Coroutine
@@ -94,8 +95,11 @@ class Browser:
         self._driver: Any = None
         self._browser: Any = None
         self._tabs: asyncio.Queue[Tab | None] | None = None
-        self._started = 0.0  # monotonic time of the last (re)start
+        self._restarted = -RESTART_EVERY  # monotonic time of the last restart
+        self._restarting = asyncio.Lock()
         self._generation = 0  # which start a tab belongs to: the tabs of a browser stopped are made again
+        # on Chromium's command line (it ignores it): how this agent finds its browser's processes to kill
+        self.marker = f"--wpfleet-visual={os.getpid()}-{id(self):x}"
         self._call(self._start())
 
     @classmethod
@@ -114,7 +118,7 @@ class Browser:
         from playwright.async_api import async_playwright
 
         self._driver = await async_playwright().start()
-        args = CHROMIUM_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
+        args = CHROMIUM_ARGS + [self.marker] + (["--no-sandbox"] if os.geteuid() == 0 else [])
         self._browser = await asyncio.wait_for(
             self._driver.chromium.launch(executable_path=self.executable, args=args, headless=True), START_SECONDS)
         if self._tabs is None:
@@ -122,7 +126,6 @@ class Browser:
             for _ in range(self.connections):
                 self._tabs.put_nowait(None)  # made at its first shot
         self._generation += 1
-        self._started = time.monotonic()
 
     def shoot(self, url: str, spec: PageSpec | None = None, deadline: float = SHOT_SECONDS) -> Shot:
         return self._call(self.take(url, spec, deadline))
@@ -146,23 +149,41 @@ class Browser:
         try:
             if tab is not None and tab.generation != self._generation:
                 tab = None  # of a browser since stopped
-            if self._browser is None:
-                await self._restart()
-                if self._browser is None:
-                    return Shot(None, "cannot tell: Chromium is not running (started again within a minute)")
             if tab is None:
-                tab = await asyncio.wait_for(self._new_tab(), TAB_SECONDS)
-            return await asyncio.wait_for(self._load(tab, url, spec, deadline), deadline + TAB_SECONDS)
-        except TimeoutError:
-            await self._discard(tab)
-            tab = None
-            return Shot(None, f"cannot tell: the browser did not show {url} within {deadline:.0f} s")
-        except Exception as exc:  # noqa: BLE001 - anything the browser says is "cannot tell", never a verdict
-            await self._discard(tab)
-            tab = None
-            return Shot(None, f"cannot tell: the browser could not show {url}: {_first_line(exc)}")
+                tab = await self._open_tab()
+                if tab is None:
+                    return Shot(None, f"cannot tell: Chromium does not answer (it is started again at most every "
+                                      f"{RESTART_EVERY:.0f} s)")
+            try:
+                return await asyncio.wait_for(self._load(tab, url, spec, deadline), deadline + TAB_SECONDS)
+            except TimeoutError:
+                problem = f"cannot tell: the browser did not show {url} within {deadline:.0f} s"
+            except Exception as exc:  # noqa: BLE001 - anything the browser says is "cannot tell", never a verdict
+                problem = f"cannot tell: the browser could not show {url}: {_first_line(exc)}"
+            failed, tab = tab, None
+            try:  # the tab is made again for the next shot; a browser that cannot even close it is hung
+                await asyncio.wait_for(failed.context.close(), TAB_SECONDS)
+            except Exception:  # noqa: BLE001 - not answering: killed and started again
+                await self._restart(failed.generation)
+            return Shot(None, problem)
         finally:
             tabs.put_nowait(tab)
+
+    async def _open_tab(self) -> Tab | None:
+        """A new tab; None when the browser does not answer (it is then started again, if it may be yet)."""
+        generation = self._generation
+        if self._browser is not None:
+            try:
+                return await asyncio.wait_for(self._new_tab(), TAB_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - a browser that makes no tab is hung
+                log.warning("visual checks: Chromium made no tab: %s", _first_line(exc) or "no answer")
+        await self._restart(generation)
+        if self._browser is None or self._generation == generation:
+            return None
+        try:
+            return await asyncio.wait_for(self._new_tab(), TAB_SECONDS)
+        except Exception:  # noqa: BLE001 - the fresh one does not answer either: "cannot tell"
+            return None
 
     async def _new_tab(self) -> Tab:
         context = await self._browser.new_context(viewport={"width": VIEWPORT[0], "height": VIEWPORT[1]},
@@ -170,29 +191,37 @@ class Browser:
         page = await context.new_page()
         return Tab(context, page, await context.new_cdp_session(page), self._generation)
 
-    async def _discard(self, tab: Tab | None) -> None:
-        """Close a tab that failed; when the browser does not even answer that, start it again."""
-        if tab is None:
-            return
-        try:
-            await asyncio.wait_for(tab.context.close(), TAB_SECONDS)
-        except Exception:  # noqa: BLE001 - a browser that cannot close a tab is not answering: restarted
-            await self._restart()
+    async def _restart(self, generation: int) -> None:
+        """Kill the browser of ``generation`` (unless another caller already replaced it) and start a new
+        one — at most every ``RESTART_EVERY`` seconds: a browser that hangs again at once is not
+        restarted in a loop."""
+        async with self._restarting:
+            if generation != self._generation or time.monotonic() - self._restarted < RESTART_EVERY:
+                return
+            self._restarted = time.monotonic()
+            log.error("visual checks: Chromium does not answer; it is killed and started again")
+            await self._stop(0)
+            try:
+                await self._start()
+            except Exception as exc:  # noqa: BLE001 - the shots say "cannot tell" until the next restart works
+                log.error("visual checks: Chromium does not start again: %s", _first_line(exc))
 
-    async def _restart(self) -> None:
-        if time.monotonic() - self._started < RESTART_EVERY:
-            return
-        self._started = time.monotonic()
-        log.error("visual checks: Chromium does not answer; it is stopped and started again")
-        old, self._driver, self._browser = self._driver, None, None
-        try:  # the driver's end takes the browsers it launched with it, answering or not
-            await asyncio.wait_for(old.stop(), TAB_SECONDS)
-        except Exception as exc:  # noqa: BLE001 - whatever state the old one is in, a new one is started
-            log.warning("visual checks: the old browser did not stop cleanly: %s", _first_line(exc))
+    async def _stop(self, grace: float) -> None:
+        """The browser closed (within ``grace``, else killed with its whole process group) and its driver
+        stopped; nothing of it outlives this."""
+        browser, driver, self._browser, self._driver = self._browser, self._driver, None, None
         try:
-            await self._start()
-        except Exception as exc:  # noqa: BLE001 - the shots say "cannot tell" until the next restart works
-            log.error("visual checks: Chromium does not start again: %s", _first_line(exc))
+            if browser is not None and grace > 0:
+                await asyncio.wait_for(browser.close(), grace)
+        except Exception as exc:  # noqa: BLE001 - it did not close: killed below
+            log.warning("visual checks: Chromium did not close within %.0f s (%s); killed", grace,
+                        _first_line(exc) or "no answer")
+        _kill(self.marker)
+        if driver is not None:
+            try:
+                await asyncio.wait_for(driver.stop(), TAB_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - the driver is Playwright's own process: said, left
+                log.warning("visual checks: Playwright's driver did not stop: %s", _first_line(exc) or "no answer")
 
     async def _load(self, tab: Tab, url: str, spec: PageSpec | None, deadline: float) -> Shot:
         """As a first visit: no cookies, no storage; shot once the page is drawn. A resource that never
@@ -219,21 +248,34 @@ class Browser:
         return Shot(png, "", found)
 
     def close(self) -> None:
-        async def stop() -> None:
-            if self._browser is not None:
-                await asyncio.wait_for(self._browser.close(), TAB_SECONDS)
-            if self._driver is not None:
-                await asyncio.wait_for(self._driver.stop(), TAB_SECONDS)
         try:
-            self._call(stop())
-        except Exception as exc:  # noqa: BLE001 - closing: said, and the loop is stopped all the same
-            log.warning("visual checks: Chromium did not close cleanly: %s", _first_line(exc))
+            self._call(self._stop(TAB_SECONDS))
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
 
     def _call(self, work: Coroutine[Any, Any, Result]) -> Result:
         return self.submit(work).result()
+
+
+def _kill(marker: str) -> None:
+    """SIGKILL the Chromium started with ``marker`` on its command line, with its process group (its
+    renderers, GPU process and zygote: Chromium leads a group of its own). A stopped (SIGSTOP) or hung
+    browser goes too; one already gone is nothing to do."""
+    wanted = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if wanted not in (entry / "cmdline").read_bytes().split(b"\0"):
+                continue
+            pid = int(entry.name)
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 @dataclass

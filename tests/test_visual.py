@@ -1,11 +1,15 @@
+# ruff: noqa: F811 - pytest fixtures imported from other test modules are parameters here
 """Updates judged as a visitor sees the site: Debian's Chromium shoots each health page before and after
 a change; a page that looks different (outside what moves on its own) or lost what must be on it is a
 broken release, rolled back with the before, after and difference images on its ticket."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import time
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
@@ -15,8 +19,11 @@ import requests
 from PIL import Image
 
 from agent.demo import DemoSite
+from agent.demo.web import TRACKER
 from playbooks.visual import Browser, Reference, compare
 from tests.conftest import Fleet, require
+from tests.hostile import HostileWeb
+from tests.test_watch_hostile import web  # noqa: F401 - the fixture
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
 SHOP = DemoSite("shop", "6.5.5", {"akismet": ("5.3.0", True)}, {"twentytwentyfour": "1.2"})
@@ -183,3 +190,93 @@ def test_the_checkup_shows_each_key_page_and_the_certificate(fleet: Fleet, shop:
     assert "TLS certificate until 2027-02-01" in page
     listed = subprocess.run(["pdfimages", "-list", str(out / "shop.pdf")], capture_output=True, text=True, check=True)
     assert sum(1 for line in listed.stdout.splitlines()[2:] if " image " in line) >= 2  # the two pages, in the PDF
+
+
+def test_a_tracker_that_never_answers_does_not_blind_the_browser(fleet: Fleet, shop: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script that never arrives holds a page's load event forever, yet a visitor sees the page drawn:
+    it is shot as drawn after LOAD_SECONDS (waiting for "load" made every shot "cannot tell" after 30 s,
+    and the release below passed unseen)."""
+    monkeypatch.setattr("playbooks.visual.LOAD_SECONDS", 2.0)
+    tracker = shop / "wp-content/mu-plugins/tracker.php"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text("<?php\n// wpsim:tracker\n")
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "hidden-content"}})
+    started = time.monotonic()
+    result = fleet.update_result(AT)
+    took = time.monotonic() - started
+    assert result["status"] == "rolled_back" and "visual /:" in result["error"], result
+    assert theme_version(shop) == "1.2"
+    assert f"/shop/{TRACKER}" in fleet.web.browser_visits  # the browser did ask for the script that never came
+    assert took < 60, took
+
+
+def test_a_page_that_never_answers_or_trickles_is_cannot_tell_within_its_deadline(web: HostileWeb) -> None:
+    require(shutil.which("chromium") is not None, "chromium is not installed")
+    browser = Browser.find(2)
+    assert browser is not None
+    try:
+        started = time.monotonic()
+        silent, trickling = browser.shoot_all([(web.url("silent-1"), None), (web.url("trickle-1"), None)], deadline=3)
+        took = time.monotonic() - started
+        for shot in (silent, trickling):
+            assert shot.png is None and shot.problem.startswith("cannot tell: "), shot.problem
+        assert took < 8, took  # each within its deadline, and its tab closed
+        good = browser.shoot(web.url("ok-1"), deadline=10)  # the failed tabs were replaced
+        assert good.png is not None and Image.open(BytesIO(good.png)).size == (1280, 900)
+    finally:
+        browser.close()
+
+
+def live_processes(group: int) -> list[tuple[int, str]]:
+    """The processes of process group ``group`` that are not dead (a zombie is dead: its parent reaps it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+                found.append((int(entry.name), fields[0]))
+    return found
+
+
+def chromium_of(browser: Browser) -> int:
+    """The pid of the browser's main Chromium process (its command line carries the browser's marker)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if browser.marker.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                    return int(entry.name)
+            except OSError:
+                continue
+    raise AssertionError("no Chromium carries " + browser.marker)
+
+
+def test_a_chromium_that_hangs_is_killed_and_started_again(web: HostileWeb, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser that stops answering (SIGSTOP here: a wedged GPU process or a machine out of memory looks
+    the same) costs its shots their deadline, then it is killed with every process of its group and a new
+    one takes the next shots. Closing the agent leaves no Chromium behind either."""
+    require(shutil.which("chromium") is not None, "chromium is not installed")
+    monkeypatch.setattr("playbooks.visual.RESTART_EVERY", 0.0)
+    monkeypatch.setattr("playbooks.visual.TAB_SECONDS", 3.0)
+    browser = Browser.find(2)
+    assert browser is not None
+    try:
+        assert browser.shoot(web.url("ok-1")).png is not None
+        hung = chromium_of(browser)
+        assert os.getpgid(hung) == hung and live_processes(hung)
+        os.kill(hung, signal.SIGSTOP)
+        started = time.monotonic()
+        browser.shoot_all([(web.url("ok-1"), None), (web.url("ok-2"), None)], deadline=3)
+        assert time.monotonic() - started < 25
+        assert live_processes(hung) == []  # the hung browser and its renderers, GPU process, zygote: all dead
+        fresh = chromium_of(browser)
+        assert fresh != hung
+        shot = browser.shoot(web.url("ok-3"), deadline=10)
+        assert shot.png is not None, shot.problem
+    finally:
+        browser.close()
+    assert live_processes(fresh) == []

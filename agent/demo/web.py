@@ -23,7 +23,9 @@ CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
 MAINTENANCE_TTL = 600
 PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages", "hidden-content", "no-menu")
-PAGE_PARTS = ("clock", "banner")  # what a site's own code adds to its pages that moves on its own
+# what a site's own code adds to its pages: what moves on its own, and a tracker whose script never arrives
+PAGE_PARTS = ("clock", "banner", "tracker")
+TRACKER = "wpsim-tracker.js"  # asked for, never answered: the page's load event never comes
 BANNERS = ("#d63638", "#2271b1", "#00a32a")
 HANG = -1  # the answer's status for a request the site takes and never answers
 LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
@@ -114,6 +116,8 @@ class StandInWeb:
         root = self.sites.get(name)
         if root is None:
             return 404, "text/html", "<h1>Not Found</h1>"
+        if rest == TRACKER:
+            return HANG, "", ""
         if name in self.down:
             return 0, "", ""
         site = Site(root)
@@ -201,6 +205,6 @@ def page(site: Site, name: str, slug: str) -> str:
     moving = (f'<div class="banner" style="height:120px;background:{BANNERS[shown % 2]}"></div>'
               if "banner" in faults else "") + (
         f'<p class="clock" style="font-size:40px">{time.strftime("%H:%M:%S")}.{int(time.time() * 1000) % 1000:03d}</p>'
-        if "clock" in faults else "")
+        if "clock" in faults else "") + (f'<script async src="/{name}/{TRACKER}"></script>' if "tracker" in faults else "")
     return (f'<html><head><title>{title}</title><meta name="generator" content="WordPress {site.core_version()}" />'
             f"{style}</head><body><h1>{blog}</h1>{menu}{moving}<main>{content}</main></body></html>")
