@@ -163,7 +163,10 @@ class Browser:
             failed, tab = tab, None
             try:  # the tab is made again for the next shot; a browser that cannot even close it is hung
                 await asyncio.wait_for(failed.context.close(), TAB_SECONDS)
+                alive = self._browser is not None and self._browser.is_connected()
             except Exception:  # noqa: BLE001 - not answering: killed and started again
+                alive = False
+            if not alive:  # hung, or gone (a crash, the OOM killer)
                 await self._restart(failed.generation)
             return Shot(None, problem)
         finally:
@@ -172,7 +175,7 @@ class Browser:
     async def _open_tab(self) -> Tab | None:
         """A new tab; None when the browser does not answer (it is then started again, if it may be yet)."""
         generation = self._generation
-        if self._browser is not None:
+        if self._browser is not None and self._browser.is_connected():
             try:
                 return await asyncio.wait_for(self._new_tab(), TAB_SECONDS)
             except Exception as exc:  # noqa: BLE001 - a browser that makes no tab is hung

@@ -277,6 +277,11 @@ def test_a_chromium_that_hangs_is_killed_and_started_again(web: HostileWeb, monk
         assert fresh != hung
         shot = browser.shoot(web.url("ok-3"), deadline=10)
         assert shot.png is not None, shot.problem
+        os.kill(fresh, signal.SIGKILL)  # the other door: a browser that died (the kernel's OOM killer)
+        again = [browser.shoot(web.url("ok-4"), deadline=10) for _ in range(2)]  # each tab finds out once
+        assert again[-1].png is not None, again
+        last = chromium_of(browser)
+        assert last not in (hung, fresh)
     finally:
         browser.close()
-    assert live_processes(fresh) == []
+    assert live_processes(fresh) == [] and live_processes(last) == []
