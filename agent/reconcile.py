@@ -44,8 +44,16 @@ def settle_site(services: Services, site: SiteConfig, handle: SiteHandle) -> Set
     if entry is None:
         return None
     left = handle.clear_maintenance()
-    # a cut-off migration is undone as a restore is finished: the backup taken before it goes back
-    settled = _finish_restore(handle, entry) if entry.kind in ("restore", "migrate") else _settle_update(handle, entry)
+    # an update the agent died in is judged as a visitor sees it too, with the baseline that run kept
+    handle.visual = services.visual_check(site, entry.run_id, resume=True) if entry.kind == "update" else None
+    try:
+        # a cut-off migration is undone as a restore is finished: the backup taken before it goes back
+        settled = _finish_restore(handle, entry) if entry.kind in ("restore", "migrate") else \
+            _settle_update(handle, entry)
+    finally:
+        if handle.visual is not None:
+            handle.visual.close()
+        handle.visual = None
     settled.maintenance_left = left
     if settled.failed_release is not None:  # before this run plans: the same release is not tried again
         step = settled.failed_release
@@ -85,7 +93,8 @@ def _settle_update(handle: SiteHandle, entry: Entry) -> Settlement:
         elif known_bad or not found.ok or version != step.from_version:
             reason = f"interrupted during {step.label()}; {step.name} found at {version or 'nothing'}" + \
                 (", a release that had broken the site" if known_bad else "")
-            settled.undone = undo_step(handle, _backup(handle, entry), step, reason, {"health": found.checks}, before)
+            seen = {"health": found.checks} | ({"images": found.images} if found.images else {})
+            settled.undone = undo_step(handle, _backup(handle, entry), step, reason, seen, before)
             settled.health = health.check(handle, before)
             settled.restored = bool(settled.undone.evidence.get("whole_site_restored"))
             broke_it = known_bad or (not found.ok and version == step.to_version)

@@ -110,17 +110,21 @@ class Services:
                               "chromium): pages are judged by their HTTP answers only")
             return self._browser  # type: ignore[no-any-return]
 
-    def visual_check(self, site: SiteConfig, run_id: str) -> VisualCheck | None:
+    def visual_check(self, site: SiteConfig, run_id: str, *, resume: bool = False) -> VisualCheck | None:
         """The site's visual check for this run, when ``visual_checks`` is on and Chromium is here (its absence
-        is said once; the other checks go on as they were)."""
+        is said once; the other checks go on as they were). ``resume``: the check of an interrupted run,
+        with the baseline it kept (None when it kept none)."""
         agent = self.config.agent
+        folder = agent.state_dir / "visual" / site.name / run_id
+        if resume and not folder.is_dir():
+            return None  # (Chromium is not started to learn there is nothing to compare with)
         browser = self._visual_browser()
         if browser is None:
             return None
         specs = [PageSpec(p) if isinstance(p, str) else PageSpec(p.path, p.selector, p.text, p.threshold)
                  for p in agent.health_pages]
-        folder = agent.state_dir / "visual" / site.name / run_id
-        return VisualCheck(browser, folder, str(site.url), specs, agent.visual_threshold, agent.visual_pause)
+        made = VisualCheck.resume if resume else VisualCheck
+        return made(browser, folder, str(site.url), specs, agent.visual_threshold, agent.visual_pause)
 
     def __enter__(self) -> Services:
         return self

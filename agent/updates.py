@@ -212,7 +212,7 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
         _change_site(services, session, run, handle)
     finally:
         if handle.visual is not None:
-            handle.visual.cancel()
+            handle.visual.close()
         handle.visual = None
 
 
@@ -392,9 +392,11 @@ def _settlement(services: Services, run: SiteRun, result: SiteUpdate, desk: _Des
         return
     result.reconciled = f"interrupted {settled.kind} {settled.run_id}: {settled.outcome}"
     verdict = "kept" if settled.undone is None and not settled.restored else "rolled_back"
+    images = settled.undone.evidence.get("images") if settled.undone is not None else None
     services.audit.append("reconcile", site=run.name, result=verdict if settled.health.ok else "failed",
                           detail={"run": settled.run_id, "kind": settled.kind, "step": settled.step,
-                                  "outcome": settled.outcome, "maintenance_left": settled.maintenance_left})
+                                  "outcome": settled.outcome, "maintenance_left": settled.maintenance_left}
+                          | ({"images": images} if images else {}))
     if settled.applied is not None:
         services.audit.append("update", site=run.name, detail=_change(settled.applied) | {
             "type": settled.applied.type, "completed_by": f"interrupted run {settled.run_id}"})
@@ -404,7 +406,8 @@ def _settlement(services: Services, run: SiteRun, result: SiteUpdate, desk: _Des
     if settled.undone is not None or settled.restored:
         result.status = "rolled_back"
         desk.open("interrupted", kind="update_interrupted", title=f"{run.name}: an interrupted {settled.kind} was "
-                  "settled from its backup", body=f"found: {settled.found}\n{settled.outcome}")
+                  "settled from its backup", body="\n".join([f"found: {settled.found}", settled.outcome]
+                                                              + _image_lines(images or [])))
     if not settled.health.ok:
         result.status, result.error = "failed", f"still unhealthy after settling: {settled.health.summary()}"
         desk.open("down", kind="site_down", severity="emergency", body=f"{settled.outcome}\n{settled.health.summary()}",
@@ -528,10 +531,13 @@ def _failure_body(failure: StepFailure, result: SiteUpdate) -> str:
             lines.append(f"{key.replace('_', ' ')}: {evidence[key]}")
     if "health" in evidence:
         lines.append("health: " + "; ".join(f"{k}: {v}" for k, v in evidence["health"].items()))
-    for shot in evidence.get("images") or []:
-        lines.append(f"page {shot['page']} as a visitor saw it ({shot['changed']:.1%} changed): before {shot['before']}, "
-                     f"after {shot['after']}, difference {shot['diff']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _image_lines(evidence.get("images") or []))
+
+
+def _image_lines(images: list[dict[str, Any]]) -> list[str]:
+    """A failed visual check's images, a line per page (the ticket's reader opens them from the dashboard)."""
+    return [f"page {shot['page']} as a visitor saw it ({shot['changed']:.1%} changed): before {shot['before']}, "
+            f"after {shot['after']}, difference {shot['diff']}" for shot in images]
 
 
 def _blind_text(inventory: SiteInventory) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import re
@@ -48,6 +49,7 @@ PIXEL_TOLERANCE = 24  # a pixel whose brightness differs by less is the same (an
 MASK_GROW = 15  # the noise mask grows this much around what moved (a clock's next digit, a carousel's edges)
 PNG_LEVEL = 1  # images written fast: zlib's level 9 took 100 ms a page for a few percent less disk
 DEFAULT_THRESHOLD = 0.02  # share of the page's unmasked pixels that may change
+BASELINE_FILE = "baseline.json"  # beside the baseline's images while a change is under way
 CHROMIUM_ARGS = ["--disable-gpu", "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
                  "--font-render-hinting=none"] + os.environ.get("WPFLEET_CHROMIUM_EXTRA", "").split()
 Result = TypeVar("Result")
@@ -429,19 +431,56 @@ class VisualCheck:
         self._stale = True
 
     def ready(self) -> None:
-        """Wait for the baseline: called before the site's first change."""
+        """Wait for the baseline, then keep it on disk: called before the site's first change. Should the
+        agent die during the change, the run that settles the site later judges with it (``resume``)."""
         if self._taking is None:
             return
         try:
             self._taking.result()
+            self._keep()
         except Exception as exc:  # noqa: BLE001 - no baseline (a full disk): the site is judged without it
             log.error("%s: the visual baseline failed (%s); the pages are judged without it", self.url, exc)
             self.baseline.clear()
 
-    def cancel(self) -> None:
-        """The run ends: a baseline still under way is not needed."""
+    def close(self) -> None:
+        """The run ends: a baseline still under way is not needed, and the one kept on disk is not either
+        (a failure's images stay: they are the ticket's)."""
         if self._taking is not None:
             self._taking.cancel()
+        for kept in [self.folder / BASELINE_FILE, *self.folder.glob("*-baseline-[12].png")]:
+            kept.unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+    @classmethod
+    def resume(cls, browser: Browser, folder: Path, url: str, specs: list[PageSpec], threshold: float,
+               pause: float = NOISE_PAUSE) -> VisualCheck | None:
+        """The check of a run the agent died in, with the baseline it kept before its first change; None
+        when it kept none (it died before, or ran without visual checks)."""
+        try:
+            found = json.loads((folder / BASELINE_FILE).read_text())
+            baseline = {path: Baseline((folder / f"{_slug(path)}-baseline-1.png").read_bytes(),
+                                       (folder / f"{_slug(path)}-baseline-2.png").read_bytes(), dict(flags))
+                        for path, flags in found.items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            if (folder / BASELINE_FILE).exists():
+                log.error("%s: the visual baseline kept in %s is unreadable (%s); judged without it", url, folder, exc)
+            return None
+        made = cls(browser, folder, url, specs, threshold, pause)
+        made.baseline = baseline
+        taken: Future[None] = Future()
+        taken.set_result(None)  # taken, by the run that died: every look from here compares
+        made._taking = taken
+        return made
+
+    def _keep(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path, held in self.baseline.items():
+            (self.folder / f"{_slug(path)}-baseline-1.png").write_bytes(held.first)
+            (self.folder / f"{_slug(path)}-baseline-2.png").write_bytes(held.second)
+        written = self.folder / (BASELINE_FILE + ".new")
+        written.write_text(json.dumps({path: held.found for path, held in self.baseline.items()}))
+        written.replace(self.folder / BASELINE_FILE)  # last, whole: its presence says the images are there
 
     def _urls(self, paths: list[str]) -> list[tuple[str, PageSpec | None]]:
         return [(urljoin(self.url, p.lstrip("/")), self.specs.get(p)) for p in paths]

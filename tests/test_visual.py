@@ -5,10 +5,13 @@ broken release, rolled back with the before, after and difference images on its 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from io import BytesIO
@@ -23,6 +26,7 @@ from agent.demo.web import TRACKER
 from playbooks.visual import Browser, Reference, compare
 from tests.conftest import Fleet, require
 from tests.hostile import HostileWeb
+from tests.test_daemon import ROOT
 from tests.test_watch_hostile import web  # noqa: F401 - the fixture
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
@@ -285,3 +289,44 @@ def test_a_chromium_that_hangs_is_killed_and_started_again(web: HostileWeb, monk
     finally:
         browser.close()
     assert live_processes(fresh) == [] and live_processes(last) == []
+
+
+def test_an_agent_killed_during_a_change_settles_it_with_the_baseline_it_kept(fleet: Fleet, shop: Path) -> None:
+    """The agent dies while the theme's update runs on the host (which finishes it, orphaned). The run
+    that settles the site judges it as a visitor sees it too, with the baseline the dead run kept on
+    disk before its first change — HTTP alone finds the release healthy and would have kept it."""
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "hidden-content"}})
+    pause = fleet.folder / "pause"
+    pause.write_text("theme update twentytwentyfour")
+    agent = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(fleet.config), "update"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "WPSIM_PAUSE_SECONDS": "3"})
+    try:
+        deadline = time.monotonic() + 120
+        while not pause.with_suffix(".hit").exists():
+            assert agent.poll() is None and time.monotonic() < deadline, "the agent never reached the theme's update"
+            time.sleep(0.05)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    deadline = time.monotonic() + 30
+    while not pause.with_suffix(".done").exists():  # the orphaned update finishes on the host
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert theme_version(shop) == "1.3"
+    (kept,) = (fleet.folder / "state/visual/shop").glob("*/baseline.json")
+    assert sorted(json.loads(kept.read_text())) == ["/", "/shop/"]
+    assert sorted(p.name for p in kept.parent.glob("*-baseline-*.png")) == [
+        "home-baseline-1.png", "home-baseline-2.png", "shop-baseline-1.png", "shop-baseline-2.png"]
+    result = fleet.update_result(AT)
+    assert "rolled back" in (result.get("reconciled") or ""), result
+    assert theme_version(shop) == "1.2"
+    (settled,) = [r for r in fleet.audit_records() if r["action"] == "reconcile"]
+    assert settled["result"] == "rolled_back", settled
+    assert [image["page"] for image in settled["detail"]["images"]] == ["/", "/shop/"]  # main hidden on both
+    (ticket,) = [t for t in fleet.sent_tickets() if t["kind"] == "update_interrupted"]
+    assert "page / as a visitor saw it" in ticket["body"], ticket["body"]
+    assert not kept.exists() and not list(kept.parent.glob("*-baseline-*.png"))  # the kept baseline is gone
+    assert (kept.parent / "home-diff-1.png").exists()  # the failure's images stay: the ticket names them
