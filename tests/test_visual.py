@@ -330,3 +330,19 @@ def test_an_agent_killed_during_a_change_settles_it_with_the_baseline_it_kept(fl
     assert "page / as a visitor saw it" in ticket["body"], ticket["body"]
     assert not kept.exists() and not list(kept.parent.glob("*-baseline-*.png"))  # the kept baseline is gone
     assert (kept.parent / "home-diff-1.png").exists()  # the failure's images stay: the ticket names them
+    # the dashboard's site page shows them as it shows a rollback's
+    from agent.clock import FixedClock
+    from agent.config import load
+    from agent.dashboard import Dashboard
+    from tests.sshd import free_port
+
+    port = free_port()
+    board = Dashboard(load(fleet.config), FixedClock(AT), f"127.0.0.1:{port}").start()
+    try:
+        page = requests.get(f"http://127.0.0.1:{port}/sites/shop", timeout=10).text
+        (shown,) = re.findall(r'<figure class="visual" data-page="/">.*?</figure>', page, re.DOTALL)
+        sources = re.findall(r'<img class="shot" src="([^"]+)"', shown)
+        assert [Path(source).name for source in sources] == ["home-before.png", "home-after-1.png", "home-diff-1.png"]
+        assert "twentytwentyfour" in page.split('<figure class="visual" data-page="/">')[0].rsplit("<h3", 1)[-1]
+    finally:
+        board.stop()

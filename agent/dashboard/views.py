@@ -311,7 +311,7 @@ class Board:
             "days": self.days(site.name),
             "rounds": [_round(r) for r in reversed(trail) if r["action"] in ("update_run", "reconcile")],
             "visual": [_visual(r, self.config.agent.state_dir) for r in reversed(trail)
-                       if r["action"] == "rollback" and r["detail"].get("images")],
+                       if r["action"] in ("rollback", "reconcile") and r["detail"].get("images")],
             "backups": self._backups(site, trail, today),
             "checkups": [_checkup(r, self.config.agent.state_dir) for r in reversed(trail) if r["action"] == "checkup"],
             "tickets": reports.ticket_rows(self.services, [t for t in state.tickets.all() if t.site == site.name]),
@@ -467,7 +467,8 @@ def _round(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _visual(record: dict[str, Any], state_dir: Path) -> dict[str, Any]:
-    """A rollback the visual check decided: its images, as the dashboard's links (under ``/visual/``)."""
+    """A rollback the visual check decided (in its run, or settling a run the agent died in): its images, as
+    the dashboard's links (under ``/visual/``)."""
     root = (state_dir / "visual").resolve()
 
     def link(path: str | None) -> str | None:
@@ -477,8 +478,9 @@ def _visual(record: dict[str, Any], state_dir: Path) -> dict[str, Any]:
             return None
 
     detail = record["detail"]
-    return {"at": record["at"], "change": f"{detail.get('kind', '')} {detail.get('name', '')}",
-            "from": detail.get("from"), "to": detail.get("to"),
+    step = detail if record["action"] == "rollback" else detail.get("step") or {}
+    return {"at": record["at"], "change": f"{step.get('kind', '')} {step.get('name', '')}",
+            "from": step.get("from"), "to": step.get("to"),
             "images": [{"page": i.get("page"), "changed": i.get("changed"), "threshold": i.get("threshold"),
                         **{k: link(i.get(k)) for k in ("before", "after", "diff")}} for i in detail["images"]]}
 
