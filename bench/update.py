@@ -13,9 +13,7 @@ Prints wall time, the agent's CPU time and peak RSS, and the per-site cost.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import resource
 import sys
 import tempfile
@@ -30,30 +28,16 @@ from agent.clock import SystemClock  # noqa: E402
 from agent.demo.web import StandInWeb  # noqa: E402
 from agent.services import Services  # noqa: E402
 from agent.updates import UpdateOptions, update_fleet  # noqa: E402
+from bench.standin import site_blocks  # noqa: E402
 from tests import sshd as sshd_mod  # noqa: E402
-
-SPEC = dict(core="6.6.2", plugins={"contact-form-7": ("5.9.3", True)}, themes={"twentytwentyfour": "1.2"})
 
 
 def build(folder: Path, server: sshd_mod.SSHServer, web: StandInWeb, args: argparse.Namespace) -> Path:
-    wporg = folder / "wporg.json"
-    wporg.write_text(json.dumps(demo.DEMO_WPORG))
-    demo.publish_checksums(wporg, ["6.6.2"])
-    web.wporg = wporg
-    wp = demo.write_wp_command(folder / "bin", wporg, delay=args.delay)
-    blocks = []
-    for index in range(args.sites):
-        name = f"site-{index}"
-        root = demo.build_site(folder / "sites" / name, demo.DemoSite(name, **SPEC), web.url(name))  # type: ignore[arg-type]
-        uploads = root / "wp-content" / "uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        (uploads / "media.bin").write_bytes(os.urandom(args.site_mb * 1024 * 1024))
-        web.sites[name] = root
-        blocks.append(
-            f'[[sites]]\nname = "{name}"\nurl = "{web.url(name)}"\npath = "{root}"\nwp_cli = "{wp}"\n'
-            f'backup_dir = "{folder / "backups" / name}"\n'
-            f'[sites.ssh]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
-            f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')
+    def ssh(name: str) -> str:
+        return (f'[sites.ssh]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
+                f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')
+
+    blocks = site_blocks(folder, web, args.sites, args.delay, media_mb=args.site_mb, extra=ssh)
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {args.concurrency}\n'
                     f'per_host = {args.concurrency}\nsettle_seconds = 0\nwporg_api = "{web.wporg_api}"\n\n'

@@ -12,7 +12,6 @@ agent's own peak RSS, Chromium's processes' peak RSS, the images kept on disk).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import resource
@@ -31,24 +30,13 @@ from agent.clock import SystemClock  # noqa: E402
 from agent.demo.web import StandInWeb  # noqa: E402
 from agent.services import Services  # noqa: E402
 from agent.updates import UpdateOptions, update_fleet  # noqa: E402
+from bench.standin import site_blocks  # noqa: E402
 
-SPEC = dict(core="6.6.2", plugins={"contact-form-7": ("5.9.3", True)}, themes={"twentytwentyfour": "1.2"})
 PAGES = '["/", "/shop/", "/about/"]'
 
 
 def build(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool) -> Path:
-    wporg = folder / "wporg.json"
-    wporg.write_text(json.dumps(demo.DEMO_WPORG))
-    demo.publish_checksums(wporg, ["6.6.2"])
-    web.wporg = wporg
-    wp = demo.write_wp_command(folder / "bin", wporg, delay=args.delay)
-    blocks = []
-    for index in range(args.sites):
-        name = f"{folder.name}-{index}"
-        root = demo.build_site(folder / "sites" / name, demo.DemoSite(name, **SPEC), web.url(name))  # type: ignore[arg-type]
-        web.sites[name] = root
-        blocks.append(f'[[sites]]\nname = "{name}"\nurl = "{web.url(name)}"\npath = "{root}"\nwp_cli = "{wp}"\n'
-                      f'backup_dir = "{folder / "backups" / name}"\n')
+    blocks = site_blocks(folder, web, args.sites, args.delay, prefix=folder.name)
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {args.concurrency}\n'
                     f'settle_seconds = {args.settle}\nvisual_pause = {args.pause}\nwporg_api = "{web.wporg_api}"\nhealth_pages = {PAGES}\n'
