@@ -130,6 +130,16 @@ def wait_for(condition: Any, timeout: float = 30, what: str = "") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stop_process(process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """SIGTERM, ``timeout`` seconds to stop, then SIGKILL."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def wait_for_slow_step(fleet: Fleet, root: Path) -> None:
     """Until the slow contact-form-7 update holds the site in maintenance mode (core's step is quick)."""
     def slow_step_running() -> bool:

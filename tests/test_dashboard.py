@@ -24,7 +24,7 @@ from agent.demo import DemoSite
 from agent.state import State
 from tests.conftest import Fleet, require, self_signed_cert
 from tests.sshd import free_port
-from tests.test_daemon import ROOT, start_daemon, wait_for
+from tests.test_daemon import ROOT, start_daemon, stop_process, wait_for
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 ACME = DemoSite("acme", "6.5.3", {"akismet": ("5.3.0", True), "contact-form-7": ("5.9.3", True)})
@@ -137,12 +137,7 @@ def served(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         wait_for(settled, timeout=90, what="the first round and clinic's emergency")
         yield url
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        stop_process(daemon)
 
 
 @pytest.mark.integration

@@ -26,7 +26,7 @@ from tests import boardstate
 from tests.boardstate import AT
 from tests.conftest import self_signed_cert
 from tests.sshd import free_port
-from tests.test_daemon import ROOT, wait_for
+from tests.test_daemon import ROOT, stop_process, wait_for
 
 FLOOD = 1100  # more than the 1,024 descriptors a process gets by default
 
@@ -50,15 +50,6 @@ def start(config: Path, port: int, files: int | None = None, env: dict[str, str]
             return False
     wait_for(up, timeout=30, what="the dashboard")
     return server
-
-
-def stop(server: subprocess.Popen[str]) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(20)
-    finally:
-        if server.poll() is None:
-            server.kill()
 
 
 @pytest.fixture
@@ -126,7 +117,7 @@ def test_half_sent_requests_never_lock_out_a_browser_or_prometheus(board: tuple[
     finally:
         for one in flood:
             one.close()
-        stop(server)
+        stop_process(server, 20)
 
 
 def test_a_query_string_that_never_repeats_costs_no_memory_and_the_audit_api_pages(board: tuple[Path, int],
@@ -158,7 +149,7 @@ def test_a_query_string_that_never_repeats_costs_no_memory_and_the_audit_api_pag
         assert main(["--config", str(config), "audit", "--json"], clock=FixedClock(AT)) == 0
         assert seen == [r["seq"] for r in json.loads(capsys.readouterr().out)] == list(range(1, 20_001))
     finally:
-        stop(server)
+        stop_process(server, 20)
 
 
 def test_a_name_not_ours_is_refused(tmp_path: Path) -> None:
@@ -176,7 +167,7 @@ def test_a_name_not_ours_is_refused(tmp_path: Path) -> None:
                      "BOARD.agency.example"):
             assert requests.get(url + "/api/status", headers={"Host": host}, timeout=10).status_code == 200, host
     finally:
-        stop(server)
+        stop_process(server, 20)
     # a name that is not one is refused at load, with its key
     made.config.write_text(made.config.read_text().replace('"board.agency.example"', '"bad name/"'))
     done = subprocess.run([sys.executable, "-m", "agent", "--config", str(made.config), "check-config"], cwd=ROOT,
@@ -263,9 +254,4 @@ def test_the_daemons_dashboard_comes_back_on_its_port_when_its_process_dies(boar
         wait_for(lambda: child() not in (None, first) and answers(), timeout=60, what="a new dashboard process")
         assert daemon.poll() is None
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+        stop_process(daemon)
