@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agent import demo
 from agent.demo.web import StandInWeb
@@ -36,3 +37,11 @@ def site_blocks(folder: Path, web: StandInWeb, sites: int, delay: float, *, pref
         blocks.append(f'[[sites]]\nname = "{name}"\nurl = "{web.url(name)}"\npath = "{root}"\nwp_cli = "{wp}"\n'
                       f'backup_dir = "{folder / "backups" / name}"\n' + extra(name))
     return blocks
+
+
+def over_ssh(server: Any) -> Callable[[str], str]:
+    """``site_blocks``'s ``extra``: each site reached over SSH through ``server`` (a ``tests.sshd`` server)."""
+    def block(name: str) -> str:
+        return (f'[sites.ssh]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
+                f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')
+    return block

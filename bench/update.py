@@ -28,16 +28,12 @@ from agent.clock import SystemClock  # noqa: E402
 from agent.demo.web import StandInWeb  # noqa: E402
 from agent.services import Services  # noqa: E402
 from agent.updates import UpdateOptions, update_fleet  # noqa: E402
-from bench.standin import site_blocks  # noqa: E402
+from bench.standin import over_ssh, site_blocks  # noqa: E402
 from tests import sshd as sshd_mod  # noqa: E402
 
 
 def build(folder: Path, server: sshd_mod.SSHServer, web: StandInWeb, args: argparse.Namespace) -> Path:
-    def ssh(name: str) -> str:
-        return (f'[sites.ssh]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
-                f'key = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n')
-
-    blocks = site_blocks(folder, web, args.sites, args.delay, media_mb=args.site_mb, extra=ssh)
+    blocks = site_blocks(folder, web, args.sites, args.delay, media_mb=args.site_mb, extra=over_ssh(server))
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {args.concurrency}\n'
                     f'per_host = {args.concurrency}\nsettle_seconds = 0\nwporg_api = "{web.wporg_api}"\n\n'

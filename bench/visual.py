@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """What visual checks cost: one update round of N stand-in sites (one pending minor each, three health
-pages), run twice on fresh copies — without visual checks, then with them (Chromium shooting each page
-twice before the change, once after the step and once more at the end).
+pages, 2 MiB of uploads, reached over SSH through a loopback sshd: the round bench/update.py measures),
+run twice on fresh copies — without visual checks, then with them (Chromium loading each page twice
+before the change and once after it).
 
-Prints both rounds' wall time and the ratio, the shots taken, the seconds and MiB a site costs (the
-agent's own peak RSS, Chromium's processes' peak RSS, the images kept on disk).
+Prints both rounds' wall time and the ratio, the CPU Chromium spent per site, the images kept, and
+memory (the agent's peak RSS, Chromium's processes' peak RSS).
 
     python bench/visual.py --sites 50
 """
@@ -21,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,16 +32,18 @@ from agent.clock import SystemClock  # noqa: E402
 from agent.demo.web import StandInWeb  # noqa: E402
 from agent.services import Services  # noqa: E402
 from agent.updates import UpdateOptions, update_fleet  # noqa: E402
-from bench.standin import site_blocks  # noqa: E402
+from bench.standin import over_ssh, site_blocks  # noqa: E402
+from tests import sshd as sshd_mod  # noqa: E402
 
 PAGES = '["/", "/shop/", "/about/"]'
 
 
-def build(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool) -> Path:
-    blocks = site_blocks(folder, web, args.sites, args.delay, prefix=folder.name)
+def build(folder: Path, web: StandInWeb, server: Any, args: argparse.Namespace, visual: bool) -> Path:
+    extra = over_ssh(server) if server is not None else lambda name: ""
+    blocks = site_blocks(folder, web, args.sites, args.delay, prefix=folder.name, media_mb=args.site_mb, extra=extra)
     path = folder / "sites.toml"
     path.write_text(f'[agent]\nstate_dir = "{folder / "state"}"\nconcurrency = {args.concurrency}\n'
-                    f'settle_seconds = {args.settle}\nvisual_pause = {args.pause}\nwporg_api = "{web.wporg_api}"\nhealth_pages = {PAGES}\n'
+                    f'per_host = {args.concurrency}\nsettle_seconds = {args.settle}\nvisual_pause = {args.pause}\nwporg_api = "{web.wporg_api}"\nhealth_pages = {PAGES}\n'
                     f'visual_checks = {"true" if visual else "false"}\nvisual_connections = {args.connections}\n\n'
                     + demo.CONTRACT + "\n" + "\n".join(blocks))
     return path
@@ -66,9 +70,9 @@ def chromium_cpu() -> dict[int, float]:
     return used
 
 
-def round_of(folder: Path, web: StandInWeb, args: argparse.Namespace, visual: bool) -> dict[str, float]:
+def round_of(folder: Path, web: StandInWeb, server: Any, args: argparse.Namespace, visual: bool) -> dict[str, float]:
     folder.mkdir()
-    loaded = config_mod.load(build(folder, web, args, visual))
+    loaded = config_mod.load(build(folder, web, server, args, visual))
     peak = [0.0]
     cpu: dict[int, float] = {}  # the last reading of each Chromium process (a process that ended keeps it)
     done = threading.Event()
@@ -95,21 +99,28 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.2, help="seconds added to each WP-CLI call")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--connections", type=int, default=4, help="visual_connections")
+    parser.add_argument("--site-mb", type=int, default=2, help="MiB of uploads per site (its backup's size)")
+    parser.add_argument("--local", action="store_true", help="WP-CLI run here, not over SSH (no sshd)")
     parser.add_argument("--settle", type=float, default=0.0, help="settle_seconds (the agent's default is 3)")
     parser.add_argument("--pause", type=float, default=3.0, help="visual_pause (the agent's default is 3)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="wpfleet-visual-") as tmp:
+        Path(tmp).chmod(0o755)
+        server = None if args.local else sshd_mod.start(Path(tmp) / "sshd")  # as this user, like bench/update.py
         web = StandInWeb().start()
         try:
-            plain = round_of(Path(tmp) / "plain", web, args, False)
-            looked = round_of(Path(tmp) / "visual", web, args, True)
+            plain = round_of(Path(tmp) / "plain", web, server, args, False)
+            looked = round_of(Path(tmp) / "visual", web, server, args, True)
         finally:
             web.stop()
+            if server is not None:
+                server.stop()
     extra = looked["wall"] - plain["wall"]
     print(f"sites                       {args.sites}, 3 health pages each, concurrency {args.concurrency}, "
           f"visual_connections {args.connections}, WP-CLI delay {args.delay:.2f} s, settle {args.settle:g} s, "
-          f"visual pause {args.pause:g} s, {os.cpu_count()} CPUs")
+          f"visual pause {args.pause:g} s, {args.site_mb} MiB of uploads a site, "
+          f"{'WP-CLI run locally' if args.local else 'over SSH'}, {os.cpu_count()} CPUs")
     print(f"round without visual checks {plain['wall']:.1f} s ({plain['updated']:.0f} updated)")
     print(f"round with visual checks    {looked['wall']:.1f} s ({looked['updated']:.0f} updated): "
           f"{looked['wall'] / plain['wall']:.2f}×")

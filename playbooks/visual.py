@@ -51,7 +51,7 @@ PNG_LEVEL = 1  # images written fast: zlib's level 9 took 100 ms a page for a fe
 DEFAULT_THRESHOLD = 0.02  # share of the page's unmasked pixels that may change
 BASELINE_FILE = "baseline.json"  # beside the baseline's images while a change is under way
 CHROMIUM_ARGS = ["--disable-gpu", "--hide-scrollbars", "--disable-background-networking", "--disable-component-update",
-                 "--font-render-hinting=none"] + os.environ.get("WPFLEET_CHROMIUM_EXTRA", "").split()
+                 "--font-render-hinting=none"]
 Result = TypeVar("Result")
 
 
