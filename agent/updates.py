@@ -210,9 +210,14 @@ def _update(services: Services, session: Session, rest: Any, run: SiteRun) -> No
     handle.visual = services.visual_check(run.site, options.run_id)  # its first look is the visual baseline
     try:
         _change_site(services, session, run, handle)
-    finally:
+    except BaseException:  # the run did not end (a host lost mid-change): its journal stays open, and the
+        if handle.visual is not None:  # run that settles it judges with the baseline kept on disk
+            handle.visual.close(keep_baseline=True)
+        raise
+    else:
         if handle.visual is not None:
             handle.visual.close()
+    finally:
         handle.visual = None
 
 

@@ -377,6 +377,7 @@ class VisualCheck:
         self.baseline: dict[str, Baseline] = {}
         self._taking: Future[None] | None = None  # the baseline under way
         self._stale = True  # the site changed since the last verdict
+        self._kept = False  # the baseline is on disk
         self._last: dict[str, str] = {}  # the last verdicts ("visual /", "flow /")
         self.shots = 0
         self.images: dict[str, dict[str, Any]] = {}  # path -> the files and figures of its last comparison
@@ -422,10 +423,6 @@ class VisualCheck:
         checks.update(verdicts)
         self._last, self._stale = verdicts, False
 
-    def judge(self, paths: tuple[str, ...], checks: dict[str, str]) -> None:
-        """``begin`` and ``end`` in one: the first call starts the baseline, each later one compares."""
-        self.end(self.begin(paths), paths, checks)
-
     def changed(self) -> None:
         """The site's files changed: the next look shoots again."""
         self._stale = True
@@ -433,20 +430,24 @@ class VisualCheck:
     def ready(self) -> None:
         """Wait for the baseline, then keep it on disk: called before the site's first change. Should the
         agent die during the change, the run that settles the site later judges with it (``resume``)."""
-        if self._taking is None:
+        if self._taking is None or self._kept:
             return
         try:
             self._taking.result()
             self._keep()
+            self._kept = True
         except Exception as exc:  # noqa: BLE001 - no baseline (a full disk): the site is judged without it
             log.error("%s: the visual baseline failed (%s); the pages are judged without it", self.url, exc)
             self.baseline.clear()
 
-    def close(self) -> None:
+    def close(self, keep_baseline: bool = False) -> None:
         """The run ends: a baseline still under way is not needed, and the one kept on disk is not either
-        (a failure's images stay: they are the ticket's)."""
+        (a failure's images stay: they are the ticket's) — unless ``keep_baseline``: the run did not end,
+        and the one that settles the site needs it."""
         if self._taking is not None:
             self._taking.cancel()
+        if keep_baseline:
+            return
         for kept in [self.folder / BASELINE_FILE, *self.folder.glob("*-baseline-[12].png")]:
             kept.unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
@@ -470,7 +471,7 @@ class VisualCheck:
         made.baseline = baseline
         taken: Future[None] = Future()
         taken.set_result(None)  # taken, by the run that died: every look from here compares
-        made._taking = taken
+        made._taking, made._kept = taken, True
         return made
 
     def _keep(self) -> None:

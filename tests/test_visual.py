@@ -23,10 +23,14 @@ from PIL import Image
 
 from agent.demo import DemoSite
 from agent.demo.web import TRACKER
+from inventory import transport as transport_mod
+from playbooks import health
 from playbooks.visual import Browser, Reference, compare
+from tests import sshd as sshd_mod
 from tests.conftest import Fleet, require
 from tests.hostile import HostileWeb
 from tests.test_daemon import ROOT
+from tests.test_faults import Dropper
 from tests.test_watch_hostile import web  # noqa: F401 - the fixture
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
@@ -346,3 +350,27 @@ def test_an_agent_killed_during_a_change_settles_it_with_the_baseline_it_kept(fl
         assert "twentytwentyfour" in page.split('<figure class="visual" data-page="/">')[0].rsplit("<h3", 1)[-1]
     finally:
         board.stop()
+
+
+def test_a_host_lost_during_a_change_keeps_the_baseline_for_the_run_that_settles_it(
+        fleet: Fleet, sshd: sshd_mod.SSHServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The theme's update went through, then the host stopped answering: the run ends with its journal open,
+    and its baseline stays on disk (the end of a run removes it). The next run settles the site with it, as
+    a visitor sees the site: the release that hides the content is undone."""
+    require(shutil.which("chromium") is not None, "chromium is not installed")
+    monkeypatch.setattr(health, "RECONNECT_WAIT", 0.2)
+    root = fleet.add(SHOP, ssh=sshd)
+    visual(fleet, True)
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "hidden-content"}})
+    dropper = Dropper(sshd, "theme update twentytwentyfour", 1, "after", stay_down=True)
+    monkeypatch.setattr(transport_mod.SSHTransport, "_exec", dropper.wrap(transport_mod.SSHTransport._exec))
+    monkeypatch.setattr(transport_mod.SSHTransport, "_login", dropper.refuse_logins(transport_mod.SSHTransport._login))
+    result = fleet.update_result(AT)
+    assert dropper.fired and result["status"] == "failed", result
+    assert theme_version(root) == "1.3"  # on the host, unjudged
+    (kept,) = (fleet.folder / "state/visual/shop").glob("*/baseline.json")
+    assert len(list(kept.parent.glob("*-baseline-[12].png"))) == 4
+    monkeypatch.undo()
+    again = fleet.update_result(AT)
+    assert "rolled back" in (again.get("reconciled") or ""), again
+    assert theme_version(root) == "1.2" and not kept.exists()
