@@ -129,10 +129,10 @@ class Browser:
                 self._tabs.put_nowait(None)  # made at its first shot
         self._generation += 1
 
-    def shoot(self, url: str, spec: PageSpec | None = None, deadline: float = SHOT_SECONDS) -> Shot:
+    def shoot(self, url: str, spec: PageSpec | None = None, deadline: float | None = None) -> Shot:
         return self._call(self.take(url, spec, deadline))
 
-    def shoot_all(self, urls: list[tuple[str, PageSpec | None]], deadline: float = SHOT_SECONDS) -> list[Shot]:
+    def shoot_all(self, urls: list[tuple[str, PageSpec | None]], deadline: float | None = None) -> list[Shot]:
         """Several pages at once (as many as there are tabs)."""
         return self._call(self.take_all(urls, deadline))
 
@@ -140,12 +140,14 @@ class Browser:
         """``work`` under way on the browser's loop; its result when the caller needs it."""
         return asyncio.run_coroutine_threadsafe(work, self.loop)
 
-    async def take_all(self, urls: list[tuple[str, PageSpec | None]], deadline: float = SHOT_SECONDS) -> list[Shot]:
+    async def take_all(self, urls: list[tuple[str, PageSpec | None]], deadline: float | None = None) -> list[Shot]:
         return list(await asyncio.gather(*(self.take(url, spec, deadline) for url, spec in urls)))
 
-    async def take(self, url: str, spec: PageSpec | None = None, deadline: float = SHOT_SECONDS) -> Shot:
-        """One page loaded and shot within ``deadline``; "cannot tell" (a ``Shot`` without image) otherwise."""
+    async def take(self, url: str, spec: PageSpec | None = None, deadline: float | None = None) -> Shot:
+        """One page loaded and shot within ``deadline`` (default ``SHOT_SECONDS``); "cannot tell" (a ``Shot``
+        without image) otherwise."""
         assert self._tabs is not None
+        deadline = deadline or SHOT_SECONDS
         tabs = self._tabs
         tab = await tabs.get()
         try:
@@ -235,7 +237,7 @@ class Browser:
         page = tab.page
         await tab.context.clear_cookies()
         answer = await page.goto(url, wait_until="domcontentloaded", timeout=deadline * 1000)
-        if answer is None:
+        if answer is None and url != WORKS:  # (a data: URL has no answer: it is the browser's own)
             return Shot(None, f"cannot tell: no answer for {url}")
         try:
             await page.wait_for_load_state("load", timeout=min(LOAD_SECONDS, deadline) * 1000)
@@ -251,6 +253,11 @@ class Browser:
             found["text"] = spec.text in await page.inner_text("body")
         await page.evaluate(FORGET)
         return Shot(png, "", found)
+
+    def works(self) -> bool:
+        """Whether this browser shows a page of its own (no network) within ``TAB_SECONDS``: what tells a page
+        the browser cannot show from a browser that shows nothing."""
+        return self.shoot(WORKS, deadline=TAB_SECONDS).png is not None
 
     def close(self) -> None:
         try:
@@ -295,6 +302,7 @@ class Tab:
 SETTLED = """() => Promise.race([
   document.fonts.ready.then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))),
   new Promise(done => setTimeout(done, 2000))])"""
+WORKS = "data:text/html,<p>wpfleet</p>"  # a page any working browser shows at once
 # what this visit stored, gone before the next one
 FORGET = "() => { try { localStorage.clear(); sessionStorage.clear(); } catch (e) {} }"
 
@@ -400,18 +408,25 @@ class VisualCheck:
             return
         wanted = [p for p in paths if p in self.baseline]
         looked: dict[str, tuple[bytes, Shot]] = {}
+        verdicts: dict[str, str] = {}
         for path, shot in zip(wanted, looking.result(), strict=True):
-            if shot.png is None:
-                log.warning("visual check of %s: %s (not a verdict)", path, shot.problem)
-            else:
+            if shot.png is None:  # once more, in a fresh tab
+                shot = self.browser.shoot(urljoin(self.url, path.lstrip("/")), self.specs.get(path))
+            if shot.png is not None:
                 looked[path] = (shot.png, shot)
+            elif self.browser.works():  # shown before the change, never since, by a browser that works
+                verdicts[f"visual {path}"] = f"the browser no longer shows the page (it did before the change): " \
+                                             f"{shot.problem.removeprefix('cannot tell: ')}"
+                self.images.pop(path, None)
+            else:
+                log.warning("visual check of %s: %s (not a verdict: the browser itself does not answer)", path,
+                            shot.problem)
         self.shots += 1
         differs = [path for path, (png, _) in looked.items() if self._compare(path, png) != "ok"]
         again: dict[str, bytes | None] = {}
         if differs:  # looks different: shot again, so that what moves after the change is masked too
             time.sleep(self.pause)
             again = dict(zip(differs, (a.png for a in self.browser.shoot_all(self._urls(differs))), strict=True))
-        verdicts: dict[str, str] = {}
         for path, (png, shot) in looked.items():
             verdict = self._compare(path, png, again[path]) if path in differs else "ok"
             flow = self._flow(path, shot)

@@ -374,3 +374,16 @@ def test_a_host_lost_during_a_change_keeps_the_baseline_for_the_run_that_settles
     again = fleet.update_result(AT)
     assert "rolled back" in (again.get("reconciled") or ""), again
     assert theme_version(root) == "1.2" and not kept.exists()
+
+
+def test_a_page_the_browser_no_longer_shows_after_a_change_is_a_break(fleet: Fleet, shop: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A theme script that never returns: the page is served with 200, its title and content are there, WP-CLI
+    boots — and no browser ever draws it. The browser shot it before the change and cannot since, while it
+    still draws a page of its own: broken, rolled back (it was "cannot tell", and the release passed)."""
+    monkeypatch.setattr("playbooks.visual.SHOT_SECONDS", 4.0)
+    fleet.releases("themes", "twentytwentyfour", {"1.3": {"fault": "frozen"}})
+    result = fleet.update_result(AT)
+    assert result["status"] == "rolled_back", result
+    assert "visual /: the browser no longer shows the page (it did before the change)" in result["error"], result
+    assert theme_version(shop) == "1.2" and "for (;;)" not in fleet.web.answer("/shop/")[2]

@@ -22,7 +22,7 @@ from agent.demo.wpsim import Fatal, Site, vkey
 CRITICAL = "<p>There has been a critical error on this website.</p>"
 MAINTENANCE = "<h1>Briefly unavailable for scheduled maintenance. Check back in a minute.</h1>"
 MAINTENANCE_TTL = 600
-PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages", "hidden-content", "no-menu")
+PAGE_FAULTS = ("blank-shop", "error-page", "frozen", "hang-pages", "hidden-content", "no-menu")
 # what a site's own code adds to its pages: what moves on its own, and a tracker whose script never arrives
 PAGE_PARTS = ("clock", "banner", "tracker")
 TRACKER = "wpsim-tracker.js"  # asked for, never answered: the page's load event never comes
@@ -200,6 +200,8 @@ def page(site: Site, name: str, slug: str) -> str:
         f"<article><h2>{slug or 'Welcome'} {n}</h2><p>{LOREM}</p></article>" for n in range(1, 6))
     # a theme whose stylesheet hides the content: the same HTML, nothing a visitor can read
     style = "<style>main{display:none}</style>" if "hidden-content" in faults else ""
+    # a theme script that never returns: served with 200 like any page, never drawn by a browser
+    style += "<script>for (;;) {}</script>" if "frozen" in faults else ""
     menu = "" if "no-menu" in faults else '<nav class="menu"><a href="./">Home</a> · <a href="shop/">Shop</a></nav>'
     shown = _served[slug] = _served.get(slug, 0) + 1
     moving = (f'<div class="banner" style="height:120px;background:{BANNERS[shown % 2]}"></div>'

@@ -1528,7 +1528,7 @@ def extension_update(site: Site, args: Args, kind: str) -> None:
     success(args, f"Updated {len(updated)} of {total} {noun}.")
 
 
-PAGE_FAULTS = ("blank-shop", "error-page", "hang-pages", "hidden-content", "no-menu")  # demo/web.py renders these
+PAGE_FAULTS = ("blank-shop", "error-page", "frozen", "hang-pages", "hidden-content", "no-menu")  # demo/web.py renders these
 
 
 def install_release(site: Site, item: dict[str, Any], target: str, props: dict[str, Any]) -> bool:
