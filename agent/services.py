@@ -62,7 +62,7 @@ class Services:
     # several agents: a site found down is handed to another agent to confirm (True), not paged at once
     second_look: Callable[[SiteConfig, str], bool] | None = None
     _browser: Any = None  # the agent's Chromium for visual checks (started at the first site that needs it)
-    _browser_state: str = ""  # "", "started" or "missing" (said once)
+    _browser_sought: bool = False  # looked for once: a missing Chromium is said once
     _browser_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -102,9 +102,9 @@ class Services:
         if not agent.visual_checks:
             return None
         with self._browser_lock:
-            if self._browser_state == "":
+            if not self._browser_sought:
                 self._browser = Browser.find(agent.visual_connections)
-                self._browser_state = "started" if self._browser is not None else "missing"
+                self._browser_sought = True
                 if self._browser is None:
                     log.error("visual checks are on, but Chromium is not installed here (Debian: apt-get install "
                               "chromium): pages are judged by their HTTP answers only")

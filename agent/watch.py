@@ -323,12 +323,11 @@ def _certificates(services: Services, sites: list[SiteConfig], probes: list[Prob
     ticket when it expires within ``CERT_WARNING``, closed once a certificate good for longer is served.
     (An expired certificate, or one for another name, fails the connection: the site is down, and its
     emergency ticket says why.)"""
-    book = services.state.watch
+    book, now = services.state.watch, services.clock.now()
     known = book.certificates()
     changed = {p.site: p.cert_expires for p in probes if p.cert_expires and known.get(p.site) != p.cert_expires}
     if changed:
-        book.save_certificates(services.clock.now(), changed)
-    now = services.clock.now()
+        book.save_certificates(now, changed)
     warned = {t.site for t in services.state.tickets.all(open_only=True) if t.kind == "certificate_expiring"}
     by_name = {s.name: s for s in sites}
     for probe in probes:

@@ -76,7 +76,7 @@ class Shot:
 class Comparison:
     changed: float  # share of the unmasked pixels that changed
     masked: float  # share of the page masked as noise
-    diff: bytes  # the after image, what changed in red, the mask tinted blue
+    diff: bytes  # drawn when asked: the after image, what changed in red, the mask tinted blue (else b"")
 
 
 class Browser:
@@ -286,7 +286,7 @@ def _kill(marker: str) -> None:
                 os.killpg(pid, signal.SIGKILL)
             else:
                 os.kill(pid, signal.SIGKILL)
-        except (OSError, ProcessLookupError):
+        except OSError:  # gone meanwhile (ProcessLookupError), or not ours to read
             continue
 
 
