@@ -23,6 +23,10 @@ def test_demo_tours_inventory_plan_update_rollback_ticket_and_audit(
         blog = report["inventory"][3]  # the real WordPress joins when PHP and the builds are here
         assert blog["site"] == "blog" and blog["ok"] and blog["sources"] == ["wp-cli", "rest"]
         assert blog["rest"]["disagreements"] == []
+        # a pristine WordPress verifies against its release's checksums (the demo had listed stand-in files)
+        (checked,) = [r for r in report["checkup"]["reports"] if r["site"] == "blog"]
+        integrity = next(c for c in checked["checks"] if c["id"] == "core_checksums")
+        assert integrity["status"] == "good", integrity
     elif IN_CI:
         pytest.fail("CI=true but PHP or the cached WordPress builds are missing: the demo ran without its real WordPress")
     acme = report["inventory"][0]

@@ -26,6 +26,7 @@ from agent.clock import Clock
 from agent.config import DASHBOARD_DEFAULT
 from agent.demo import realwp
 from agent.demo.web import StandInWeb
+from agent.demo.wpsim import Site
 from agent.fleet import inventory_and_store
 from agent.services import Services
 from agent.updates import UpdateOptions, plan_for, update_fleet
@@ -58,6 +59,8 @@ def run_tour(folder: Path, clock: Clock, as_json: bool = False, fetch_wordpress:
                                          folder.resolve() / "backups" / "blog", REAL_PASSWORD_ENV, real.user)
         web.wporg = folder.resolve() / "wordpress.org.json"
         path, roots = demo.build_fleet(folder, web.url, demo_contract(clock.now().date()), wporg, extra, web.wporg_api)
+        if real is not None:  # its "wordpress.org" lists the real build's files for its version, as the real one does
+            demo.publish_checksums(web.wporg, [Site(real.root).core_version()], real.root)
         web.sites.update(roots)
         report = _tour(config_mod.load(path), clock)
     finally:
