@@ -21,6 +21,7 @@ import requests
 
 from agent.cli import main
 from agent.clock import FixedClock
+from agent.dashboard import READY_FD
 from agent.dashboard.server import HEAD_SECONDS, TLS_HANDSHAKE_SECONDS
 from tests import boardstate
 from tests.boardstate import AT
@@ -250,6 +251,12 @@ def test_the_daemons_dashboard_comes_back_on_its_port_when_its_process_dies(boar
         wait_for(answers, timeout=60, what="the daemon's dashboard")
         first = child()
         assert first is not None
+        # killed once the daemon has its "ready" (the child serves a moment before it writes it; a child that
+        # dies before, at the daemon's start, is the daemon's exit 2 — not this test's case)
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{first}/environ").read_text().split("\0") if "=" in item)
+        ready = Path(f"/proc/{first}/fd/{environ[READY_FD]}")
+        wait_for(lambda: not ready.exists(), timeout=30, what="the child's ready, written and closed")
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: child() not in (None, first) and answers(), timeout=60, what="a new dashboard process")
         assert daemon.poll() is None

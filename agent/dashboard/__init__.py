@@ -80,13 +80,13 @@ class Dashboard:
         except BaseException:
             self.services.close()
             raise
-        threading.Thread(target=self._warm, name="dashboard-warm", daemon=True).start()
-        log.info("dashboard on %s/", self.server.url)
         ready = os.environ.pop(READY_FD, None)
-        if ready:
+        if ready:  # said as soon as it serves (it answers from here on)
             with contextlib.suppress(OSError):
                 os.write(int(ready), b"ready\n")
                 os.close(int(ready))
+        threading.Thread(target=self._warm, name="dashboard-warm", daemon=True).start()
+        log.info("dashboard on %s/", self.server.url)
         return self
 
     def _warm(self) -> None:
